@@ -1,0 +1,35 @@
+"""The `mutualplan` command: a thin layer of commands over the library.
+
+Each group of commands lives in its own module and is registered here.
+"""
+
+from __future__ import annotations
+
+import click
+
+from pipeline import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mutualplan")
+def main() -> None:
+    """Mutual Plans that run themselves over email.
+
+    \b
+    Write a plan, send it as a letter, let the prospect answer by email:
+      mutualplan demo                      # the whole loop on a local mailbox
+      mutualplan show plan.md              # the resolved timeline
+      mutualplan check plan.md             # where the plan is exposed
+    """
+
+
+def _register() -> None:
+    # Imported here so a broken optional backend never stops `--help` from working.
+    from pipeline.cli import plans
+
+    for module in (plans,):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

@@ -1,0 +1,66 @@
+"""What every command shares: consoles, --json output, and errors printed for people, not as tracebacks."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from pipeline.errors import PipelineError
+
+# Rich drops colour by itself when the output is not a terminal (a pipe, a file, CI).
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(func: F) -> F:
+    """Turn a PipelineError into its message on stderr and its exit code; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PipelineError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+            if exc.hint:
+                err_console.print(f"  {exc.hint}", soft_wrap=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+
+
+def emit_json(data: Any) -> None:
+    """Print data as indented JSON on stdout (dates as ISO strings)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_default))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def today_option(func: F) -> F:
+    """`--today YYYY-MM-DD`: the date to count days from (default: the real today)."""
+    return click.option(
+        "--today",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        default=None,
+        help="Count days from this date instead of today (YYYY-MM-DD).",
+    )(func)
+
+
+def resolve_today(value: Any) -> date:
+    """The --today option's date, or the real today (the only place the CLI reads the clock)."""
+    return value.date() if value is not None else date.today()

@@ -1,0 +1,5 @@
+"""Commands on a plan source: show, check, new."""
+
+from __future__ import annotations
+
+COMMANDS: list = []

@@ -1,0 +1,70 @@
+"""The Mailbox protocol every backend implements, and the small state store backends keep their place in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Protocol
+
+# Folders a processed message can be filed in, by what happened to it.
+PROCESSED = "Processed"
+HELD = "Held"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A new message: the backend's key to acknowledge it by, and its raw RFC 5322 bytes."""
+
+    key: str
+    raw: bytes
+
+
+class SyncState(Protocol):
+    """Where a backend keeps its place (IMAP UIDs, EWS sync state, Graph deltaLink) between polls."""
+
+    def get_state(self, name: str) -> str | None: ...
+
+    def set_state(self, name: str, value: str) -> None: ...
+
+
+class Mailbox(Protocol):
+    """A seller's mailbox: read new mail, file it when done, send and draft as the seller.
+
+    Every method raises MailboxError; `transient=True` means "try again later, nothing was lost".
+    """
+
+    name: str
+
+    def fetch(self) -> Iterator[Fetched]:
+        """New messages not yet acknowledged, oldest first; a crash before ack() replays them."""
+        ...
+
+    def ack(self, key: str, folder: str = PROCESSED) -> None:
+        """Mark a fetched message done (its bytes are already stored) and file it in `folder`."""
+        ...
+
+    def send(self, message: EmailMessage) -> None:
+        """Send as the seller and keep a copy in Sent; a reply goes into the thread it answers."""
+        ...
+
+    def save_draft(self, message: EmailMessage) -> None:
+        """Leave the message in the seller's Drafts for them to review and send."""
+        ...
+
+    def was_sent(self, message_id: str) -> bool:
+        """Whether a message with this Message-ID is in Sent (the outbox's check before a retry)."""
+        ...
+
+
+class MemoryState:
+    """A SyncState in a dict, for tests and one-shot commands."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def get_state(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def set_state(self, name: str, value: str) -> None:
+        self.values[name] = value

@@ -1,0 +1,180 @@
+"""Due expressions (T-30d, M3+3d, ISO dates) and the reverse timeline worked back from the target."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from pipeline.errors import PlanError
+from pipeline.plan.model import Milestone, Plan
+
+_DUE = re.compile(
+    r"^(?:(?P<date>\d{4}-\d{2}-\d{2})"
+    r"|(?P<ref>T|M[1-9]\d*)(?:\s*(?P<sign>[+-])\s*(?P<n>\d+)\s*(?P<unit>d|w|days?|weeks?)?)?)$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A parsed due expression: a fixed date, or a reference ("T" or a milestone id) plus days."""
+
+    fixed: date | None = None
+    ref: str | None = None
+    offset: int = 0
+
+
+def parse_due(text: str, *, line: int | None = None) -> Due | None:
+    """Parse a due expression; "" means unscheduled (None)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    m = _DUE.match(text)
+    if not m:
+        raise PlanError(
+            f"due date {text!r} does not parse",
+            line=line,
+            hint="write an ISO date (2027-02-10), T, T-30d, T+2w, or a milestone plus days (M3+3d)",
+        )
+    if m.group("date"):
+        try:
+            return Due(fixed=date.fromisoformat(m.group("date")))
+        except ValueError:
+            raise PlanError(f"due date {text!r} is not a real date", line=line, hint="check month and day") from None
+    ref = m.group("ref").upper()
+    offset = 0
+    if m.group("n"):
+        unit = (m.group("unit") or "d").lower()
+        offset = int(m.group("n")) * (7 if unit.startswith("w") else 1)
+        if m.group("sign") == "-":
+            offset = -offset
+    return Due(ref=ref, offset=offset)
+
+
+def format_offset(ref: str, days: int) -> str:
+    """Write a reference and an offset back as an expression (T-30d, M3+1w)."""
+    if days == 0:
+        return ref
+    sign = "+" if days > 0 else "-"
+    n = abs(days)
+    return f"{ref}{sign}{n // 7}w" if n % 7 == 0 and n >= 14 else f"{ref}{sign}{n}d"
+
+
+def resolve(plan: Plan) -> dict[str, date | None]:
+    """Resolve every milestone's due expression to a date (None when unscheduled).
+
+    Raises PlanError naming the line for an unknown milestone reference, a cycle of relative
+    dates, or a `T` date in a plan without a target.
+    """
+    parsed = {m.id: (m, parse_due(m.due, line=m.line)) for m in plan.milestones}
+    resolved: dict[str, date | None] = {}
+    visiting: list[str] = []
+
+    def visit(milestone_id: str) -> date | None:
+        if milestone_id in resolved:
+            return resolved[milestone_id]
+        milestone, due = parsed[milestone_id]
+        if milestone_id in visiting:
+            cycle = " -> ".join([*visiting[visiting.index(milestone_id) :], milestone_id])
+            raise PlanError(
+                f"relative dates form a cycle: {cycle}",
+                line=milestone.line,
+                hint="give one of these milestones a date or a T-based due",
+            )
+        visiting.append(milestone_id)
+        result = _resolve_one(plan, milestone, due, visit, parsed)
+        visiting.pop()
+        resolved[milestone_id] = result
+        return result
+
+    for milestone_id in parsed:
+        visit(milestone_id)
+    return resolved
+
+
+def _resolve_one(plan: Plan, milestone: Milestone, due: Due | None, visit: Any, parsed: dict) -> date | None:
+    if due is None:
+        return None
+    if due.fixed is not None:
+        return due.fixed
+    if due.ref == "T":
+        if plan.target is None:
+            raise PlanError(
+                f"{milestone.id} is due {milestone.due!r} but the plan has no target date",
+                line=milestone.line,
+                hint="add `target: YYYY-MM-DD` to the front matter (the PO / signature date)",
+            )
+        return plan.target + timedelta(days=due.offset)
+    if due.ref not in parsed:
+        raise PlanError(
+            f"{milestone.id} is due {milestone.due!r} but there is no milestone {due.ref}",
+            line=milestone.line,
+            hint=f"refer to one of: {', '.join(parsed) or 'no milestones'}",
+        )
+    base = visit(due.ref)
+    if base is None:
+        raise PlanError(
+            f"{milestone.id} is due {milestone.due!r} but {due.ref} has no due date",
+            line=milestone.line,
+            hint=f"give {due.ref} a due date, or {milestone.id} a date of its own",
+        )
+    return base + timedelta(days=due.offset)
+
+
+def days_left(due: date | None, today: date) -> int | None:
+    """Whole days from today to a due date (negative when past)."""
+    return None if due is None else (due - today).days
+
+
+def resolved_dict(plan: Plan, today: date | None = None) -> dict[str, Any]:
+    """The resolved plan as `show --json` prints it: id, target, contacts, milestones with ISO dues."""
+    dates = resolve(plan)
+    out: dict[str, Any] = {
+        "id": plan.id,
+        "target": plan.target.isoformat() if plan.target else None,
+        "timezone": plan.timezone,
+        "seller": {"company": plan.seller.company, "name": plan.seller.name, "email": plan.seller.email},
+        "prospect": plan.prospect.company,
+        "contacts": [
+            {"name": c.name, "title": c.title, "email": c.email, "role": c.role, "confirms": c.confirms}
+            for c in plan.prospect.contacts
+        ],
+        "milestones": [],
+    }
+    for m in plan.milestones:
+        due = dates[m.id]
+        row: dict[str, Any] = {
+            "id": m.id,
+            "title": m.title,
+            "owner": m.owner,
+            "phase": m.phase,
+            "status": m.status,
+            "due": due.isoformat() if due else None,
+            "due_expression": m.due,
+        }
+        if today is not None:
+            row["days_left"] = days_left(due, today)
+        out["milestones"].append(row)
+    if today is not None:
+        out["today"] = today.isoformat()
+        out["days_to_target"] = days_left(plan.target, today)
+    return out
+
+
+def dependents(plan: Plan, milestone_id: str) -> list[str]:
+    """Milestones whose due is defined, directly or not, relative to this one (they move with it)."""
+    children: dict[str, list[str]] = {}
+    for m in plan.milestones:
+        due = parse_due(m.due, line=m.line)
+        if due and due.ref and due.ref != "T":
+            children.setdefault(due.ref, []).append(m.id)
+    out: list[str] = []
+    stack = list(children.get(milestone_id, []))
+    while stack:
+        current = stack.pop(0)
+        if current not in out:
+            out.append(current)
+            stack.extend(children.get(current, []))
+    return out

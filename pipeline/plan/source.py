@@ -337,7 +337,7 @@ def _timeline(body: list[tuple[int, str]], plan: Plan) -> tuple[str, list[Milest
     after_heading: str | None = None
     i = 0
     while i < len(body):
-        number, line = body[i]
+        _, line = body[i]
         stripped = line.strip()
         if stripped.startswith("### "):
             heading = stripped[4:].strip()

@@ -261,7 +261,9 @@ class Change:
         """Read one change, naming what is wrong with it."""
         where = f"change {index + 1}" if index is not None else "change"
         if not isinstance(data, dict):
-            raise ChangeError(f"{where} is not an object", hint='write e.g. {"op": "move", "milestone": "M3", "due": "2027-03-08"}')
+            raise ChangeError(
+                f"{where} is not an object", hint='write e.g. {"op": "move", "milestone": "M3", "due": "2027-03-08"}'
+            )
         op = data.get("op")
         if op not in CHANGE_OPS:
             raise ChangeError(f"{where}: unknown op {op!r}", hint=f"use one of: {', '.join(CHANGE_OPS)}")
@@ -290,7 +292,9 @@ class Change:
                 except ValueError:
                     raise ChangeError(f"{where}: {k} {values[k]!r} is not an ISO date (YYYY-MM-DD)") from None
         if values["status"] is not None and values["status"] not in STATUSES:
-            raise ChangeError(f"{where}: unknown status {values['status']!r}", hint=f"use one of: {', '.join(STATUSES)}")
+            raise ChangeError(
+                f"{where}: unknown status {values['status']!r}", hint=f"use one of: {', '.join(STATUSES)}"
+            )
         return cls(op=op, **values)
 
 

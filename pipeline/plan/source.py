@@ -259,7 +259,9 @@ def _prospect(value: Any, line_of: Any) -> Prospect:
         seen.add(email)
         role = _text(raw.get("role")) or "other"
         if role not in ROLES:
-            raise PlanError(f"contact {name!r} has an unknown role {role!r}", line=line, hint=f"use one of: {', '.join(ROLES)}")
+            raise PlanError(
+                f"contact {name!r} has an unknown role {role!r}", line=line, hint=f"use one of: {', '.join(ROLES)}"
+            )
         confirms = raw.get("confirms", False)
         if not isinstance(confirms, bool):
             raise PlanError(f"contact {name!r}: confirms must be true or false", line=line)

@@ -2,4 +2,151 @@
 
 from __future__ import annotations
 
-COMMANDS: list = []
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from string import Template
+
+import click
+from rich.table import Table
+
+from pipeline.cli.common import console, emit_json, handles_errors, json_option, resolve_today, today_option
+from pipeline.errors import PipelineError, PlanError
+from pipeline.plan.check import check as check_plan
+from pipeline.plan.model import Plan
+from pipeline.plan.source import parse_plan
+from pipeline.plan.timeline import days_left, resolve, resolved_dict
+from pipeline.resources import templates_dir
+
+
+def read_plan_file(path: str) -> Plan:
+    """Parse a plan file, turning a missing or unreadable file into a clear error."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such file", hint="give the path of a plan's .md file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{path}: cannot read it ({exc})", hint="a plan is a UTF-8 Markdown file") from None
+    return parse_plan(text, file=path)
+
+
+def _fmt(d: date | None) -> str:
+    return d.strftime("%a %-d %b %Y") if d else "-"
+
+
+def _days(n: int | None) -> str:
+    if n is None:
+        return "-"
+    if n < 0:
+        return f"[red]{-n} days ago[/]"
+    return "today" if n == 0 else f"{n} days"
+
+
+@click.command()
+@click.argument("plan_file", metavar="PLAN")
+@today_option
+@json_option
+@handles_errors
+def show(plan_file: str, today: object, as_json: bool) -> None:
+    """Print the resolved timeline of a plan, grouped before and after the PO.
+
+    \b
+    Example:
+      mutualplan show plan.md --today 2027-01-11
+      mutualplan show plan.md --json | jq '.milestones[] | {id, due}'
+    """
+    plan = read_plan_file(plan_file)
+    now = resolve_today(today)
+    if as_json:
+        emit_json(resolved_dict(plan, now))
+        return
+    dates = resolve(plan)
+    console.print(f"[bold]{plan.prospect.company}[/] and [bold]{plan.seller.company}[/]  ({plan.id})")
+    target = plan.target
+    console.print(f"Target (PO / signature): [bold]{_fmt(target)}[/]  {_days(days_left(target, now))}\n")
+    for phase, title in (("before", "Before the PO"), ("after", plan.after_heading)):
+        rows = [m for m in plan.milestones if m.phase == phase]
+        if not rows:
+            continue
+        table = Table(title=title, title_justify="left", show_lines=False)
+        for name, justify in (("#", "left"), ("Activity", "left"), ("Owner", "left"), ("Due", "left"),
+                              ("Days left", "right"), ("Status", "left")):
+            table.add_column(name, justify=justify, no_wrap=name in ("#", "Due", "Days left"))  # type: ignore[arg-type]
+        for m in rows:
+            due = dates[m.id]
+            style = "dim" if m.status in ("done", "dropped") else None
+            table.add_row(m.id, m.title, m.owner or "[red]nobody[/]", _fmt(due), _days(days_left(due, now)),
+                          m.status, style=style)
+        console.print(table)
+
+
+@click.command()
+@click.argument("plan_file", metavar="PLAN")
+@today_option
+@json_option
+@handles_errors
+def check(plan_file: str, today: object, as_json: bool) -> None:
+    """Warn where the plan is exposed; exit 0 clean, 1 with warnings, 2 if it does not parse.
+
+    \b
+    Example:
+      mutualplan check plan.md && echo "ready to send"
+    """
+    plan = read_plan_file(plan_file)
+    warnings = check_plan(plan, resolve_today(today))
+    if as_json:
+        emit_json({"plan": plan.id, "warnings": [w.__dict__ for w in warnings]})
+    elif warnings:
+        for w in warnings:
+            where = f"{plan_file}:{w.line}: " if w.line else f"{plan_file}: "
+            console.print(f"[yellow]warning[/] {where}{w.message}  [dim]({w.code})[/]", soft_wrap=True)
+        console.print(f"{len(warnings)} warning(s)")
+    else:
+        console.print(f"[green]{plan_file}: no warnings[/]")
+    sys.exit(1 if warnings else 0)
+
+
+STARTERS = ("enterprise", "smb")
+
+
+@click.command()
+@click.option("--template", "template", type=click.Choice(STARTERS), default="enterprise", show_default=True,
+              help="Which starter plan.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@click.option("--prospect", default="Prospect Inc", show_default=True, help="The prospect's company.")
+@click.option("--seller", "seller_company", default="Your Company", show_default=True, help="Your company.")
+@click.option("--seller-name", default="Your Name", show_default=True)
+@click.option("--seller-email", default="you@yourcompany.example", show_default=True)
+@click.option("--target", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The PO / signature date (default: 90 days from today, 30 for smb).")
+@click.option("--timezone", default="UTC", show_default=True)
+@handles_errors
+def new(template: str, out: str | None, prospect: str, seller_company: str, seller_name: str,
+        seller_email: str, target: object, timezone: str) -> None:
+    """Write a starter plan with the standard elements of a Mutual Plan.
+
+    \b
+    Example:
+      mutualplan new --template smb --prospect "Acme Corp" --target 2027-03-31 --out acme.md
+    """
+    days = 90 if template == "enterprise" else 30
+    when = target.date() if target is not None else date.today() + timedelta(days=days)  # type: ignore[attr-defined]
+    source = (templates_dir() / "plans" / f"{template}.md").read_text(encoding="utf-8")
+    text = Template(source).substitute(
+        prospect=prospect, seller_company=seller_company, seller_name=seller_name,
+        seller_email=seller_email, target=when.isoformat(), timezone=timezone,
+    )
+    try:
+        parse_plan(text, file=f"{template}.md")
+    except PlanError as exc:
+        raise PipelineError(f"the values given make the starter plan invalid: {exc.reason}") from None
+    if out:
+        if Path(out).exists():
+            raise PipelineError(f"{out} already exists", hint="choose another --out or remove the file")
+        Path(out).write_text(text, encoding="utf-8")
+        console.print(f"Wrote {out}: edit it, then `mutualplan check {out}`")
+    else:
+        click.echo(text, nl=False)
+
+
+COMMANDS = [show, check, new]

@@ -1,0 +1,81 @@
+"""Methodology warnings: where a plan that parses is still exposed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from pipeline.plan.model import Plan
+from pipeline.plan.timeline import resolve
+
+# Published win-rate data: plans of 6 to 20 steps win most; 30 and more do as badly as no plan.
+MIN_STEPS, MAX_STEPS = 6, 20
+
+_LEGAL_WORDS = re.compile(r"\b(legal|contract|msa|terms|paperwork|procurement|vendor onboarding|dpa|redline)", re.I)
+_SIGNATURE_WORDS = re.compile(r"\b(sign|signed|signature|po|purchase order|order form)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Warning:
+    """One methodology warning: a stable code, a message for the seller, the source line if known."""
+
+    code: str
+    message: str
+    line: int | None = None
+
+
+def check(plan: Plan, today: date) -> list[Warning]:
+    """Every warning the methodology raises for this plan, as of `today`."""
+    out: list[Warning] = []
+    contacts = plan.prospect.contacts
+    if not any(c.role in ("decision-maker", "economic-buyer") for c in contacts):
+        out.append(Warning("no-decision-maker", "no decision-maker or economic buyer among the contacts"))
+    if not any(c.confirms for c in contacts):
+        out.append(Warning("no-confirmer", "nobody confirms the plan: mark a contact with `confirms: true`"))
+    live = [m for m in plan.milestones if m.status != "dropped"]
+    dates = resolve(plan)
+    legal_people = {c.name.lower() for c in contacts if c.role in ("legal", "procurement")}
+    if not any(
+        _LEGAL_WORDS.search(m.title) or any(p in m.owner.lower() for p in legal_people) for m in live
+    ):
+        out.append(Warning("no-legal-step", "no legal or procurement step before the signature"))
+    if not any(m.phase == "after" for m in live):
+        out.append(Warning("no-after-po", "no step after the PO: plan the kick-off and onboarding too"))
+    if plan.target and not any(dates[m.id] == plan.target or _SIGNATURE_WORDS.search(m.title) for m in live):
+        out.append(Warning("no-signature-step", "no signature / PO step on the target date"))
+    for m in live:
+        due = dates[m.id]
+        if plan.target and due and m.phase == "before" and due > plan.target:
+            out.append(
+                Warning(
+                    "after-target",
+                    f"{m.id} {m.title!r} is before the PO but due {due.isoformat()}, after the target "
+                    f"{plan.target.isoformat()}",
+                    m.line,
+                )
+            )
+        if not m.owner.strip():
+            out.append(Warning("no-owner", f"{m.id} {m.title!r} has no owner", m.line))
+        if due and due < today and m.status not in ("done", "dropped"):
+            out.append(Warning("past-due", f"{m.id} {m.title!r} was due {due.isoformat()} and is not done", m.line))
+        if due is None:
+            out.append(Warning("no-date", f"{m.id} {m.title!r} has no due date", m.line))
+    value = plan.section("value")
+    if value is None or not value.body.strip():
+        out.append(Warning("no-value", "no business value: say what the prospect gains, in numbers if you can"))
+    cta = plan.section("cta")
+    if cta is None or not cta.body.strip():
+        out.append(Warning("no-call-to-action", "no call to action: say who does what next"))
+    if not MIN_STEPS <= len(live) <= MAX_STEPS:
+        out.append(
+            Warning(
+                "step-count",
+                f"{len(live)} steps: plans with {MIN_STEPS} to {MAX_STEPS} steps win most often",
+            )
+        )
+    if plan.target is None:
+        out.append(Warning("no-target", "no target date: build with the end in mind"))
+    elif plan.target < today:
+        out.append(Warning("target-past", f"the target {plan.target.isoformat()} has passed"))
+    return out

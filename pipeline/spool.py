@@ -1,0 +1,151 @@
+"""A crash-safe on-disk queue of raw messages: write+fsync+rename, claim, finish, and shunt.
+
+The contract follows Mailman's switchboard: an entry is written to a temporary file, fsynced and
+renamed into place, so it either exists whole or not at all; claiming renames it to `.bak`; finishing
+deletes it; a restart puts `.bak` entries back, counting the attempt; an entry that has failed
+MAX_ATTEMPTS times moves to `bad/`, and one that raised something unexpected to `shunt/` with the error.
+Each entry is the message's raw bytes (`.eml`) beside a small JSON sidecar (`.json`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A spooled message: its name in the spool, raw bytes, and its sidecar (key, attempts, errors)."""
+
+    name: str
+    raw: bytes
+    meta: dict[str, Any]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """The queue in a directory; safe against a crash at any point, not against two writers of one name."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.queue = self.root / "queue"
+        self.shunt_dir = self.root / "shunt"
+        self.bad_dir = self.root / "bad"
+        for folder in (self.queue, self.shunt_dir, self.bad_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def enqueue(self, raw: bytes, **meta: Any) -> str:
+        """Store raw bytes durably and return the entry's name; only then may the mailbox be acknowledged."""
+        digest = hashlib.sha256(raw).hexdigest()
+        name = f"{time.time_ns():020d}-{digest[:16]}"
+        sidecar = {"sha256": digest, "attempts": 0, "errors": [], **meta}
+        # The sidecar first: an .eml without its .json would still be processed, never the reverse.
+        _write_atomic(self.queue / f"{name}.json", json.dumps(sidecar).encode())
+        _write_atomic(self.queue / f"{name}.eml", raw)
+        _fsync_dir(self.queue)
+        return name
+
+    def recover(self) -> list[str]:
+        """Put back entries claimed by a process that died; count the attempt; move spent ones to bad/."""
+        moved = []
+        for bak in sorted(self.queue.glob("*.bak")):
+            name = bak.stem
+            meta = self._meta(name)
+            meta["attempts"] = int(meta.get("attempts", 0)) + 1
+            meta.setdefault("errors", []).append("the process died while handling it")
+            self._save_meta(name, meta)
+            if meta["attempts"] >= MAX_ATTEMPTS:
+                self._move(name, bak, self.bad_dir)
+                moved.append(name)
+            else:
+                os.replace(bak, self.queue / f"{name}.eml")
+        return moved
+
+    def pending(self) -> list[str]:
+        """Names of entries waiting, oldest first."""
+        return sorted(p.stem for p in self.queue.glob("*.eml"))
+
+    def claim(self, name: str) -> Entry | None:
+        """Take an entry for handling (rename to .bak); None if another process took it first."""
+        src, dst = self.queue / f"{name}.eml", self.queue / f"{name}.bak"
+        try:
+            # Atomic: of two watchers claiming one entry, one rename succeeds and the other finds nothing.
+            os.replace(src, dst)
+        except FileNotFoundError:
+            return None
+        return Entry(name=name, raw=dst.read_bytes(), meta=self._meta(name))
+
+    def claimed(self) -> Iterator[Entry]:
+        """Claim every pending entry in turn."""
+        for name in self.pending():
+            entry = self.claim(name)
+            if entry is not None:
+                yield entry
+
+    def finish(self, name: str) -> None:
+        """The entry's effect is committed: delete it."""
+        for suffix in (".bak", ".json"):
+            (self.queue / f"{name}{suffix}").unlink(missing_ok=True)
+
+    def fail(self, name: str, error: str) -> str:
+        """Handling raised: count it; put the entry back, or move it to shunt/ after MAX_ATTEMPTS. Returns where."""
+        meta = self._meta(name)
+        meta["attempts"] = int(meta.get("attempts", 0)) + 1
+        meta.setdefault("errors", []).append(error[-2000:])
+        self._save_meta(name, meta)
+        bak = self.queue / f"{name}.bak"
+        if meta["attempts"] >= MAX_ATTEMPTS:
+            self._move(name, bak, self.shunt_dir)
+            return "shunt"
+        os.replace(bak, self.queue / f"{name}.eml")
+        return "queue"
+
+    def shunted(self) -> list[Entry]:
+        """Entries in shunt/ and bad/, for a person to look at."""
+        out = []
+        for folder in (self.shunt_dir, self.bad_dir):
+            for eml in sorted(folder.glob("*.eml")):
+                meta_path = eml.with_suffix(".json")
+                meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+                out.append(Entry(name=f"{folder.name}/{eml.stem}", raw=eml.read_bytes(), meta=meta))
+        return out
+
+    def _meta(self, name: str) -> dict[str, Any]:
+        path = self.queue / f"{name}.json"
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"attempts": 0, "errors": []}
+
+    def _save_meta(self, name: str, meta: dict[str, Any]) -> None:
+        _write_atomic(self.queue / f"{name}.json", json.dumps(meta).encode())
+
+    def _move(self, name: str, eml: Path, folder: Path) -> None:
+        os.replace(eml, folder / f"{name}.eml")
+        sidecar = self.queue / f"{name}.json"
+        if sidecar.exists():
+            os.replace(sidecar, folder / f"{name}.json")

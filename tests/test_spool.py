@@ -1,0 +1,66 @@
+"""The spool keeps every message through crashes and failures, and shunts what keeps failing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.spool import MAX_ATTEMPTS, Spool
+
+
+def test_enqueue_claim_finish(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    a = spool.enqueue(b"first", key="k1")
+    b = spool.enqueue(b"second", key="k2")
+    assert spool.pending() == [a, b]  # oldest first
+    entry = spool.claim(a)
+    assert entry is not None and entry.raw == b"first" and entry.meta["key"] == "k1"
+    assert spool.claim(a) is None  # a second claimer gets nothing
+    assert spool.pending() == [b]
+    spool.finish(a)
+    assert not list(tmp_path.joinpath("queue").glob(f"{a}*"))
+    assert spool.pending() == [b]
+
+
+def test_a_claimed_entry_survives_a_crash_and_comes_back(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    name = spool.enqueue(b"raw bytes")
+    assert spool.claim(name) is not None
+    # The process dies here; a new one recovers the queue.
+    restarted = Spool(tmp_path)
+    assert restarted.recover() == []
+    assert restarted.pending() == [name]
+    entry = restarted.claim(name)
+    assert entry is not None and entry.meta["attempts"] == 1
+
+
+def test_three_failures_move_an_entry_to_shunt_with_its_errors(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    name = spool.enqueue(b"poison")
+    other = spool.enqueue(b"fine")
+    places = []
+    for attempt in range(MAX_ATTEMPTS):
+        assert spool.claim(name) is not None
+        places.append(spool.fail(name, f"ValueError: attempt {attempt}"))
+    assert places == ["queue", "queue", "shunt"]
+    assert spool.pending() == [other]  # the rest flows on
+    [shunted] = spool.shunted()
+    assert shunted.raw == b"poison"
+    assert shunted.meta["errors"] == ["ValueError: attempt 0", "ValueError: attempt 1", "ValueError: attempt 2"]
+
+
+def test_an_entry_that_kills_the_process_three_times_goes_to_bad(tmp_path: Path) -> None:
+    name = Spool(tmp_path).enqueue(b"crasher")
+    for _ in range(MAX_ATTEMPTS):
+        spool = Spool(tmp_path)
+        spool.recover()
+        assert spool.claim(name) is not None  # ... and the process dies again
+    moved = Spool(tmp_path).recover()
+    assert moved == [name]
+    assert Spool(tmp_path).pending() == []
+    assert (tmp_path / "bad" / f"{name}.eml").read_bytes() == b"crasher"
+
+
+def test_no_temporary_files_are_left(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.enqueue(b"x" * 100_000)
+    assert [p.name for p in (tmp_path / "queue").iterdir() if p.name.startswith(".")] == []

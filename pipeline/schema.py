@@ -88,8 +88,24 @@ def _v1(dialect: str) -> list[str]:
     return steps + _append_only(dialect, "versions") + _append_only(dialect, "audit")
 
 
+def _v2(dialect: str) -> list[str]:
+    """Evidence: which archived files (letters, redlines, emails in and out) belong to which plan and version."""
+    return [
+        """CREATE TABLE evidence (
+            plan_id TEXT NOT NULL REFERENCES plans (id),
+            version INTEGER,
+            kind TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            message_id TEXT,
+            at TEXT NOT NULL,
+            -- Keeping the same file twice (a replay after a crash) is one record.
+            PRIMARY KEY (plan_id, kind, sha256)
+        )""",
+    ]
+
+
 # Step n (1-based) upgrades a database at schema n-1 to schema n. Append only; never edit a released step.
-MIGRATIONS: list[Callable[[str], list[str]]] = [_v1]
+MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2]
 LATEST = len(MIGRATIONS)
 
 
@@ -149,4 +165,15 @@ state = Table(
     metadata,
     Column("name", Text, primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("plan_id", Text, primary_key=True),
+    Column("version", Integer),
+    Column("kind", Text, primary_key=True),
+    Column("sha256", Text, primary_key=True),
+    Column("message_id", Text),
+    Column("at", Text, nullable=False),
 )

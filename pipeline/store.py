@@ -26,6 +26,8 @@ from pipeline.errors import StoreError
 from pipeline.plan.model import Change, Plan, Version, canonical_json, plan_from_dict
 
 PLAN_STATES = ("open", "agreed", "declined", "closed")
+# What an archived file is to a plan: a version's letter, the redline of a step, an email in or out.
+EVIDENCE_KINDS = ("letter", "redline", "in", "out")
 # How often add_version recomputes its number after losing a race on the UNIQUE (plan_id, number) key.
 _RETRIES = 5
 # Any fixed number: the PostgreSQL advisory lock that lets one process at a time migrate a database.
@@ -78,6 +80,18 @@ class MessageRecord:
     disposition: str
     reason: str | None
     received: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A file in the archive that belongs to a plan: its SHA-256, what it is, and the version it concerns."""
+
+    plan_id: str
+    version: int | None
+    kind: str
+    sha256: str
+    message_id: str | None
+    at: str
 
 
 @dataclass(frozen=True)
@@ -330,6 +344,11 @@ class Store:
         with self._read() as conn:
             return list(conn.execute(select(schema.plans.c.id).order_by(schema.plans.c.id)).scalars())
 
+    def has_plan(self, plan_id: str) -> bool:
+        """Whether the store has a plan with this id."""
+        with self._read() as conn:
+            return conn.execute(select(schema.plans.c.id).where(schema.plans.c.id == plan_id)).first() is not None
+
     def plan_state(self, plan_id: str) -> str:
         """open, agreed, declined or closed."""
         with self._read() as conn:
@@ -433,6 +452,44 @@ class Store:
                 .order_by(schema.messages.c.received, schema.messages.c.message_id)
             ).all()
         return [MessageRecord(**row._asdict()) for row in rows]
+
+    # --- evidence (files kept in the archive) ------------------------------------------------------
+
+    def add_evidence(
+        self,
+        plan_id: str,
+        version: int | None,
+        sha256: str,
+        kind: str,
+        message_id: str | None = None,
+        *,
+        at: datetime,
+    ) -> bool:
+        """Note that archived file `sha256` is a plan's `kind` (letter, redline, in, out); False if already noted."""
+        if kind not in EVIDENCE_KINDS:
+            raise StoreError(f"unknown kind of evidence {kind!r}", hint=f"use one of: {', '.join(EVIDENCE_KINDS)}")
+        when = utc_iso(at)
+        row = {"plan_id": plan_id, "version": version, "kind": kind, "sha256": sha256, "message_id": message_id,
+               "at": when}
+        with self._write() as conn:
+            if conn.execute(select(schema.plans.c.id).where(schema.plans.c.id == plan_id)).first() is None:
+                raise _unknown_plan(plan_id)
+            if not _insert_ignore(conn, schema.evidence, row):
+                return False
+            self._audit(conn, when, plan_id, "evidence kept",
+                        {"kind": kind, "sha256": sha256, "version": version, "message_id": message_id})
+        return True
+
+    def evidence(self, plan_id: str, kind: str | None = None) -> list[Evidence]:
+        """The files kept for a plan (of one kind, if given), by version, then time, then hash."""
+        query = select(schema.evidence).where(schema.evidence.c.plan_id == plan_id)
+        if kind is not None:
+            query = query.where(schema.evidence.c.kind == kind)
+        e = schema.evidence.c
+        with self._read() as conn:
+            # coalesce: the two databases sort NULL at opposite ends; files of no version come first in both.
+            rows = conn.execute(query.order_by(func.coalesce(e.version, 0), e.at, e.kind, e.sha256)).all()
+        return [Evidence(**row._asdict()) for row in rows]
 
     # --- audit ----------------------------------------------------------------------------------
 

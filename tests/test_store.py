@@ -253,6 +253,29 @@ def test_a_message_is_recorded_once(store: Store) -> None:
     assert store.audit_log()[-1].plan_id is None
 
 
+def test_evidence_is_noted_once_per_file(store: Store) -> None:
+    store.add_version(make_plan(), author="a@x", reason="created", created=T0)
+    letter, reply, follow_up = "a" * 64, "b" * 64, "c" * 64
+    assert store.add_evidence(PLAN_ID, 1, letter, "letter", at=T0)
+    assert store.add_evidence(PLAN_ID, 1, reply, "in", "<r1@acme.example>", at=T0 + timedelta(hours=2))
+    assert store.add_evidence(PLAN_ID, None, follow_up, "out", "<f1@northwind.example>", at=T0 + timedelta(hours=1))
+    # A replay after a crash notes nothing new.
+    assert not store.add_evidence(PLAN_ID, 1, reply, "in", "<r1@acme.example>", at=T0 + timedelta(hours=3))
+
+    assert [(e.version, e.kind, e.sha256) for e in store.evidence(PLAN_ID)] == [
+        (None, "out", follow_up), (1, "letter", letter), (1, "in", reply)
+    ]
+    (only,) = store.evidence(PLAN_ID, "in")
+    assert (only.message_id, only.at) == ("<r1@acme.example>", "2027-01-04T11:00:00Z")
+    assert sum(e.event == "evidence kept" for e in store.audit_log(PLAN_ID)) == 3
+
+    with pytest.raises(StoreError, match="unknown kind of evidence 'pdf'"):
+        store.add_evidence(PLAN_ID, 1, letter, "pdf", at=T0)
+    with pytest.raises(StoreError, match="no plan 'other'"):
+        store.add_evidence("other", 1, letter, "letter", at=T0)
+    assert store.has_plan(PLAN_ID) and not store.has_plan("other")
+
+
 def test_audit_log_keeps_order_and_details(store: Store) -> None:
     store.audit("sent", at=T0, plan_id="p1", detail={"message_id": "<a@b>", "to": ["x@y"]})
     store.audit("watcher started", at=T0)
@@ -431,9 +454,16 @@ def test_a_version_1_database_opens_in_this_release_with_its_data(url: str) -> N
         assert store.message("<r1@acme.example>").reason == "made version 2"
         assert store.audit_log(PLAN_ID)[0].event == "plan created"
         assert store.get_state("imap:INBOX:uid") == "42"
-        # And it goes on from there.
+        # And it goes on from there, with what the newer schema added.
         v3 = store.add_version(make_plan("after the upgrade"), author="a@x", reason="edit", created=T0)
         assert (v3.number, v3.parent_hash) == (3, plan_hash(v2_plan))
+        assert store.add_evidence(PLAN_ID, 3, "e" * 64, "letter", at=T0)
+        assert [e.sha256 for e in store.evidence(PLAN_ID)] == ["e" * 64]
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        applied = conn.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
+        assert applied == list(range(1, schema.LATEST + 1))
+    engine.dispose()
 
 
 def test_the_migrated_schema_matches_the_tables_the_store_queries(store: Store) -> None:

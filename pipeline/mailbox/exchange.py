@@ -305,6 +305,8 @@ class ExchangeMailbox:
             state = self._state.get_state(self._state_key)
             skip_read = state is None and self.settings.first_sync == "unread"
             new: list[Any] = []
+            # exchangelib falls back to the state it remembers on the cached folder; ours is the only truth.
+            inbox.item_sync_state = state
             for change, item in inbox.sync_items(
                 sync_state=state, only_fields=["message_id", "is_read"],
                 max_changes_returned=self.settings.batch_size,

@@ -1,0 +1,393 @@
+"""The Exchange mailbox end to end: real exchangelib over real HTTP against the loopback EWS endpoint."""
+
+from __future__ import annotations
+
+import socket
+import time
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+import pytest
+from ews_server import EwsServer
+
+from pipeline.errors import ConfigError, MailboxError
+from pipeline.mailbox.base import HELD, MemoryState
+from pipeline.mailbox.exchange import ExchangeMailbox, ExchangeSettings
+
+SELLER = "seller@example.com"
+CLIENT = "client@buyer.example"
+PLAN_ID = "<mp-acme-v1-plan@mutualplan.example>"
+
+
+@pytest.fixture
+def ews():
+    from exchangelib.protocol import close_connections
+
+    server = EwsServer(SELLER).start()
+    yield server
+    server.stop()
+    # exchangelib caches one protocol per endpoint and credentials; each test has its own port, and we
+    # still drop the cache so no session outlives its server.
+    close_connections()
+    assert server.errors == [], "the endpoint met a request it does not speak"
+
+
+def settings(ews: EwsServer, **overrides) -> ExchangeSettings:
+    values = dict(endpoint=ews.url, mailbox=SELLER, auth="basic", username="seller", password="s3cret",
+                  max_wait=5.0, timeout=5.0)
+    values.update(overrides)
+    return ExchangeSettings(**values)
+
+
+@pytest.fixture
+def state():
+    return MemoryState()
+
+
+@pytest.fixture
+def box(ews, state):
+    return ExchangeMailbox(settings(ews), state)
+
+
+def client_mail(n: int, *, in_reply_to: str | None = PLAN_ID, subject: str = "Re: Mutual Plan: Acme rollout") -> bytes:
+    lines = [f"From: Carol Client <{CLIENT}>", f"To: Sam Seller <{SELLER}>", f"Subject: {subject}",
+             f"Message-ID: <client-{n}@buyer.example>", "Date: Mon, 02 Mar 2026 10:00:00 +0000"]
+    if in_reply_to:
+        lines += [f"In-Reply-To: {in_reply_to}", f"References: {in_reply_to}"]
+    lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "", f"Reply number {n}: looks good."]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def plan_email(message_id: str = PLAN_ID, *, in_reply_to: str | None = None, version: int = 1) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = f"Sam Seller <{SELLER}>"
+    msg["To"] = f"Carol Client <{CLIENT}>"
+    msg["Subject"] = ("Re: " if in_reply_to else "") + "Mutual Plan: Acme rollout [MP-acme]"
+    msg["Message-ID"] = message_id
+    msg["X-Mutual-Plan"] = f"acme; v{version}"
+    msg["X-Auto-Response-Suppress"] = "All"
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = f"{PLAN_ID} {in_reply_to}"
+    msg.set_content(f"Version {version} of our plan is attached.")
+    msg.add_alternative(f"<p>Version {version} of our plan is attached.</p>", subtype="html")
+    msg.add_attachment(b"%PDF-1.7\n% plan v" + str(version).encode(), maintype="application", subtype="pdf",
+                       filename=f"acme-v{version}.pdf")
+    msg.add_attachment(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n", maintype="text",
+                       subtype="calendar", filename="acme.ics")
+    return msg
+
+
+def parse(raw: bytes) -> EmailMessage:
+    return BytesParser(policy=policy.default).parsebytes(raw)
+
+
+# --- reading -----------------------------------------------------------------------------------------------
+
+
+def test_fetch_hands_over_raw_mime_once_and_only_new_mail_after(ews, box, state):
+    ews.deliver(client_mail(1))
+    ews.deliver(client_mail(2))
+
+    first = list(box.fetch())
+
+    assert [f.raw for f in first] == [client_mail(1), client_mail(2)]
+    assert [f.key.split("|", 1)[1] for f in first] == ["<client-1@buyer.example>", "<client-2@buyer.example>"]
+    assert state.get_state(f"exchange:{SELLER}:inbox")
+    assert list(box.fetch()) == []
+    ews.deliver(client_mail(3))
+    assert [f.raw for f in box.fetch()] == [client_mail(3)]
+    # Every request named the pinned version; none asked the server to guess one.
+    assert {r["version"] for r in ews.requests} == {"Exchange2016"}
+    assert "SyncFolderItems" in ews.operations()
+
+
+def test_first_sync_skips_mail_the_seller_already_read_unless_asked(ews, state):
+    ews.deliver(client_mail(1), read=True)
+    ews.deliver(client_mail(2))
+
+    assert [f.raw for f in ExchangeMailbox(settings(ews), state).fetch()] == [client_mail(2)]
+    assert [f.raw for f in ExchangeMailbox(settings(ews, first_sync="all"), MemoryState()).fetch()] == [
+        client_mail(1), client_mail(2)]
+
+
+def test_state_advances_only_after_the_whole_batch_is_taken(ews, box, state):
+    for n in (1, 2, 3):
+        ews.deliver(client_mail(n))
+
+    fetching = box.fetch()
+    assert next(fetching).raw == client_mail(1)
+    fetching.close()  # the process dies with the batch half handed over
+
+    assert state.get_state(f"exchange:{SELLER}:inbox") is None
+    assert [f.raw for f in box.fetch()] == [client_mail(1), client_mail(2), client_mail(3)]
+
+
+def test_a_connection_dropped_mid_batch_loses_nothing(ews, state):
+    for n in (1, 2, 3):
+        ews.deliver(client_mail(n))
+    box = ExchangeMailbox(settings(ews, batch_size=2), state)
+    ews.inject("drop", "GetItem")  # the first chunk's GetItem never answers
+
+    taken = []
+    with pytest.raises(MailboxError) as caught:
+        taken.extend(box.fetch())
+    assert caught.value.transient
+    assert taken == []
+    assert state.get_state(f"exchange:{SELLER}:inbox") is None
+    assert [f.raw for f in box.fetch()] == [client_mail(1), client_mail(2), client_mail(3)]
+
+
+def test_mail_filed_before_a_crash_is_not_handed_over_again(ews, box):
+    ews.deliver(client_mail(1))
+    ews.deliver(client_mail(2))
+
+    fetching = box.fetch()
+    first = next(fetching)
+    box.ack(first.key)
+    fetching.close()
+
+    assert [f.raw for f in box.fetch()] == [client_mail(2)]
+
+
+# --- filing ------------------------------------------------------------------------------------------------
+
+
+def test_ack_marks_read_adds_the_category_and_moves_to_the_folder(ews, box):
+    delivered = ews.deliver(client_mail(1))
+    delivered.categories = ["Customer"]
+    (fetched,) = box.fetch()
+
+    box.ack(fetched.key)
+
+    assert ews.folder_items("inbox") == []
+    (filed,) = ews.folder_items("Mutual Plan")
+    assert filed.message_id == "<client-1@buyer.example>"
+    assert filed.is_read is True
+    assert filed.categories == ["Customer", "Mutual Plan"]
+    assert filed.id != fetched.key.split("|")[0]  # the move gave it a new id, as Exchange does
+
+
+def test_ack_files_held_mail_in_the_held_folder(ews, box):
+    ews.deliver(client_mail(1))
+    (fetched,) = box.fetch()
+
+    box.ack(fetched.key, HELD)
+
+    (held,) = ews.folder_items("Mutual Plan/Held")
+    assert held.message_id == "<client-1@buyer.example>"
+    assert ews.folder_items("Mutual Plan") == []
+
+
+def test_ack_finds_the_message_by_message_id_when_its_id_went_stale(ews, box):
+    item = ews.deliver(client_mail(1))
+    (fetched,) = box.fetch()
+    # Outlook moved it to another folder and back: same message, new id.
+    with ews.mailbox.lock:
+        del ews.mailbox.items[item.id]
+        item.id = ews.mailbox.new_item_id()
+        ews.mailbox.items[item.id] = item
+
+    box.ack(fetched.key)
+    box.ack(fetched.key)  # a replay after a crash changes nothing
+
+    (filed,) = ews.folder_items("Mutual Plan")
+    assert filed.message_id == "<client-1@buyer.example>"
+    assert filed.categories == ["Mutual Plan"]
+
+
+# --- sending -----------------------------------------------------------------------------------------------
+
+
+def test_send_new_plan_mail_keeps_our_message_id_header_and_a_copy_in_sent(ews, box):
+    ews.requests.clear()
+    box.send(plan_email())
+
+    (sent,) = ews.folder_items("sentitems")
+    assert sent.message_id == PLAN_ID
+    assert [a.name for a in sent.attachments] == ["acme-v1.pdf", "acme.ics"]
+    (out,) = [parse(raw) for raw in ews.mailbox.outbound]
+    assert out["Message-ID"] == PLAN_ID
+    assert out["X-Mutual-Plan"] == "acme; v1"
+    assert ews.operations().count("CreateItem") == 1
+    assert box.was_sent(PLAN_ID)
+    assert not box.was_sent("<never-sent@mutualplan.example>")
+
+
+def test_reply_goes_out_in_the_outlook_conversation_with_its_attachments(ews, box):
+    box.send(plan_email())
+    (plan_item,) = ews.folder_items("sentitems")
+    client = ews.deliver(client_mail(1))
+    (fetched,) = box.fetch()
+    box.ack(fetched.key)
+    ews.requests.clear()
+
+    box.send(plan_email("<mp-acme-v2-plan@mutualplan.example>", in_reply_to="<client-1@buyer.example>", version=2))
+
+    ops = ews.operations()
+    assert [op for op in ops if op in ("CreateItem", "UpdateItem", "CreateAttachment", "SendItem")] == [
+        "CreateItem", "UpdateItem", "CreateAttachment", "CreateAttachment", "SendItem"]
+    reply = next(i for i in ews.folder_items("sentitems") if i.id != plan_item.id)
+    assert reply.in_reply_to == "<client-1@buyer.example>"
+    assert reply.references.split() == [PLAN_ID, "<client-1@buyer.example>"]
+    assert reply.conversation_id == client.conversation_id == plan_item.conversation_id
+    assert [a.name for a in reply.attachments] == ["acme-v2.pdf", "acme.ics"]
+    assert ews.folder_items("drafts") == []
+    out = parse(ews.mailbox.outbound[-1])
+    assert out["X-Mutual-Plan"] == "acme; v2"
+    assert out["X-Auto-Response-Suppress"] == "All"
+    assert out["In-Reply-To"] == "<client-1@buyer.example>"
+    # Exchange named the reply itself; our Message-ID is on the item, so the outbox's check still works.
+    assert out["Message-ID"] != "<mp-acme-v2-plan@mutualplan.example>"
+    assert box.was_sent("<mp-acme-v2-plan@mutualplan.example>")
+
+
+def test_reply_to_unknown_original_is_sent_as_new_mail_with_its_threading_headers(ews, box):
+    box.send(plan_email("<mp-acme-v2-plan@mutualplan.example>", in_reply_to="<gone@buyer.example>", version=2))
+
+    (sent,) = ews.folder_items("sentitems")
+    assert sent.message_id == "<mp-acme-v2-plan@mutualplan.example>"
+    assert sent.in_reply_to == "<gone@buyer.example>"
+
+
+def test_save_draft_leaves_new_mail_and_replies_in_drafts_unsent(ews, box):
+    ews.deliver(client_mail(1))
+    (fetched,) = box.fetch()
+    box.ack(fetched.key)
+
+    box.save_draft(plan_email())
+    box.save_draft(plan_email("<mp-acme-v2-plan@mutualplan.example>", in_reply_to="<client-1@buyer.example>",
+                              version=2))
+
+    drafts = {i.subject: i for i in ews.folder_items("drafts")}
+    assert set(drafts) == {"Mutual Plan: Acme rollout [MP-acme]", "Re: Mutual Plan: Acme rollout [MP-acme]"}
+    assert all(d.is_draft for d in drafts.values())
+    reply = drafts["Re: Mutual Plan: Acme rollout [MP-acme]"]
+    assert reply.in_reply_to == "<client-1@buyer.example>"
+    assert [a.name for a in reply.attachments] == ["acme-v2.pdf", "acme.ics"]
+    assert ews.mailbox.outbound == []
+    assert ews.folder_items("sentitems") == []
+    assert not box.was_sent(PLAN_ID)
+
+
+# --- throttling and faults ---------------------------------------------------------------------------------
+
+
+def test_server_busy_back_off_is_honoured_then_the_call_succeeds(ews, box):
+    ews.deliver(client_mail(1))
+    ews.inject("busy", "SyncFolderItems", times=2, back_off_ms=300)
+
+    started = time.monotonic()
+    fetched = list(box.fetch())
+
+    assert [f.raw for f in fetched] == [client_mail(1)]
+    assert ews.operations().count("SyncFolderItems") == 3
+    assert time.monotonic() - started >= 0.6  # it waited the two back-offs the server asked for
+
+
+def test_server_busy_past_max_wait_is_a_transient_error(ews, state):
+    box = ExchangeMailbox(settings(ews, max_wait=0.5), state)
+    ews.inject("busy", "SyncFolderItems", times=10, back_off_ms=300)
+
+    with pytest.raises(MailboxError) as caught:
+        list(box.fetch())
+
+    assert caught.value.transient
+    assert "busy" in caught.value.message
+    assert ews.operations().count("SyncFolderItems") == 2  # 0.3 s waited, a second 0.3 s would pass 0.5 s
+
+
+def test_server_down_is_a_transient_error_that_says_so():
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    box = ExchangeMailbox(ExchangeSettings(endpoint=f"http://127.0.0.1:{port}/EWS/Exchange.asmx", mailbox=SELLER,
+                                           auth="basic", username="u", password="p", max_wait=5), MemoryState())
+
+    with pytest.raises(MailboxError) as caught:
+        list(box.fetch())
+
+    assert caught.value.transient
+    assert "did not answer" in caught.value.message
+    assert f"127.0.0.1:{port}" in caught.value.message
+
+
+def test_refused_credentials_fail_at_once_and_are_not_transient(ews, state):
+    box = ExchangeMailbox(settings(ews, password="wrong"), state)
+
+    started = time.monotonic()
+    with pytest.raises(MailboxError) as caught:
+        list(box.fetch())
+
+    assert not caught.value.transient
+    assert "refused the credentials" in caught.value.message
+    assert time.monotonic() - started < 5  # not retried as if it were throttling
+
+
+def test_a_send_whose_answer_was_lost_is_found_by_was_sent(ews, box):
+    ews.inject("drop_after", "CreateItem")
+
+    with pytest.raises(MailboxError) as caught:
+        box.send(plan_email())
+
+    assert caught.value.transient
+    assert box.was_sent(PLAN_ID)  # so the outbox does not send it twice
+    assert len(ews.mailbox.outbound) == 1
+
+
+# --- signing in --------------------------------------------------------------------------------------------
+
+
+def test_app_credentials_fetch_a_token_and_impersonate_the_seller(ews, state, monkeypatch):
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the loopback endpoint speaks plain HTTP
+    ews.deliver(client_mail(1))
+    box = ExchangeMailbox(settings(ews, auth="oauth2-app", username=None, password=None, client_id="app-id",
+                                   client_secret="app-secret", tenant_id="tenant", token_url=ews.token_url), state)
+
+    assert [f.raw for f in box.fetch()] == [client_mail(1)]
+    assert {r["impersonate"] for r in ews.requests} == {SELLER}
+    assert {r["anchor"] for r in ews.requests} == {SELLER}
+
+
+def test_app_credentials_with_a_wrong_secret_are_refused(ews, state, monkeypatch):
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    box = ExchangeMailbox(settings(ews, auth="oauth2-app", client_id="app-id", client_secret="wrong",
+                                   tenant_id="tenant", token_url=ews.token_url), state)
+
+    with pytest.raises(MailboxError) as caught:
+        list(box.fetch())
+    assert not caught.value.transient
+    assert "refused the credentials" in caught.value.message
+
+
+def test_a_delegated_token_source_is_asked_again_for_each_call(ews, state, monkeypatch):
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    tokens = iter(["token-1", "token-2"])
+    current = {"token": next(tokens)}
+    ews.tokens.add("token-1")
+    box = ExchangeMailbox(settings(ews, auth="oauth2-delegated", access_token=lambda: current["token"]), state)
+    assert list(box.fetch()) == []
+    assert {r["impersonate"] for r in ews.requests} == {""}  # the seller's own token: no impersonation
+
+    ews.tokens = {"token-2"}  # the first token expired
+    current["token"] = next(tokens)
+    ews.deliver(client_mail(1))
+    assert [f.raw for f in box.fetch()] == [client_mail(1)]
+
+
+@pytest.mark.parametrize(("change", "complaint"), [
+    ({"auth": "kerberos"}, "auth"),
+    ({"password": None}, "password"),
+    ({"server_version": "Exchange2003"}, "Exchange2003"),
+    ({"endpoint": "mail.example.com"}, "URL"),
+    ({"mailbox": "seller"}, "email address"),
+    ({"first_sync": "never"}, "first_sync"),
+])
+def test_settings_that_cannot_work_are_refused_by_name(change, complaint):
+    values = dict(endpoint="https://mail.example.com/EWS/Exchange.asmx", mailbox=SELLER, auth="basic",
+                  username="u", password="p")
+    values.update(change)
+    with pytest.raises(ConfigError) as caught:
+        ExchangeMailbox(ExchangeSettings(**values), MemoryState())
+    assert complaint in str(caught.value)

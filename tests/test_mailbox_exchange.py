@@ -391,3 +391,27 @@ def test_settings_that_cannot_work_are_refused_by_name(change, complaint):
     with pytest.raises(ConfigError) as caught:
         ExchangeMailbox(ExchangeSettings(**values), MemoryState())
     assert complaint in str(caught.value)
+
+
+def test_ack_without_a_folder_leaves_the_sellers_other_mail_alone(ews, box):
+    ews.deliver(client_mail(1, in_reply_to=None, subject="Lunch on Friday?"))
+    (fetched,) = box.fetch()
+
+    box.ack(fetched.key, None)
+
+    (still,) = ews.folder_items("inbox")
+    assert still.is_read is False
+    assert still.categories == []
+    assert list(box.fetch()) == []
+
+
+def test_settings_from_the_mailbox_table_with_secrets_apart():
+    made = ExchangeSettings.from_options(
+        {"backend": "exchange", "endpoint": "https://mail.example.com/EWS/Exchange.asmx", "mailbox": SELLER,
+         "auth": "ntlm", "username": "EXAMPLE\\sam", "password_env": "EWS_PASSWORD", "max_wait": 120},
+        password="from-env",
+    )
+    assert (made.auth, made.username, made.password, made.max_wait) == ("ntlm", "EXAMPLE\\sam", "from-env", 120)
+    with pytest.raises(ConfigError) as caught:
+        ExchangeSettings.from_options({"endpoint": "https://x/EWS/Exchange.asmx", "mailbox": SELLER, "folder": "X"})
+    assert "folder" in str(caught.value)

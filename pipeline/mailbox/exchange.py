@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
 from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any
@@ -67,6 +67,27 @@ class ExchangeSettings:
     category: str = "Mutual Plan"
     first_sync: str = "unread"
     batch_size: int = 100
+
+    @classmethod
+    def from_options(
+        cls,
+        options: Mapping[str, Any],
+        *,
+        password: str | None = None,
+        client_secret: str | None = None,
+        access_token: str | None = None,
+    ) -> ExchangeSettings:
+        """Settings from the [mailbox] table (secrets come separately, from the environment)."""
+        known = {f.name for f in fields(cls)} - {"password", "client_secret", "access_token"}
+        values = {k: v for k, v in options.items() if k != "backend" and not k.endswith("_env")}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"[mailbox] has settings the exchange backend does not know: {', '.join(unknown)}",
+                              hint="see docs/exchange.md for the settings")
+        for required in ("endpoint", "mailbox"):
+            if not values.get(required):
+                raise ConfigError(f"[mailbox] {required} is missing for the exchange backend")
+        return cls(**values, password=password, client_secret=client_secret, access_token=access_token)
 
     def check(self) -> None:
         """Raise ConfigError naming the first setting that cannot work."""
@@ -329,8 +350,14 @@ class ExchangeMailbox:
         if new_state and new_state != state:
             self._state.set_state(self._state_key, new_state)
 
-    def ack(self, key: str, folder: str = PROCESSED) -> None:
-        """Mark read, add the category, and move into the folder; found again by Message-ID if its id is stale."""
+    def ack(self, key: str, folder: str | None = PROCESSED) -> None:
+        """Mark read, add the category, and move into the folder; found again by Message-ID if its id is stale.
+
+        `folder=None` leaves the message untouched where it is (mail that is not ours to file); the sync
+        state already keeps it from being handed over again.
+        """
+        if folder is None:
+            return
         item_id, message_id = _split_key(key)
         with self._errors("file a message in"):
             account = self._begin()

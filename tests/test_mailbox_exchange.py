@@ -241,6 +241,9 @@ def test_reply_goes_out_in_the_outlook_conversation_with_its_attachments(ews, bo
     # Exchange named the reply itself; our Message-ID is on the item, so the outbox's check still works.
     assert out["Message-ID"] != "<mp-acme-v2-plan@mutualplan.example>"
     assert box.was_sent("<mp-acme-v2-plan@mutualplan.example>")
+    assert box.sent_message_id("<mp-acme-v2-plan@mutualplan.example>") == out["Message-ID"] == reply.message_id
+    assert box.sent_message_id(PLAN_ID) == PLAN_ID
+    assert box.sent_message_id("<never-sent@mutualplan.example>") is None
 
 
 def test_reply_to_unknown_original_is_sent_as_new_mail_with_its_threading_headers(ews, box):

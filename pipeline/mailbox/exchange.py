@@ -428,6 +428,20 @@ class ExchangeMailbox:
             # The Outbox too: a message just sent sits there until transport files it in Sent Items.
             return any(folder.filter(query).only("message_id").exists() for folder in (account.sent, account.outbox))
 
+    def sent_message_id(self, message_id: str) -> str | None:
+        """The Message-ID the recipients got for what we sent as `message_id` (Exchange names replies itself).
+
+        Not part of the Mailbox protocol: a store that records it as an alias can match the client's answer
+        to a reply by its In-Reply-To, not only by the References chain.
+        """
+        from exchangelib import Q
+
+        with self._errors("look in Sent Items of"):
+            account = self._begin()
+            query = Q(message_id=message_id) | Q(mutualplan_message_id=message_id)
+            found = list(account.sent.filter(query).only("message_id")[:1])
+            return found[0].message_id if found else None
+
     def _create_from_mime(self, message: EmailMessage, *, send: bool) -> None:
         from exchangelib import Message
         from exchangelib.items import SAVE_ONLY, SEND_AND_SAVE_COPY

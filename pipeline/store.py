@@ -210,7 +210,8 @@ class Store:
         except OperationalError as exc:
             raise StoreError(
                 f"the database at {self.where} cannot be used: {_first_line(exc.orig)}",
-                hint="check that the database is reachable and not locked by a stuck process, then try again",
+                hint="check that the database is reachable (for SQLite, that its folder exists and is writable) "
+                "and not locked by a stuck process, then try again",
             ) from exc
         except DBAPIError as exc:
             raise StoreError(f"the database at {self.where} refused a change: {_first_line(exc.orig)}") from exc

@@ -114,9 +114,7 @@ class Incoming:
         return tuple(found)
 
     @classmethod
-    def from_bytes(
-        cls, raw: bytes, *, own_domains: Iterable[str] = (), received: datetime | None = None
-    ) -> Incoming:
+    def from_bytes(cls, raw: bytes, *, own_domains: Iterable[str] = (), received: datetime | None = None) -> Incoming:
         """Read raw RFC 5322 bytes; never raises: what could not be read is named in `defects`."""
         return _read(raw, own_domains=own_domains, received=received)
 

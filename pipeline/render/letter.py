@@ -1,0 +1,254 @@
+"""The plan letter: plan (+ the changes since an earlier version) -> HTML from a letterhead -> PDF/A-3b bytes.
+
+    letter = render_letter(plan, version=2, created=version.created, diff=diff(v1.plan, v2.plan, ...))
+    Path("letter.pdf").write_bytes(letter.pdf)
+
+One plan version always gives the same bytes: every date in the PDF comes from `created`, never the clock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+from weasyprint import HTML, Attachment
+
+from pipeline.errors import RenderError
+from pipeline.plan.diff import PlanDiff
+from pipeline.plan.model import Plan, canonical_json
+from pipeline.render.format import (
+    change_rows,
+    days_phrase,
+    days_to_target,
+    ensure_version,
+    letter_date,
+    long_date,
+    parse_created,
+    short_date,
+    timeline_rows,
+)
+from pipeline.render.gantt import GanttStyle, timeline_svg
+from pipeline.render.letterhead import LETTER_TEMPLATE, Letterhead, load_letterhead
+from pipeline.render.safe import markdown_html
+
+PDF_VARIANT = "pdf/a-3b"
+SUMMARY_KINDS = ("vision", "issues", "solutions", "value")
+# Where a free section goes: after the canonical section it follows in the source.
+_SLOT_OF_KIND = {"vision": "summary", "issues": "summary", "solutions": "summary", "value": "summary",
+                 "timeline": "timeline", "decision": "decision", "cta": "cta"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A rendered letter: its HTML, its PDF bytes and how many pages it has."""
+
+    html: str
+    pdf: bytes
+    pages: int
+    letterhead: str
+
+
+def subject(plan: Plan, version: int) -> str:
+    """`Mutual Plan: <Prospect> and <Seller> (version N)`: the letter's title and the email's subject."""
+    return f"Mutual Plan: {plan.prospect.company} and {plan.seller.company} (version {version})"
+
+
+def letter_context(
+    plan: Plan, *, version: int, created: datetime | str, diff: PlanDiff | None = None, inline_styles: bool = True
+) -> dict[str, Any]:
+    """Everything the letter templates see (documented in docs/letterheads.md).
+
+    `inline_styles` puts the CSS in a <style> element, for HTML read on its own; the PDF path passes the
+    letterhead's stylesheet parsed once instead.
+    """
+    version = ensure_version(version)
+    created = parse_created(created)
+    today = letter_date(plan, created)
+    rows = timeline_rows(plan)
+    sections: dict[str, Any] = {}
+    free: dict[str, list[dict[str, Any]]] = {"summary": [], "timeline": [], "decision": [], "cta": []}
+    slot = "summary"
+    for section in plan.sections:
+        block = {"heading": section.heading, "kind": section.kind, "html": markdown_html(section.body)}
+        if section.kind:
+            sections[section.kind] = block
+            slot = _SLOT_OF_KIND.get(section.kind, slot)
+        else:
+            free[slot].append(block)
+    days = days_to_target(plan, today)
+    confirmers = list(plan.confirmers)
+    changes = None
+    if diff is not None and not diff.is_empty:
+        changes = {
+            "old_version": diff.old_version,
+            "rows": change_rows(plan, diff),
+            "texts": [{"heading": t.heading, "ops": t.ops} for t in diff.texts],
+            "changed_ids": diff.changed_ids,
+        }
+    elif diff is not None:
+        changes = {"old_version": diff.old_version, "rows": [], "texts": [], "changed_ids": set()}
+
+    def picture(**style: Any) -> Markup:
+        return timeline_svg(
+            rows,
+            today=today,
+            target=plan.target,
+            seller=plan.seller.company,
+            buyer=plan.prospect.company,
+            after_heading=plan.after_heading,
+            style=GanttStyle(**style),
+        )
+
+    return {
+        "plan": plan,
+        "inline_styles": inline_styles,
+        "seller": plan.seller,
+        "prospect": plan.prospect,
+        "version": version,
+        "created": created,
+        "today": today,
+        "letter_date": long_date(today),
+        "subject": subject(plan, version),
+        "plan_ref": f"{plan.id} · version {version}",
+        "target": plan.target,
+        "target_text": long_date(plan.target) if plan.target else "",
+        "target_short": short_date(plan.target) if plan.target else "",
+        "days_left": days,
+        "days_phrase": days_phrase(days),
+        "sections": sections,
+        "summary": [sections[k] for k in SUMMARY_KINDS if k in sections],
+        "free": free,
+        "rows": rows,
+        "before_rows": [r for r in rows if r.phase != "after"],
+        "after_rows": [r for r in rows if r.phase == "after"],
+        "after_heading": plan.after_heading,
+        "address_lines": address_lines(plan.prospect.address),
+        "seller_address_lines": address_lines(plan.seller.address),
+        "confirmers": confirmers,
+        "salutation": _salutation(plan),
+        "changes": changes,
+        "timeline_svg": picture,
+        "short_date": short_date,
+        "long_date": long_date,
+    }
+
+
+_REGION_AND_CODE = re.compile(r"^[A-Z]{2}\s+\d{5}(-\d{4})?$")
+
+
+def address_lines(address: tuple[str, ...]) -> list[str]:
+    """Address lines as written, except that a lone "OR 97201" joins its city ("Portland, OR 97201"):
+    the YAML list `[200 Harbor Way, Portland, OR 97201]` splits it at the comma."""
+    lines: list[str] = []
+    for part in address:
+        part = part.strip()
+        if lines and _REGION_AND_CODE.match(part) and "," not in lines[-1]:
+            lines[-1] = f"{lines[-1]}, {part}"
+        elif part:
+            lines.append(part)
+    return lines
+
+
+def _salutation(plan: Plan) -> str:
+    names = [c.name.split()[0] for c in plan.confirmers if c.name.split()] or [
+        c.name.split()[0] for c in plan.prospect.contacts if c.name.split()
+    ]
+    if not names:
+        return f"Dear {plan.prospect.company} team,"
+    if len(names) == 1:
+        return f"Dear {names[0]},"
+    return f"Dear {', '.join(names[:-1])} and {names[-1]},"
+
+
+def letter_html(
+    plan: Plan,
+    *,
+    version: int,
+    created: datetime | str,
+    diff: PlanDiff | None = None,
+    letterhead: str | None = None,
+    templates: Path | None = None,
+) -> str:
+    """The letter as HTML; relative URLs (fonts, logo) resolve inside the letterhead's folder."""
+    head = load_letterhead(letterhead or plan.letterhead, templates)
+    return _html(head, letter_context(plan, version=version, created=created, diff=diff))
+
+
+def _html(head: Letterhead, context: dict[str, Any]) -> str:
+    try:
+        return head.env.get_template(LETTER_TEMPLATE).render(context)
+    except Exception as exc:  # a letterhead's template is code written by people: say which one failed
+        raise RenderError(
+            f"letterhead {head.name!r} failed to render: {type(exc).__name__}: {exc}",
+            hint=f"check templates/letterhead/{head.name}/{LETTER_TEMPLATE}",
+        ) from exc
+
+
+def render_letter(
+    plan: Plan,
+    *,
+    version: int,
+    created: datetime | str,
+    diff: PlanDiff | None = None,
+    letterhead: str | None = None,
+    templates: Path | None = None,
+) -> Letter:
+    """Render the letter to PDF/A-3b with `plan.json` (the canonical plan) embedded.
+
+    `created` is the version's timestamp (a datetime, or Version.created's ISO string; naive means UTC):
+    it gives the letter's date, the PDF's dates and the attachment's dates. `diff`, when given, makes
+    the letter open with "Changes since version N". `letterhead` overrides the plan's own.
+    """
+    created = parse_created(created)
+    head = load_letterhead(letterhead or plan.letterhead, templates)
+    html = _html(head, letter_context(plan, version=version, created=created, diff=diff, inline_styles=False))
+    document = HTML(string=html, base_url=head.base_url, url_fetcher=head.fetcher).render(
+        stylesheets=[head.stylesheet()], font_config=head.fonts
+    )
+    stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = document.metadata
+    meta.title = subject(plan, version)
+    meta.authors = [", ".join(p for p in (plan.seller.name, plan.seller.company) if p)]
+    meta.description = f"Mutual Plan between {plan.prospect.company} and {plan.seller.company}" + (
+        f", target {long_date(plan.target)}" if plan.target else ""
+    )
+    meta.keywords = ["Mutual Plan", plan.id, f"version {version}"]
+    meta.generator = "mutualplan"
+    meta.created = meta.modified = stamp
+    meta.lang = "en"
+    meta.attachments = [
+        Attachment(
+            string=canonical_json(plan).encode("utf-8"),
+            name="plan.json",
+            description=f"Mutual Plan {plan.id}, version {version}: the plan as data",
+            created=created,
+            modified=created,
+            relationship="Source",
+            url_fetcher=head.fetcher,
+        )
+    ]
+    pdf = document.write_pdf(pdf_variant=PDF_VARIANT, finisher=_one_entry_per_attachment)
+    return Letter(html=html, pdf=pdf, pages=len(document.pages), letterhead=head.name)
+
+
+def _one_entry_per_attachment(document: Any, pdf: Any) -> None:
+    # WeasyPrint 70 lists each attachment twice in the catalog's /AF (upstream issue #2917); PDF/A
+    # validators flag the duplicate. Keep the first of each reference, in order.
+    af = pdf.catalog.get("AF")
+    if af is None:
+        return
+    seen: list[Any] = []
+    for ref in af:
+        if ref not in seen:
+            seen.append(ref)
+    af[:] = seen
+
+
+def letter_pdf(plan: Plan, *, version: int, created: datetime | str, **options: Any) -> bytes:
+    """Just the PDF bytes of render_letter()."""
+    return render_letter(plan, version=version, created=created, **options).pdf
+

@@ -232,8 +232,6 @@ class ExchangeMailbox:
 
     def _connect(self) -> Any:
         from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration, EWSTimeZone
-        from exchangelib.protocol import BaseProtocol
-
         s = self.settings
         credentials, auth_type = self._credentials()
         impersonate = s.impersonate if s.impersonate is not None else s.auth == "oauth2-app"
@@ -244,14 +242,15 @@ class ExchangeMailbox:
             version=_version(s.server_version),
             retry_policy=_retry_policy(s.max_wait),
         )
-        BaseProtocol.TIMEOUT = s.timeout
-        return Account(
+        account = Account(
             primary_smtp_address=s.mailbox,
             config=config,
             autodiscover=False,
             access_type=IMPERSONATION if impersonate else DELEGATE,
             default_timezone=EWSTimeZone(s.timezone),
         )
+        account.protocol.TIMEOUT = s.timeout  # on this endpoint's protocol only, not exchangelib's class default
+        return account
 
     def _credentials(self) -> tuple[Any, str]:
         from exchangelib import (

@@ -195,7 +195,8 @@ class GraphMailbox:
         except _Resync:
             log.warning("%s: the delta token expired; reading the inbox again from scratch", self.name)
             items, delta_link = self._delta_round(None)
-        items.sort(key=lambda item: (item.get("receivedDateTime") or "", item["id"]))
+        # receivedDateTime has whole seconds; the stable sort keeps Graph's order within a second.
+        items.sort(key=lambda item: item.get("receivedDateTime") or "")
         yield from self._download(items)
         self.state.set_state(self._state_key("deltaLink"), delta_link)
         self.state.set_state(self._state_key("roundStarted"), started.isoformat())

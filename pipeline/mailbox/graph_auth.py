@@ -209,13 +209,32 @@ class TokenCacheFile:
 
 
 def _authority_options(authority: str, verify: bool | str, timeout: float) -> dict[str, Any]:
-    options: dict[str, Any] = {"authority": authority, "verify": verify, "timeout": timeout}
+    options: dict[str, Any] = {"authority": authority, "http_client": _Session(verify, timeout)}
     if urlsplit(authority).hostname not in WELL_KNOWN_AUTHORITY_HOSTS:
         # A private endpoint (tests, a sovereign cloud msal does not list): msal would ask
         # login.microsoftonline.com whether it knows the host, so we vouch for it ourselves.
         options["validate_authority"] = False
         options["instance_discovery"] = False
     return options
+
+
+class _Session(requests.Session):
+    """msal's HTTP client: our timeout, one retry on a broken connection, and our CA bundle when set."""
+
+    def __init__(self, verify: bool | str, timeout: float) -> None:
+        super().__init__()
+        self._ca_bundle = verify if isinstance(verify, str) else None
+        self._timeout = timeout
+        adapter = requests.adapters.HTTPAdapter(max_retries=1)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", self._timeout)
+        if self._ca_bundle:
+            # Passed per request: requests lets $REQUESTS_CA_BUNDLE override a session's verify.
+            kwargs.setdefault("verify", self._ca_bundle)
+        return super().request(method, url, *args, **kwargs)
 
 
 def _guarded(call: Callable[[], Any], authority: str) -> Any:

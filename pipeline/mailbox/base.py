@@ -40,8 +40,12 @@ class Mailbox(Protocol):
         """New messages not yet acknowledged, oldest first; a crash before ack() replays them."""
         ...
 
-    def ack(self, key: str, folder: str = PROCESSED) -> None:
-        """Mark a fetched message done (its bytes are already stored) and file it in `folder`."""
+    def ack(self, key: str, folder: str | None = PROCESSED) -> None:
+        """Mark a fetched message done (its bytes are already stored) and file it in `folder`.
+
+        `folder=None` leaves the message where it is (mail that is not about any plan is the seller's
+        business, not ours); it is only remembered as seen.
+        """
         ...
 
     def send(self, message: EmailMessage) -> None:

@@ -15,12 +15,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from graph_server import GraphServer, Tls, make_client_certificate, make_tls
 
 from pipeline.errors import ConfigError, MailboxError
 from pipeline.mailbox.base import HELD, MemoryState
 from pipeline.mailbox.graph import GraphMailbox, GraphSettings, sign_in
 from pipeline.mailbox.graph_json import attachments, custom_headers, message_json, recipients
+from tests.graph_server import GraphServer, Tls, make_client_certificate, make_tls
 
 SELLER = "sam@seller.example"
 OTHER = "olga@seller.example"
@@ -356,6 +356,21 @@ def test_ack_marks_read_adds_the_category_and_moves_keeping_the_key(server, box)
     box.ack(keys[0])  # again, after a crash: nothing changes, nothing moves
     assert len(requests_to(server, "POST", r"/move$")) == moves
     assert reply.categories == ["Blue category", "Mutual Plan"]
+
+
+def test_mail_about_no_plan_is_left_as_the_seller_left_it_and_does_not_come_back(server, box):
+    unrelated = server.deliver(SELLER, inbound("Lunch?", "<lunch@friend.example>"))
+    [fetched] = list(box.fetch())
+    before = len(server.graph_requests())
+
+    box.ack(fetched.key, None)
+
+    assert len(server.graph_requests()) == before  # not a single request
+    assert not unrelated.is_read and unrelated.categories == []
+    assert server.mailbox(SELLER).path_of(unrelated.folder) == "Inbox"
+    unrelated.is_read = True  # the seller reads it in Outlook
+    unrelated.changed = server.mailbox(SELLER).tick()
+    assert list(box.fetch()) == []
 
 
 def test_ack_uses_existing_folders_and_tolerates_a_deleted_message(server, box):

@@ -277,8 +277,14 @@ class GraphMailbox:
 
     # Filing ---------------------------------------------------------------------------------------
 
-    def ack(self, key: str, folder: str = PROCESSED) -> None:
-        """Mark read, add the category, move to the folder (Processed and Held map to the settings)."""
+    def ack(self, key: str, folder: str | None = PROCESSED) -> None:
+        """Mark read, add the category, move to the folder (Processed and Held map to the settings).
+
+        `folder=None` is mail about no plan: it stays as the seller left it, unread and uncategorized.
+        The delta asks only for created messages, so it does not come back when the seller reads it.
+        """
+        if folder is None:
+            return
         path = {PROCESSED: self.settings.processed_folder, HELD: self.settings.held_folder}.get(folder, folder)
         url = self._url(f"/messages/{quote(key, safe='')}")
         try:

@@ -172,7 +172,9 @@ def _section_redlines(a: Plan, b: Plan) -> list[TextRedline]:
     return out
 
 
-_TOKEN = re.compile(r"\s+|[^\s]+")
+# Whitespace runs; words (inner punctuation kept: $2.1M, e-mail, 3,000, don't); any other character alone, so
+# "signs;" -> "signs the order;" redlines as an insertion of " the order", not as a replaced word.
+_TOKEN = re.compile(r"\s+|\w(?:[\w'’.,/$%&+-]*\w)?|[^\w\s]")
 
 
 def redline(old: str, new: str) -> tuple[tuple[str, str], ...]:

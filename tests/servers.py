@@ -198,20 +198,23 @@ class MailServer:
         return self.root / "postfix" / "etc"
 
     @property
-    def passwd_file(self) -> Path:
+    def passwd_dir(self) -> Path:
         return self.root / "dovecot" / "users"
 
     def password(self, address: str) -> str:
         return self.users[address]
 
     def add_user(self, address: str, password: str | None = None) -> str:
-        """Create a mailbox for `address` (Dovecot rereads the passwd-file by itself); returns the password."""
-        if ":" in address or "@" not in address:
+        """Create a mailbox for `address`, usable at once; returns the password."""
+        if ":" in address or "/" in address or "@" not in address:
             raise ValueError(f"not a mail address: {address!r}")
         password = password or f"{address.split('@')[0]}-pass"
         if address not in self.users:
-            with self.passwd_file.open("a") as f:
-                f.write(f"{address}:{{PLAIN}}{password}\n")
+            # One passwd-file per user: Dovecot opens a new file on first use, whereas it may not notice
+            # a change to a shared file made within the second of its last look.
+            entry = self.passwd_dir / address
+            entry.write_text(f"{address}:{{PLAIN}}{password}\n")
+            entry.chmod(0o644)
             self.users[address] = password
         return self.users[address]
 
@@ -274,10 +277,11 @@ ssl_dh = <{DOVECOT_DH}
 # Plain LOGIN without TLS is what the loopback tests use; STARTTLS and IMAPS are there too.
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 postmaster_address = postmaster@northwind.example
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {server.passwd_file}
+  args = scheme=PLAIN username_format=%u {server.passwd_dir}/%u
 }}
 userdb {{
   driver = static
@@ -327,6 +331,12 @@ service auth {{
   # Postfix asks Dovecot to check SMTP AUTH passwords here.
   unix_listener {root}/run/auth-smtp {{
     mode = 0666
+  }}
+}}
+# No growing delay after failed logins from 127.0.0.1: the tests try wrong passwords on purpose.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
   }}
 }}
 # Dovecot's delivery agent runs as the mail user and reports its statistics here.
@@ -386,6 +396,7 @@ smtpd_sasl_path = {root}/run/auth-smtp
 smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
 smtpd_tls_security_level = may
+smtpd_error_sleep_time = 0s
 """
 
 
@@ -434,21 +445,27 @@ def _pid_alive(pid_file: Path) -> int | None:
     return pid
 
 
-def _stop_pid(pid_file: Path, timeout: float = 10.0) -> None:
-    pid = _pid_alive(pid_file)
-    if pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+def _stop_pids(*pid_files: Path, timeout: float = 10.0) -> None:
+    """SIGTERM each daemon's master (Postfix and Dovecot stop their children on it), wait, then SIGKILL."""
+    pids = [pid for pid in map(_pid_alive, pid_files) if pid is not None]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if _exists(pid)]
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def start_mailserver(root: Path, users: dict[str, str] | None = None) -> MailServer:
@@ -468,7 +485,7 @@ def start_mailserver(root: Path, users: dict[str, str] | None = None) -> MailSer
         root=root, imap_port=imap_port, imaps_port=imaps_port, smtp_port=smtp_port, smtps_port=smtps_port,
         cafile=cert, uid=uid, gid=gid,
     )
-    server.passwd_file.touch(mode=0o644)
+    server.passwd_dir.mkdir(mode=0o755)
     for address, password in (users or DEFAULT_USERS).items():
         server.add_user(address, password)
     # Dovecot's delivery agent writes its own log as the mail user.
@@ -492,11 +509,12 @@ def start_mailserver(root: Path, users: dict[str, str] | None = None) -> MailSer
 
 
 def stop_mailserver(server: MailServer) -> None:
-    """Stop Postfix and Dovecot; quietly, as they may not have started."""
-    if (server.postfix_dir / "main.cf").exists():
-        subprocess.run(["postfix", "-c", str(server.postfix_dir), "stop"], capture_output=True, check=False)
-        _stop_pid(server.root / "postfix" / "queue" / "pid" / "master.pid")
-    _stop_pid(server.root / "run" / "dovecot" / "master.pid")
+    """Stop Postfix and Dovecot together; quietly, as they may not have started."""
+    _stop_pids(*_mail_pid_files(server.root))
+
+
+def _mail_pid_files(root: Path) -> tuple[Path, Path]:
+    return root / "postfix" / "queue" / "pid" / "master.pid", root / "run" / "dovecot" / "master.pid"
 
 
 # ---------------------------------------------------------------------------------------- postgres
@@ -621,9 +639,7 @@ def _started(kind: str, start: Callable[[Path], object], stop: Callable, prefix:
 
 def _stop_partial(root: Path) -> None:
     """Stop whatever a failed start left running under `root`."""
-    if (root / "postfix" / "etc" / "main.cf").exists():
-        subprocess.run(["postfix", "-c", str(root / "postfix" / "etc"), "stop"], capture_output=True, check=False)
-    _stop_pid(root / "run" / "dovecot" / "master.pid")
+    _stop_pids(*_mail_pid_files(root))
     if (root / "data" / "postmaster.pid").exists():
         with contextlib.suppress(ServerStartError):
             bin_dir = _postgres_bin()

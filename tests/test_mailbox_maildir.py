@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import MailboxError
-from pipeline.mailbox.base import HELD, PROCESSED, Mailbox
+from pipeline.mailbox.base import HELD, PROCESSED, Mailbox, NotFiledError
 from pipeline.mailbox.maildir import INDEX_NAME, MaildirMailbox
 
 REPLY_1 = (
@@ -199,3 +199,13 @@ def test_a_mail_directory_that_cannot_be_created_is_a_mailbox_error(tmp_path: Pa
     with pytest.raises(MailboxError, match="cannot create the mail folders") as err:
         MaildirMailbox(tmp_path / "file" / "mail")
     assert "writable" in (err.value.hint or "")
+
+
+def test_a_send_whose_sent_copy_fails_says_not_to_send_again(box: MaildirMailbox, tmp_path: Path) -> None:
+    # Break Sent (its tmp/ is a file now): the outbox write, the 'delivery', has already happened.
+    (box.root / ".Sent" / "tmp").rmdir()
+    (box.root / ".Sent" / "tmp").write_text("")
+    with pytest.raises(NotFiledError, match="is in the outbox, but its copy could not be put in Sent") as err:
+        box.send(outgoing())
+    assert (err.value.hint or "").startswith("Do not send it again")
+    assert len(files(tmp_path / "outbox")) == 1

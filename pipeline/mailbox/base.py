@@ -7,9 +7,15 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
 
+from pipeline.errors import MailboxError
+
 # Folders a processed message can be filed in, by what happened to it.
 PROCESSED = "Processed"
 HELD = "Held"
+
+
+class NotFiledError(MailboxError):
+    """send() delivered the message but could not keep its copy in Sent: do not send it again."""
 
 
 @dataclass(frozen=True)

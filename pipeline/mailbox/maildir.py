@@ -17,7 +17,7 @@ from email.utils import make_msgid
 from pathlib import Path
 
 from pipeline.errors import MailboxError
-from pipeline.mailbox.base import HELD, PROCESSED, Fetched
+from pipeline.mailbox.base import HELD, PROCESSED, Fetched, NotFiledError
 
 SENT = "Sent"
 DRAFTS = "Drafts"
@@ -131,7 +131,13 @@ class MaildirMailbox:
             _write_atomically(target, raw)
         except OSError as exc:
             raise _error(exc, f"cannot write {target}") from exc
-        key = self._file(SENT, raw, flags="S")
+        try:
+            key = self._file(SENT, raw, flags="S")
+        except MailboxError as exc:
+            raise NotFiledError(
+                f"{message_id} is in the outbox, but its copy could not be put in Sent: {exc.message}",
+                hint="Do not send it again; " + (exc.hint or ""),
+            ) from exc
         self._append_index({key: _normalize_id(message_id)})
 
     def save_draft(self, message: EmailMessage) -> None:

@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import threading
+import tomllib
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -192,6 +193,29 @@ def test_settings_say_what_is_missing():
     assert GraphSettings(tenant="t", client_id="c", client_secret="s", mailbox=SELLER).resource == (
         "https://graph.microsoft.com"
     )
+
+
+def test_settings_come_from_the_mailbox_table_with_secrets_apart():
+    table = tomllib.loads(
+        """
+        [mailbox]
+        backend = "graph"
+        tenant = "contoso.onmicrosoft.com"
+        client_id = "c"
+        mailbox = "sam@seller.example"
+        client_secret_env = "MUTUALPLAN_GRAPH_SECRET"
+        processed_folder = "Deals/Done"
+        max_concurrency = 2
+        """
+    )["mailbox"]
+    made = GraphSettings.from_options(table, client_secret="from-env")
+    assert (made.client_secret, made.processed_folder, made.max_concurrency) == ("from-env", "Deals/Done", 2)
+    assert made.held_folder == "Mutual Plan/Held" and made.category == "Mutual Plan"
+    with pytest.raises(ConfigError, match="does not know: client_secret") as caught:
+        GraphSettings.from_options({**table, "client_secret": "in the file"})
+    assert "client_secret_env" in (caught.value.hint or "")
+    with pytest.raises(ConfigError, match="does not know: procesed_folder"):
+        GraphSettings.from_options({**table, "procesed_folder": "x"}, client_secret="s")
 
 
 def test_device_code_sign_in_keeps_an_owner_only_token_cache_and_reuses_it(server, tmp_path, state):

@@ -7,9 +7,9 @@ import logging
 import ssl
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -99,6 +99,27 @@ class GraphSettings:
             )
         if not 1 <= self.max_concurrency <= 4:
             raise ConfigError("graph max_concurrency must be between 1 and 4 (Exchange Online's limit per mailbox)")
+
+    @classmethod
+    def from_options(
+        cls,
+        options: Mapping[str, Any],
+        *,
+        client_secret: str | None = None,
+        certificate_password: str | None = None,
+    ) -> GraphSettings:
+        """Settings from the [mailbox] table; secrets come separately, from the environment."""
+        secret_names = {"client_secret", "certificate_password"}
+        known = {f.name for f in fields(cls)} - secret_names
+        values = {k: v for k, v in options.items() if k != "backend" and not k.endswith("_env")}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            hint = 'secrets go in the environment: client_secret_env = "NAME"' if secret_names & set(unknown) else None
+            raise ConfigError(
+                f"[mailbox] has settings the graph backend does not know: {', '.join(unknown)}",
+                hint=hint or "see docs/graph.md for the settings",
+            )
+        return cls(**values, client_secret=client_secret, certificate_password=certificate_password)
 
     @property
     def authority(self) -> str:

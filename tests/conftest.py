@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from servers import mailserver, postgres_server, postgres_url
+
+from tests.servers import mailserver, postgres_server, postgres_url
 
 __all__ = ["mailserver", "postgres_server", "postgres_url"]
 

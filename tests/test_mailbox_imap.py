@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from imap_tools import MailBoxUnencrypted
-from servers import MailServer
 
 from pipeline.errors import ConfigError, MailboxError
 from pipeline.mailbox.base import HELD, MemoryState, NotFiledError
 from pipeline.mailbox.imap import ImapMailbox, ImapSettings
+from tests.servers import MailServer
 
 Account = tuple[str, str]  # address, password
 
@@ -197,6 +197,20 @@ def test_fetch_reads_the_prospects_reply_and_ack_moves_it(
     assert flags_on_disk(mailserver, seller[0], "Processed") == ["S"]
     assert list(box.fetch()) == []
     box.ack(fetched[0].key)  # again, after a crash between the move and the caller's commit: nothing happens
+
+
+@pytest.mark.servers
+def test_ack_without_a_folder_leaves_the_message_as_the_seller_left_it(
+    mailserver: MailServer, open_box, seller: Account, prospect: Account
+) -> None:
+    state = MemoryState()
+    deliver(mailserver, open_box, prospect, seller[0], "not about any plan")
+    box = open_box(seller, state)
+    (fetched,) = list(box.fetch())
+    box.ack(fetched.key, None)
+    assert flags_on_disk(mailserver, seller[0], "INBOX") == [""]  # still unread, still in the INBOX
+    assert mailserver.messages(seller[0], "Processed") == []
+    assert list(open_box(seller, state).fetch()) == []
 
 
 @pytest.mark.servers

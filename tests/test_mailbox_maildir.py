@@ -115,6 +115,17 @@ def test_ack_again_is_harmless_and_an_unknown_key_is_a_clear_error(box: MaildirM
     assert not err.value.transient
 
 
+def test_ack_without_a_folder_leaves_the_message_in_the_inbox_unread(box: MaildirMailbox) -> None:
+    key = box.deliver(REPLY_1)
+    box.ack(key, None)
+    assert files(box.root / "cur") == [f"{key}:2,"]  # noticed, not read: the seller still sees it as new
+    assert files(box.root / "new") == []
+    assert list(box.fetch()) == []
+    box.ack(key, None)
+    assert files(box.root / "cur") == [f"{key}:2,"]
+    assert box.messages(PROCESSED) == []
+
+
 def test_ack_keeps_flags_a_mail_client_added(box: MaildirMailbox) -> None:
     key = box.deliver(REPLY_1)
     # A client read it and flagged it: Maildir moves it to cur/ with an info suffix.

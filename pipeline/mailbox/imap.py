@@ -162,9 +162,15 @@ class ImapMailbox:
                     yield Fetched(key=f"{validity}:{uid}", raw=bodies[uid])
         self._state.set_state(self._state_key, f"{validity}:{max([last, *uids])}")
 
-    def ack(self, key: str, folder: str = PROCESSED) -> None:
-        """Mark the message seen and move it to `folder` (created if missing); a message already gone is fine."""
+    def ack(self, key: str, folder: str | None = PROCESSED) -> None:
+        """Mark the message seen and move it to `folder` (created if missing); a message already gone is fine.
+
+        `folder=None` touches nothing: the message stays as the seller left it (unread if it was), and the
+        place kept in the SyncState is what keeps it from being fetched again.
+        """
         validity, uid = _split_key(key)
+        if folder is None:
+            return
         self._call("file a message in", lambda: self._move(validity, uid, folder))
 
     def _move(self, validity: int, uid: int, folder: str) -> None:

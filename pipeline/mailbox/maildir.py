@@ -76,19 +76,25 @@ class MaildirMailbox:
                 raise _error(exc, f"cannot read {new / filename}") from exc
             yield Fetched(key=_key(filename), raw=raw)
 
-    def ack(self, key: str, folder: str = PROCESSED) -> None:
-        """Move the Inbox message `key` to `folder` (created if missing), marked seen; again is a no-op."""
-        target = self._folder(folder)
+    def ack(self, key: str, folder: str | None = PROCESSED) -> None:
+        """Move the Inbox message `key` to `folder` (created if missing), marked seen; again is a no-op.
+
+        `folder=None` leaves it in the Inbox, unread, but out of `new/` (Maildir's "noticed"), so it is not
+        fetched again.
+        """
+        target_dir = self.root if folder is None else Path(self._folder(folder)._path)
         source = self._find_in_inbox(key)
-        if source is None:
-            if any(_key(name) == key for name in _names(Path(target._path) / "cur")):
+        if source is None or (folder is None and source.parent.name == "cur"):
+            if any(_key(name) == key for name in _names(target_dir / "cur")):
                 return  # acked before: a replay after a crash between the move and the caller's commit
             raise MailboxError(
                 f"no message {key!r} in the Inbox of {self.root}",
                 hint="it was moved or deleted by something else; fetch again to see what is there",
             )
         flags = set(source.name.split(":2,", 1)[1]) if ":2," in source.name else set()
-        destination = Path(target._path) / "cur" / f"{key}:2,{''.join(sorted(flags | {'S'}))}"
+        if folder is not None:
+            flags.add("S")
+        destination = target_dir / "cur" / f"{key}:2,{''.join(sorted(flags))}"
         try:
             os.rename(source, destination)
             _fsync_dir(destination.parent)

@@ -1,0 +1,286 @@
+"""Commands that make and compare stored versions of a plan: add, apply, diff."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from pipeline.cli.common import (
+    console,
+    emit_json,
+    handles_errors,
+    json_option,
+    open_home,
+    resolve_today,
+    today_option,
+)
+from pipeline.config import load_settings
+from pipeline.errors import ChangeError, PipelineError, RenderError, StoreError
+from pipeline.plan.changes import apply as apply_changes
+from pipeline.plan.diff import PlanDiff, diff
+from pipeline.plan.model import Change, Plan, Version, plan_hash
+from pipeline.plan.source import parse_plan
+from pipeline.render.format import change_rows
+from pipeline.store import Store
+
+
+def _now() -> datetime:
+    # When a version is stored: the one clock reading these commands make, kept in the version.
+    return datetime.now(UTC)
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such file", hint=f"give the path of {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{path}: cannot read it ({exc})", hint=f"{what} is a UTF-8 text file") from None
+
+
+def _unknown_plan(store: Store, plan_id: str) -> StoreError:
+    ids = store.plan_ids()
+    hint = "stored plans: " + ", ".join(ids) if ids else "add one first with `mutualplan add PLAN.md`"
+    return StoreError(f"no plan {plan_id!r} in the store", hint=hint)
+
+
+def _current(store: Store, plan_id: str) -> Version:
+    current = store.current(plan_id)
+    if current is None:
+        raise _unknown_plan(store, plan_id)
+    return current
+
+
+# --- add ----------------------------------------------------------------------------------------
+
+
+@click.command("add", short_help="Store a plan file as version 1, or as the next version of its plan.")
+@click.argument("plan_file", metavar="PLAN.md", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--author", metavar="EMAIL", help="Who made this version (default: the plan's seller).")
+@json_option
+@click.pass_context
+@handles_errors
+def add(ctx: click.Context, plan_file: Path, author: str | None, as_json: bool) -> None:
+    """Store PLAN.md: a new plan id becomes version 1; a stored id with edits becomes its next version (a
+    seller edit). The same content again makes no version.
+
+    What the front matter leaves out (the seller, the letterhead) comes from the home's settings.
+
+    \b
+    Example:
+      mutualplan add acme.md
+      vi acme.md && mutualplan add acme.md      # version 2: the seller's edits
+    """
+    home = open_home(ctx)
+    defaults = load_settings(home.settings(), str(home.settings_path)).plan_defaults()
+    text = _read_text(plan_file, "a plan's .md file")
+    with home.open_store() as store:
+        first = parse_plan(text, file=str(plan_file), defaults=defaults)
+        current = store.current(first.id)
+        plan = first
+        if current is not None:
+            # Rows written without an id are numbered after every id the plan ever used, never reusing one.
+            counter = {"next_milestone": current.plan.next_number}
+            plan = parse_plan(text, file=str(plan_file), defaults={**counter, **defaults})
+            plan = _keep_counter(plan, current.plan)
+            if plan_hash(plan) == current.hash:
+                if as_json:
+                    emit_json({"plan_id": plan.id, "version": current.number, "stored": False, "hash": current.hash})
+                else:
+                    console.print(
+                        f"{plan_file} is the same as version {current.number} of {plan.id}: no new version.",
+                        soft_wrap=True,
+                    )
+                return
+        version = store.add_version(
+            plan,
+            author=(author or plan.seller.email or "seller").lower(),
+            reason="created" if current is None else "seller edit",
+            created=_now(),
+            expect_number=1 if current is None else current.number + 1,
+        )
+    changes = diff(current.plan, plan, old_version=current.number, new_version=version.number) if current else None
+    _report(version, changes, as_json)
+
+
+def _keep_counter(plan: Plan, stored: Plan) -> Plan:
+    return replace(plan, next_number=max(plan.next_number, stored.next_number))
+
+
+def _report(version: Version, changes: PlanDiff | None, as_json: bool) -> None:
+    if as_json:
+        emit_json(
+            {
+                "plan_id": version.plan_id,
+                "version": version.number,
+                "stored": True,
+                "reason": version.reason,
+                "author": version.author,
+                "hash": version.hash,
+                "diff": changes.to_dict() if changes else None,
+            }
+        )
+        return
+    console.print(
+        f"Stored version {version.number} of [bold]{version.plan_id}[/] ({version.reason}, by {version.author}).",
+        soft_wrap=True,
+    )
+    if changes is not None:
+        print_diff(version.plan, changes)
+
+
+# --- apply --------------------------------------------------------------------------------------
+
+
+def read_changes(path: Path) -> list[Change]:
+    """The changes in a JSON file: a list of changes, or an object with a `changes` list (parse-reply's output)."""
+    text = _read_text(path, "a JSON file of changes")
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ChangeError(
+            f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})",
+            hint='write a list such as [{"op": "move", "milestone": "M3", "due": "2027-03-08"}]',
+        ) from None
+    if isinstance(data, dict):
+        if "changes" not in data:
+            raise ChangeError(
+                f"{path}: the object has no `changes` key", hint="give a list of changes, or parse-reply's JSON"
+            )
+        data = data["changes"]
+    if not isinstance(data, list):
+        raise ChangeError(f"{path}: expected a list of changes", hint="see the `changes` format in the reply spec")
+    return [Change.from_dict(item, index=i) for i, item in enumerate(data)]
+
+
+@click.command("apply", short_help="Apply a JSON list of changes to a stored plan as its next version.")
+@click.argument("plan_id")
+@click.argument("changes_file", metavar="CHANGES.json", type=click.Path(dir_okay=False, path_type=Path))
+@today_option
+@click.option("--author", metavar="EMAIL", help="Who asked for the changes (default: the plan's seller).")
+@json_option
+@click.pass_context
+@handles_errors
+def apply_command(
+    ctx: click.Context, plan_id: str, changes_file: Path, today: object, author: str | None, as_json: bool
+) -> None:
+    """Apply CHANGES.json to the latest version of PLAN_ID and store the result as the next version.
+
+    CHANGES.json is a list of changes in the reply spec's `changes` format, or parse-reply's whole JSON
+    output. All or nothing: a change that cannot apply (an unknown milestone, a date before today, removing
+    the signature step) is refused with the reason, exit status 2, and no version is made.
+
+    \b
+    Example:
+      echo '[{"op": "move", "milestone": "M3", "due": "2027-03-08"}]' > changes.json
+      mutualplan apply acme-northwind-2027 changes.json --author dana.whitfield@acme.example
+      mutualplan parse-reply acme-northwind-2027 reply.eml --json > reply.json
+      mutualplan apply acme-northwind-2027 reply.json --today 2027-01-20
+    """
+    changes = read_changes(changes_file)
+    with open_home(ctx).open_store() as store:
+        current = _current(store, plan_id)
+        plan = apply_changes(current.plan, changes, today=resolve_today(today))
+        if plan_hash(plan) == current.hash:
+            if as_json:
+                emit_json({"plan_id": plan_id, "version": current.number, "stored": False, "hash": current.hash})
+            else:
+                console.print(f"The changes leave version {current.number} of {plan_id} as it is: no new version.")
+            return
+        version = store.add_version(
+            plan,
+            author=(author or current.plan.seller.email or "seller").lower(),
+            reason="changes",
+            changes=changes,
+            created=_now(),
+            expect_number=current.number + 1,
+        )
+    _report(version, diff(current.plan, plan, old_version=current.number, new_version=version.number), as_json)
+
+
+# --- diff ---------------------------------------------------------------------------------------
+
+
+@click.command("diff", short_help="What changed between two versions of a plan.")
+@click.argument("plan_id")
+@click.argument("a", type=click.IntRange(min=1))
+@click.argument("b", type=click.IntRange(min=1))
+@json_option
+@click.option("--pdf", "pdf_out", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT",
+              help="Write version B's letter, opening with the changes since version A, to OUT.")  # fmt: skip
+@click.pass_context
+@handles_errors
+def diff_command(ctx: click.Context, plan_id: str, a: int, b: int, as_json: bool, pdf_out: Path | None) -> None:
+    """Compare versions A and B of PLAN_ID: milestones added, removed, moved (every date that changed,
+    including those that followed the target or another milestone), reassigned, renamed, status and phase
+    changes; the target and its slip; contacts; and a word-level redline of changed text.
+
+    \b
+    Example:
+      mutualplan diff acme-northwind-2027 1 3
+      mutualplan diff acme-northwind-2027 2 3 --json | jq '.milestones'
+      mutualplan diff acme-northwind-2027 2 3 --pdf changes-v3.pdf
+    """
+    if as_json and pdf_out:
+        raise PipelineError("--json and --pdf cannot be used together", hint="pick one")
+    with open_home(ctx).open_store() as store:
+        _current(store, plan_id)
+        old, new = store.version(plan_id, a), store.version(plan_id, b)
+    changes = diff(old.plan, new.plan, old_version=a, new_version=b)
+    if as_json:
+        emit_json({"plan_id": plan_id, **changes.to_dict()})
+        return
+    if pdf_out:
+        if b <= a:
+            raise RenderError(
+                f"a letter shows the changes since an earlier version: {a} is not before {b}",
+                hint=f"write `mutualplan diff {plan_id} {min(a, b)} {max(a, b)} --pdf {pdf_out}`",
+            )
+        from pipeline.render.letter import render_letter  # WeasyPrint loads only when a PDF is asked for
+
+        letter = render_letter(new.plan, version=b, created=new.created, diff=changes)
+        try:
+            pdf_out.write_bytes(letter.pdf)
+        except OSError as exc:
+            raise RenderError(f"cannot write {pdf_out}: {exc.strerror}") from None
+        console.print(
+            f"Wrote {pdf_out}: version {b} of {plan_id}, {letter.pages} page(s), opening with the changes since "
+            f"version {a}.",
+            soft_wrap=True,
+        )
+        return
+    console.print(f"[bold]{plan_id}[/]: version {a} -> version {b}")
+    print_diff(new.plan, changes)
+
+
+def print_diff(plan: Plan, changes: PlanDiff) -> None:
+    """The diff as a table of changes, then each text redline (deletions struck through, insertions underlined)."""
+    if changes.is_empty:
+        console.print("No changes.")
+        return
+    rows = change_rows(plan, changes)
+    if rows:
+        table = Table(title=f"Changes since version {changes.old_version}", title_justify="left")
+        for name in ("Change", "#", "Activity", "From", "To"):
+            table.add_column(name, overflow="fold", no_wrap=name == "#")
+        for row in rows:
+            table.add_row(row.label, row.id, row.title, row.old, row.new)
+        console.print(table)
+    for redline in changes.texts:
+        text = Text()
+        for op, words in redline.ops:
+            style = {"insert": "underline green", "delete": "strike red"}.get(op, "")
+            # Marked in words too, so the redline reads without colour: [-deleted-] {+inserted+}.
+            text.append({"insert": f"{{+{words}+}}", "delete": f"[-{words}-]"}.get(op, words), style=style)
+        console.print(f"\n[bold]{redline.heading}[/]")
+        console.print(text, soft_wrap=True)
+
+
+COMMANDS = [add, apply_command, diff_command]

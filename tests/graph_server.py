@@ -1225,7 +1225,13 @@ class GraphServer:
         item.is_draft = False
         item.sent = dt.datetime.now(dt.UTC)
         box.move(item, box.folder("sentitems").id)  # type: ignore[union-attr]
-        self.outbound.append(item.mime())
+        raw = item.mime()
+        self.outbound.append(raw)
+        # Recipients with a mailbox here get their copy, as in one Exchange Online tenant.
+        for recipient in item.to + item.cc + item.bcc:
+            address = recipient.get("emailAddress", {}).get("address", "").lower()
+            if address in self.mailboxes:
+                self.deliver(address, raw)
 
     # Helpers for tests ---------------------------------------------------------------------------
 

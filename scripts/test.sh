@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The checks CI runs: ruff, then every test, the real servers included (the tests start them).
+# Usage: bash scripts/test.sh [pytest arguments]   e.g.  bash scripts/test.sh -k imap -x
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh --servers
+
+lint=0
+ruff check . || lint=$?
+
+tests=0
+pytest tests/ "$@" || tests=$?
+if [ "$tests" -eq 5 ]; then
+  # Exit code 5 is "no tests collected": a broken collection must not pass as green.
+  echo "pytest collected no tests" >&2
+  exit 1
+fi
+if [ "$lint" -ne 0 ]; then
+  echo "ruff check failed (exit $lint)" >&2
+  [ "$tests" -ne 0 ] || exit "$lint"
+fi
+exit "$tests"

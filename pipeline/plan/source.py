@@ -337,10 +337,17 @@ def _timeline(body: list[tuple[int, str]], plan: Plan) -> tuple[str, list[Milest
     rows: list[Milestone] = []
     phase = "before"
     after_heading: str | None = None
+    in_fence = False
     i = 0
     while i < len(body):
         _, line = body[i]
         stripped = line.strip()
+        if _FENCE.match(line) or in_fence:
+            # A fenced block is prose, even when its lines look like a table or an `after` heading.
+            in_fence = in_fence != bool(_FENCE.match(line))
+            prose.append(line)
+            i += 1
+            continue
         if stripped.startswith("### "):
             heading = stripped[4:].strip()
             if re.search(r"\bafter\b", heading, re.IGNORECASE):
@@ -478,7 +485,8 @@ def _scalar(value: Any) -> str:
 
 
 def _flow(mapping: dict[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in mapping.items()) + "}"
+    # Dumped whole, so values are quoted for flow context: a plain `0,` or `q}` is fine alone, not inside {}.
+    return yaml.safe_dump(mapping, default_flow_style=True, sort_keys=False, allow_unicode=True, width=10_000).strip()
 
 
 def write_plan(plan: Plan) -> str:

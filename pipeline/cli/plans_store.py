@@ -108,6 +108,13 @@ def add(ctx: click.Context, plan_file: Path, author: str | None, as_json: bool) 
         )
     changes = diff(current.plan, plan, old_version=current.number, new_version=version.number) if current else None
     _report(version, changes, as_json)
+    if current is not None and current.reason not in ("created", "seller edit") and not as_json:
+        # A file edited from an older copy silently undoes what the prospect asked for: say so.
+        console.print(
+            f"[yellow]note:[/] version {current.number} came from {current.reason} by {current.author}; the table "
+            "above is everything this file changes from it, including any of those changes it undoes.",
+            soft_wrap=True,
+        )
 
 
 def _keep_counter(plan: Plan, stored: Plan) -> Plan:

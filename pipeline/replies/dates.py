@@ -61,12 +61,12 @@ _SHIFT = re.compile(
     rf"\b(?:by\s+|for\s+)?(?P<n>{_AMOUNT})\s+(?:more\s+|extra\s+|additional\s+)?(?P<unit>{_UNIT})\b", re.IGNORECASE
 )
 _LATER = re.compile(
-    r"\b(later|after|back|out|delay(?:ed|ing)?|postpone[ds]?|postponing|slip(?:s|ped)?|extend(?:ed)?|longer|push(?:ed)?)\b",
+    r"\b(later|after(?=\s*(?:[.,;!?]|$))|back|out|delay(?:ed|ing)?|postpone[ds]?|postponing|slip(?:s|ped)?|extend(?:ed)?|longer|push(?:ed)?)\b",
     re.IGNORECASE,
 )
 _EARLIER = re.compile(
-    r"\b(earlier|sooner|before|forward|bring (?:it |\w+ )?in|pull(?:ed)? (?:it |\w+ )?(?:in|forward)|move[ds]? "
-    r"(?:it |\w+ )?up|advance[ds]?|expedite[ds]?)\b",
+    r"\b(earlier|sooner|before(?=\s*(?:[.,;!?]|$))|forward|bring (?:it |\w+ )?in"
+    r"|pull(?:ed)? (?:it |\w+ )?(?:in|forward)|move[ds]? (?:it |\w+ )?up|advance[ds]?|expedite[ds]?)\b",
     re.IGNORECASE,
 )
 

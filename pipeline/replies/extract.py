@@ -168,7 +168,11 @@ def _extract_text(text: str, removed: list[str]) -> Extraction:
     lines = [line.rstrip() for line in text.split("\n")]
     lines = _drop_banner(lines, removed)
 
+    found = len(removed)
     cut, header = _history_start(lines, removed)
+    if header is None and (len(removed) == found or removed[-1] == "quoted history"):
+        # No header line of ours: mail-parser-reply knows the headers of more languages and clients.
+        cut = min(cut, _library_cut(lines[:cut], removed))
     kept = lines[:cut]
     inline = header is not None
     if header is not None:
@@ -235,6 +239,27 @@ def _history_start(lines: list[str], removed: list[str]) -> tuple[int, tuple[int
         removed.append("quoted history")
         return end, None
     return n, None
+
+
+def _library_cut(lines: list[str], removed: list[str]) -> int:
+    """Where mail-parser-reply sees a quote header (in any language it knows) among our lines, else the end."""
+    n = len(lines)
+    try:
+        from mailparser_reply import EmailReplyParser
+        from mailparser_reply.constants import MAIL_LANGUAGES
+
+        message = EmailReplyParser(languages=[k for k in MAIL_LANGUAGES if len(k) == 2]).read("\n".join(lines))
+        replies = message.replies
+    except Exception:  # an optional opinion: its failure leaves our own answer standing
+        return n
+    if len(replies) < 2 or not replies[1].headers:
+        return n
+    first = replies[1].headers.strip().split("\n")[0].strip()
+    for i, line in enumerate(lines):
+        if line.strip() and line.strip() == first and i > 0:
+            removed.append("quote header")
+            return i
+    return n
 
 
 def _next_nonblank(lines: list[str], start: int) -> int | None:
@@ -337,6 +362,8 @@ def _blocks(lines: list[str], inline: bool, removed: list[str]) -> list[Block]:
             quoted = re.sub(r"^(?:\s*>)+\s?", "", line).strip()
             if quoted:
                 context.append(quoted)
+            else:
+                context.clear()  # a blank quoted line ends a quoted paragraph: the answer is to the nearest one
         else:
             own.append(line)
     if not ended:
@@ -352,7 +379,7 @@ def _clean(lines: list[str], removed: list[str]) -> tuple[str, bool]:
     out: list[str] = []
     ended = False
     skip_link = False
-    for i, line in enumerate(lines):
+    for line in lines:
         stripped = line.strip()
         if skip_link and _LINK_ONLY.match(stripped):
             skip_link = False
@@ -366,7 +393,7 @@ def _clean(lines: list[str], removed: list[str]) -> tuple[str, bool]:
             removed.append("mobile footer")
             skip_link = True
             continue
-        if _DISCLAIMER.match(stripped) and (not out or not out[-1].strip() or i == 0):
+        if _DISCLAIMER.match(stripped):
             removed.append("disclaimer")
             ended = True
             break
@@ -379,7 +406,8 @@ def _clean(lines: list[str], removed: list[str]) -> tuple[str, bool]:
 
 def _drop_signature_block(lines: list[str], removed: list[str]) -> list[str]:
     """Name, title, phone and address lines after a closing ("Best,\\nDana"), or a trailing contact block."""
-    while lines and not lines[-1].strip():
+    # A rule left over above the cut quoted history (Outlook's <hr>) is not the sender's.
+    while lines and (not lines[-1].strip() or re.fullmatch(r"\s*[-_=]{5,}\s*", lines[-1])):
         lines = lines[:-1]
     if not lines:
         return lines

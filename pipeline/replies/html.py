@@ -60,7 +60,8 @@ def _walk_nodes(nodes: Iterable[PageElement], out: list[str], depth: int) -> Non
             continue
         if not isinstance(child, Tag):
             continue
-        name = (child.name or "").lower().split(":")[-1]
+        # Office's <o:p> is an inline filler, not a paragraph: namespaced tags stay inline.
+        name = (child.name or "").lower()
         if name in _SKIP or _hidden(child):
             continue
         if depth > MAX_DEPTH:

@@ -103,7 +103,8 @@ _MOVE_VERB = re.compile(
     re.IGNORECASE,
 )
 _MOVE_HINT = re.compile(
-    r"\binstead\b|\brather\b|\bprefer\w*\b|\bworks? better\b|\bwould be better\b|\bbetter on\b"
+    r"\binstead\b|\bearlier\b|\blater\b|\bsooner\b"
+    r"|\brather\b|\bprefer\w*\b|\bworks? better\b|\bwould be better\b|\bbetter on\b"
     r"|\b(?:should|needs? to|must|has to|have to|will have to|would need to) (?:be|happen|take place)\b"
     r"|\b(?:doesn't|does not|won't|will not|can't|cannot|don't|do not) work\b",
     re.IGNORECASE,
@@ -166,22 +167,23 @@ _OWN_VERB = (
     r"(?:own|take over|take|handle|run|lead|drive|be responsible for|be the owner of|be in charge of|manage"
     r"|look after|coordinate)"
 )
-_WHO = r"(?P<who>I|we|you|your team|our team|my team|both of us|[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)"
+# Pronouns in any case; a name only when written with a capital (so "the" or "will" never passes for one).
+_WHO = r"(?P<who>(?:your team|our team|my team|both of us|we|you|I)\b|(?-i:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?))"
 _REASSIGN = (
     re.compile(
-        rf"(?:^|[\s,;(])(?-i:{_WHO})\s+(?:will|'ll|’ll|can|should|shall|is going to|are going to|am going to|would"
+        rf"(?:^|[\s,;(]){_WHO}\s+(?:will|'ll|’ll|can|should|shall|is going to|are going to|am going to|would"
         rf"|want to|wants to|needs? to|has to|have to|could)\s+(?:now\s+|also\s+|instead\s+|please\s+)?"
         rf"(?:{_OWN_VERB})\b"
         r"(?P<rest>.*)$",
         re.IGNORECASE,
     ),
     re.compile(
-        rf"\b(?:assign|reassign|give|hand|transfer)\b(?P<rest>.*?)\b(?:over\s+)?to\s+(?-i:{_WHO})\b",
+        rf"\b(?:assign|reassign|give|hand|transfer)\b(?P<rest>.*?)\b(?:over\s+)?to\s+{_WHO}\b",
         re.IGNORECASE,
     ),
-    re.compile(rf"\b(?:owned|led|run|handled|driven|managed)\s+by\s+(?-i:{_WHO})", re.IGNORECASE),
-    re.compile(rf"\bmake\s+(?-i:{_WHO})\s+(?:the\s+)?owner\b(?P<rest>.*)$", re.IGNORECASE),
-    re.compile(rf"\bowner\b(?P<rest>.*?)\b(?:should be|to be|is now|will be|to)\s+(?-i:{_WHO})", re.IGNORECASE),
+    re.compile(rf"\b(?:owned|led|run|handled|driven|managed)\s+by\s+{_WHO}", re.IGNORECASE),
+    re.compile(rf"\bmake\s+{_WHO}\s+(?:the\s+)?owner\b(?P<rest>.*)$", re.IGNORECASE),
+    re.compile(rf"\bowner\b(?P<rest>.*?)\b(?:should be|to be|is now|will be|to)\s+{_WHO}", re.IGNORECASE),
 )
 _ADD = re.compile(
     r"\b(?:add|adding|include|including|insert|inserting|put in)\s+(?:also\s+|in\s+)?"
@@ -200,9 +202,9 @@ _TITLE_END = re.compile(
     re.IGNORECASE,
 )
 _ADD_OWNER = (
-    re.compile(rf"\b(?:owned|led|run|handled|organi[sz]ed|driven)\s+by\s+(?-i:{_WHO})", re.IGNORECASE),
+    re.compile(rf"\b(?:owned|led|run|handled|organi[sz]ed|driven)\s+by\s+{_WHO}", re.IGNORECASE),
     re.compile(
-        rf"(?:^|\s)(?-i:{_WHO})\s+(?:will|'ll|’ll|can|should|would)\s+(?:own|run|organi[sz]e|lead|set up|handle|do"
+        rf"(?:^|\s){_WHO}\s+(?:will|'ll|’ll|can|should|would)\s+(?:own|run|organi[sz]e|lead|set up|handle|do"
         r"|book|arrange|schedule)\b",
         re.IGNORECASE,
     ),
@@ -360,6 +362,7 @@ class _Reader:
     confirm_rest: bool = False
     partial: list[str] = field(default_factory=list)
     blocked: bool = False  # a negated, conditional or hedged agreement: never a confirmation
+    blocked_ids: set[str] = field(default_factory=set)
     declined: bool = False
 
     def __post_init__(self) -> None:
@@ -396,7 +399,8 @@ class _Reader:
         resolved = [m.resolved for m in mentions if m.resolved and not m.explicit]
         resolved += [i for m in mentions if m.explicit for i in m.ids]
         about = resolved[-1] if len(set(resolved)) == 1 else previous if not mentions else None
-        default = context or previous
+        # "it" points at the step this sentence names, else the quoted line answered, else the last sentence's.
+        default = about if about and mentions else context or previous
 
         if _DECLINE.search(s) and not _names_only_milestones(s, mentions):
             self.declined = True
@@ -483,7 +487,8 @@ class _Reader:
                 return False
         else:
             shifts = [x for x in find_shifts(clause) if x.days is not None]
-            if shifts and current and target_words:
+            moving = re.search(r"\b(?:move|push|shift|delay|postpone|slip|bring|pull|extend)\w*\b", clause, re.I)
+            if shifts and current and target_words and moving:
                 new = apply_shift(current, shifts[0])
         if new is None:
             return False if (target_words and _MOVE_VERB.search(clause)) or dates or sign_will else None
@@ -532,6 +537,8 @@ class _Reader:
         return True
 
     def _reassign(self, clause: str, default: str | None, context: str | None) -> bool | None:
+        if _ADD.search(clause) and not _ADD_NEGATED.search(clause):
+            return None  # "add a walkthrough, owned by Kim": the owner of the new step, read by _add
         for pattern in _REASSIGN:
             m = pattern.search(clause)
             if not m:
@@ -728,7 +735,8 @@ class _Reader:
         words = [w for w in re.findall(r"[A-Za-z0-9]+", title.lower()) if w not in ("a", "an", "the", "with", "our")]
         keys = {k for m in named for i in m.ids for k in self.matcher.keys.get(i, set())}
         covered = [w for w in words if any(w.rstrip("s") == k or w == k for k in keys)]
-        return len(covered) >= max(1, len(words) - 1)
+        # "reference call" is the plan's step; "security review" shares a word with "legal review" but is new.
+        return len(covered) == len(words) or (len(words) >= 4 and len(covered) >= len(words) - 1)
 
     # --- confirmation ---
 
@@ -746,13 +754,20 @@ class _Reader:
             or re.search(r"\bbut\b|\bhowever\b|\bexcept\b", s, re.IGNORECASE)
         )
         if blocked:
-            if not changed:
+            ids = {i for m in mentions for i in m.ids}
+            if ids:
+                self.blocked_ids |= ids  # "I can't confirm M4 yet" holds back M4, not the rest
+            else:
                 self.blocked = True
+            if not changed:
                 self._unresolve(s, mentions)
             return True
         if _EVERYTHING_ELSE.search(s):
             self.confirm_rest = True
             return True
+        # Only what the agreement is about counts: "Confirmed - see you at the workshop" confirms the plan.
+        start, end = _clause_span(s, found.start())
+        mentions = [m for m in mentions if start <= m.start < end]
         listed = [i for m in mentions if m.explicit for i in m.ids] + [
             m.resolved for m in mentions if not m.explicit and m.resolved
         ]
@@ -795,14 +810,16 @@ class _Reader:
         if self.declined:
             return Reading("decline", (), (), unresolved, text)
         if changes:
-            confirms: list[str] = [i for i in self.partial if i not in touched]
+            confirms: list[str] = [i for i in self.partial if i not in touched and i not in self.blocked_ids]
             if self.confirm_rest or (self.confirm_all and not self.blocked):
-                confirms = [m.id for m in self.plan.milestones if m.id not in touched and m.id not in open_topics]
+                held = touched | open_topics | self.blocked_ids
+                confirms = [m.id for m in self.plan.milestones if m.id not in held]
             return Reading("amend", tuple(confirms), changes, unresolved, text)
-        change_like = any(u.topics or _looks_like_change(u.sentence) for u in self.unresolved)
-        if (self.confirm_all or self.confirm_rest) and not self.blocked and not change_like and not self.partial:
+        change_like = any(_looks_like_change(u.sentence) for u in self.unresolved)
+        clean = not self.blocked and not self.blocked_ids and not change_like
+        if (self.confirm_all or self.confirm_rest) and clean and not self.partial:
             return Reading("confirm", "all", (), unresolved, text)
-        partial = tuple(self.partial) if not self.blocked else ()
+        partial = tuple(i for i in self.partial if i not in self.blocked_ids)
         return Reading("comment", partial, (), unresolved, text)
 
 
@@ -860,11 +877,24 @@ def _clauses(sentence: str) -> list[str]:
     return merged or [sentence]
 
 
+_CLAUSE_BREAK = re.compile(r"[;,:]|\s[-–—]\s")
+
+
+def _clause_span(sentence: str, position: int) -> tuple[int, int]:
+    """Where the clause around a position starts and ends: between semicolons, commas, colons and dashes."""
+    start = 0
+    end = len(sentence)
+    for m in _CLAUSE_BREAK.finditer(sentence):
+        if m.end() <= position:
+            start = m.end()
+        elif m.start() >= position:
+            end = m.start()
+            break
+    return start, end
+
+
 def _clause_of(sentence: str, position: int) -> str:
-    """The clause around a position: between semicolons, commas before "but", and sentence ends."""
-    start = max(sentence.rfind(";", 0, position), sentence.rfind(",", 0, position), -1) + 1
-    ends = [i for i in (sentence.find(";", position), sentence.find(",", position)) if i != -1]
-    end = min(ends) if ends else len(sentence)
+    start, end = _clause_span(sentence, position)
     return sentence[start:end]
 
 
@@ -891,6 +921,14 @@ def _names_only_milestones(sentence: str, mentions: list[Mention]) -> bool:
 
 def _clean_title(title: str) -> str:
     title = re.sub(r"^(?:a|an|another|one more|some|the|new|also)\s+", "", title.strip(), flags=re.IGNORECASE)
+    # "a review a week before the pilot": the amount belongs to the date, not the title.
+    title = re.sub(
+        r"\s+(?:\d{1,3}|a|an|one|two|three|four|five|six|seven|eight|nine|ten)\s+(?:(?:business|working)\s+)?"
+        r"(?:days?|weeks?|months?)$",
+        "",
+        title,
+        flags=re.IGNORECASE,
+    )
     title = re.sub(r"\s+(?:to it|too|as well|here)$", "", title, flags=re.IGNORECASE)
     title = title.strip(" \"'“”‘’-–—:")
     return title[:1].upper() + title[1:] if title else ""
@@ -936,7 +974,8 @@ def _looks_like_change(sentence: str) -> bool:
     return bool(
         re.search(
             r"\b(?:move|push|shift|reschedul\w*|postpon\w*|delay\w*|add|remove|drop|skip|cancel|change|swap|replace"
-            r"|earlier|later|instead|own|owner|assign)\b",
+            r"|earlier|later|instead|own|owner|assign|problem|issue|concern|conflict|clash|tight|difficult|too"
+            r"|not|never|can't|cannot|won't|doesn't|don't)\b",
             sentence,
             re.IGNORECASE,
         )

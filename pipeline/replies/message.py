@@ -204,20 +204,28 @@ def _read(raw: Any, *, own_domains: Iterable[str], received: datetime | None) ->
 
 
 def _header(msg: Message, name: str) -> str:
-    try:
-        value = msg.get(name)
-    except Exception:
-        return ""
-    if value is None:
-        return ""
-    return _CONTROL.sub("", str(value))[: MAX_HEADER_CHARS * 20]
+    values = _all_headers(msg, name)
+    return _CONTROL.sub("", values[0])[: MAX_HEADER_CHARS * 20] if values else ""
 
 
 def _all_headers(msg: Message, name: str) -> list[str]:
+    """Every value of a header as stored (raw_items: 8-bit bytes kept as surrogate escapes, not mangled)."""
+    wanted = name.lower()
     try:
-        return [str(v) for v in (msg.get_all(name) or [])]
+        return [_raw_text(v) for k, v in msg.raw_items() if k.lower() == wanted]
     except Exception:
         return []
+
+
+def _raw_text(value: object) -> str:
+    """A header as text; raw 8-bit bytes (UTF-8 per RFC 6532, or a legacy charset) arrive as surrogate escapes."""
+    text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        try:
+            text = _decode_bytes(text.encode("utf-8", "surrogateescape"), "utf-8")
+        except UnicodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _decoded(value: str, notes: _Notes | None = None) -> str:

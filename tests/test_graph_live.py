@@ -1,7 +1,8 @@
 """The graph mailbox against a real Exchange Online mailbox; skipped unless MUTUALPLAN_GRAPH_* name one.
 
-It sends three messages to the mailbox itself (a plan mail with a 3.2 MB attachment through an upload
-session, a reply in its Outlook conversation, a reply to mail the mailbox never had, sent as MIME), reads
+It sends three messages to the mailbox itself (a plan mail too large for MIME, so a JSON draft with a 3.3 MB
+attachment through an upload session; a reply in its Outlook conversation; a reply to mail the mailbox never
+had, which goes by MIME sendMail), reads
 them back through the inbox delta, files them in the folder "Mutual Plan Live Test", and prints what
 Exchange Online kept of our Message-ID and headers. docs/graph.md lists the variables; other mail in the
 mailbox is read but left untouched.
@@ -108,7 +109,7 @@ def test_a_plan_mail_and_replies_round_trip_through_exchange_online() -> None:
 
     parse = BytesParser(policy=policy.default).parsebytes
     got = {1: parse(plan_raw), 2: parse(found[subjects[2]][1]), 3: parse(found[subjects[3]][1])}
-    for n, how in ((1, "sendMail + upload session"), (2, "createReply"), (3, "MIME sendMail")):
+    for n, how in ((1, "JSON draft + upload session"), (2, "createReply"), (3, "MIME sendMail")):
         mail = got[n]
         print(
             f"\n{how}: Message-ID {mail['Message-ID']} (ours {ids[n]}), in Sent Items by it: {in_sent[n]}, "

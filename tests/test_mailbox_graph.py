@@ -416,30 +416,28 @@ def test_ack_uses_existing_folders_and_tolerates_a_deleted_message(server, box):
 # Sending -----------------------------------------------------------------------------------------
 
 
-def test_the_plan_email_goes_by_sendmail_with_its_attachments_headers_and_message_id(server, box):
-    box.send(plan_email())
+def test_the_plan_email_goes_by_sendmail_as_the_exact_mime_we_rendered(server, box):
+    message = plan_email()
 
-    posts = requests_to(server, "POST", r"/sendMail$")
-    assert len(posts) == 1 and posts[0].headers["content-type"].startswith("application/json")
+    box.send(message)
+
+    [post] = requests_to(server, "POST", r"/sendMail$")
+    assert post.headers["content-type"].startswith("text/plain")
+    assert base64.b64decode(post.body) == message.as_bytes(policy=email.policy.SMTP)
     assert not requests_to(server, "POST", r"/messages$")
-    sent = server.mailbox(SELLER).in_folder("sentitems")
-    assert len(sent) == 1
-    item = sent[0]
-    assert item.internet_message_id == "<plan.acme.v1@seller.example>"
+    [item] = server.mailbox(SELLER).in_folder("sentitems")
+    assert item.internet_message_id == "<plan.acme.v1@seller.example>"  # parsed from our Message-ID
     assert [r["emailAddress"]["address"] for r in item.to] == ["pat@buyer.example", "dana@buyer.example"]
-    assert item.cc == [{"emailAddress": {"name": "Lee Legal", "address": "lee@buyer.example"}}]
-    assert item.body["contentType"] == "HTML" and "<b>Confirmed</b>" in item.body["content"]
-    assert [(a["name"], a["contentType"], a["data"]) for a in item.attachments] == [
-        ("acme-plan-v1.pdf", "application/pdf", PDF),
-        ("acme-plan.ics", "text/calendar", ICS.encode()),
-    ]
-    assert {h["name"]: h["value"] for h in item.headers} == {
-        "X-Mutual-Plan": "acme; version=1",
-        "X-Auto-Response-Suppress": "All",
-    }
     wire = next(server.sent_mime())
     assert wire["Message-ID"] == "<plan.acme.v1@seller.example>"
     assert wire["X-Mutual-Plan"] == "acme; version=1"
+    # Both alternatives travel: the plain text the prospect quotes line by line, and the HTML.
+    assert "M1  Kick-off - Acme (Pat)" in wire.get_body(preferencelist=("plain",)).get_content()
+    assert "<b>Confirmed</b>" in wire.get_body(preferencelist=("html",)).get_content()
+    assert [(p.get_filename(), p.get_content_type(), p.get_payload(decode=True)) for p in wire.iter_attachments()] == [
+        ("acme-plan-v1.pdf", "application/pdf", PDF),
+        ("acme-plan.ics", "text/calendar", ICS.encode()),
+    ]
     assert box.was_sent("<plan.acme.v1@seller.example>")
     assert box.was_sent("plan.acme.v1@seller.example")  # brackets or not
     assert not box.was_sent("<plan.acme.v2@seller.example>")
@@ -453,7 +451,15 @@ def test_an_attachment_over_3_mb_goes_through_an_upload_session_on_a_draft(serve
     box.send(message)
 
     assert not requests_to(server, "POST", r"/sendMail$")
-    assert len(requests_to(server, "POST", r"/messages$")) == 1
+    [created] = requests_to(server, "POST", r"/messages$")
+    draft = json.loads(created.body)
+    assert draft["internetMessageId"] == "<plan.acme.v1@seller.example>"  # set while it is a draft
+    assert draft["internetMessageHeaders"] == [
+        {"name": "X-Mutual-Plan", "value": "acme; version=1"},
+        {"name": "X-Auto-Response-Suppress", "value": "All"},
+    ]
+    assert "attachments" not in draft
+    assert len(requests_to(server, "POST", r"/attachments$")) == 2  # the PDF and the .ics, each under 3 MB
     assert len(requests_to(server, "POST", r"/createUploadSession$")) == 1
     puts = requests_to(server, "PUT", r"^/upload/")
     assert len(puts) == 2
@@ -534,8 +540,10 @@ def test_save_draft_of_a_new_message_keeps_it_in_drafts_with_its_files(server, b
     box.save_draft(plan_email())
     [draft] = server.mailbox(SELLER).in_folder("drafts")
     assert draft.is_draft and draft.internet_message_id == "<plan.acme.v1@seller.example>"
-    assert [a["name"] for a in draft.attachments] == ["acme-plan-v1.pdf", "acme-plan.ics"]
+    kept = email.message_from_bytes(draft.mime(), policy=email.policy.default)
+    assert [p.get_filename() for p in kept.iter_attachments()] == ["acme-plan-v1.pdf", "acme-plan.ics"]
     assert server.outbound == []
+    assert not box.was_sent("<plan.acme.v1@seller.example>")
 
 
 def test_a_reply_to_mail_not_in_the_mailbox_goes_as_mime_with_its_threading_headers(server, box):
@@ -554,13 +562,25 @@ def test_a_reply_to_mail_not_in_the_mailbox_goes_as_mime_with_its_threading_head
     assert box.was_sent("<plan.acme.v2@seller.example>")
 
 
-def test_more_than_five_custom_headers_are_refused_before_anything_is_sent(server, box):
+def test_a_reply_with_more_than_five_custom_headers_is_refused_before_anything_is_sent(server, box):
+    _, follow_up = _reply_in_thread(server, box)
+    for n in range(4):
+        follow_up[f"X-Extra-{n}"] = str(n)
+    posts = len([s for s in server.seen if s.method == "POST"])
+    with pytest.raises(MailboxError, match="at most 5 custom x- headers") as caught:
+        box.send(follow_up)
+    assert "X-Extra-3" in caught.value.message
+    assert len([s for s in server.seen if s.method == "POST"]) == posts
+    assert server.mailbox(SELLER).in_folder("drafts") == []
+
+
+def test_a_new_message_keeps_all_its_x_headers_because_it_goes_as_mime(server, box):
     message = plan_email()
     for n in range(4):
         message[f"X-Extra-{n}"] = str(n)
-    with pytest.raises(MailboxError, match="at most 5 custom x- headers"):
-        box.send(message)
-    assert server.graph_requests() == []
+    box.send(message)
+    wire = next(server.sent_mime())
+    assert [wire[f"X-Extra-{n}"] for n in range(4)] == ["0", "1", "2", "3"]
 
 
 # Throttling and concurrency ----------------------------------------------------------------------
@@ -707,9 +727,12 @@ def test_inline_images_beside_an_html_body_become_inline_attachments():
         ("letter.pdf", None, False),
         ("attachment-2", "logo@plan", True),
     ]
-    payload = message_json(msg, with_attachments=True)
-    assert payload["body"]["contentType"] == "HTML"
-    assert [a["isInline"] for a in payload["attachments"]] == [False, True]
+    assert message_json(msg)["body"]["contentType"] == "HTML"
+    assert [(a.to_json()["isInline"], a.to_json().get("contentId")) for a in files] == [
+        (False, None),
+        (True, "logo@plan"),
+    ]
+    assert base64.b64decode(files[0].to_json()["contentBytes"]) == PDF
 
 
 def test_only_x_headers_are_custom_and_folded_values_become_one_line():
@@ -722,6 +745,6 @@ def test_only_x_headers_are_custom_and_folded_values_become_one_line():
     assert custom_headers(folded) == [
         {"name": "X-Mutual-Plan", "value": "acme; version=3; a-rather-long-value " + "x" * 80}
     ]
-    assert message_json(folded, with_attachments=False)["singleValueExtendedProperties"] == [
+    assert message_json(folded)["singleValueExtendedProperties"] == [
         {"id": "String {00020386-0000-0000-C000-000000000046} Name Auto-Submitted", "value": "auto-generated"}
     ]

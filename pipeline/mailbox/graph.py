@@ -390,51 +390,46 @@ class GraphMailbox:
         return bool(found.get("value"))
 
     def _deliver(self, message: EmailMessage, *, draft: bool) -> None:
-        answered = message.get("In-Reply-To")
+        answered = str(message.get("In-Reply-To", "")).split()
         if answered:
-            original = self._find_message(str(answered).split()[0] if str(answered).split() else "")
+            original = self._find_message(answered[0])
             if original:
                 reply = self._reply_draft(original, message)
                 if not draft:
                     self._post(f"/messages/{quote(reply, safe='')}/send", "send the reply")
                 return
             log.warning(
-                "%s: the message %s answers is not in the mailbox; sending it on its own with its threading headers",
+                "%s: the message %s answers is not in the mailbox; it goes out on its own, threaded by its headers",
                 self.name,
-                answered,
+                answered[0],
             )
-            if self._mime(message, draft=draft):
-                return
-        self._new(message, draft=draft)
-
-    def _new(self, message: EmailMessage, *, draft: bool) -> None:
-        files = attachments(message)
-        inline = all(len(f.data) < UPLOAD_THRESHOLD for f in files) and sum(len(f.data) for f in files) < (
-            UPLOAD_THRESHOLD
-        )
-        if inline and not draft:
-            self._post(
-                "/sendMail",
-                "send the message",
-                json={"message": message_json(message, with_attachments=True), "saveToSentItems": True},
-            )
-            return
-        created = self._post("/messages", "create a draft", json=message_json(message, with_attachments=inline))
-        draft_id = str(created.json()["id"])
-        if not inline:
-            self._attach(draft_id, files)
-        if not draft:
-            self._post(f"/messages/{quote(draft_id, safe='')}/send", "send the message")
+        if not self._mime(message, draft=draft):
+            self._large(message, draft=draft)
 
     def _mime(self, message: EmailMessage, *, draft: bool) -> bool:
-        """Send or draft the message as MIME, headers intact; False when it is too large for that."""
+        """sendMail (or a draft) from our MIME, every part and header as rendered; False when over 4 MB.
+
+        Graph documents that it parses MIME into the message's properties (our Message-ID becomes its
+        internetMessageId) and that transport sends it on more or less intact: the plain-text part the
+        prospect quotes, In-Reply-To, References and Auto-Submitted included, with no 5-header limit.
+        """
         encoded = base64.b64encode(message.as_bytes(policy=policy.SMTP))
         if len(encoded) >= MAX_REQUEST:
-            log.warning("%s: too large to send as MIME; its In-Reply-To and References are dropped", self.name)
             return False
         target, what = ("/messages", "create a draft") if draft else ("/sendMail", "send the message")
         self._post(target, what, content=encoded, headers={"Content-Type": "text/plain"})
         return True
+
+    def _large(self, message: EmailMessage, *, draft: bool) -> None:
+        """A message too large for one request: a JSON draft, its files one by one, then send."""
+        if message.get("In-Reply-To"):
+            log.warning("%s: over 4 MB, so it goes as JSON without its In-Reply-To and References", self.name)
+        # internetMessageId is given at creation, while the message is a draft, as Graph documents.
+        created = self._post("/messages", "create a draft", json=message_json(message))
+        draft_id = str(created.json()["id"])
+        self._attach(draft_id, attachments(message))
+        if not draft:
+            self._post(f"/messages/{quote(draft_id, safe='')}/send", "send the message")
 
     def _reply_draft(self, original: str, message: EmailMessage) -> str:
         """createReply on the original, our body, recipients, headers, Message-ID and files: the draft's id."""

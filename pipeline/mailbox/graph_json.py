@@ -158,8 +158,8 @@ def attachments(message: EmailMessage) -> list[Attachment]:
     return found
 
 
-def message_json(message: EmailMessage, *, with_attachments: bool) -> dict[str, Any]:
-    """The message resource for sendMail or create message: everything but threading headers."""
+def message_json(message: EmailMessage) -> dict[str, Any]:
+    """The message resource for create message: everything but the files and the threading headers."""
     payload: dict[str, Any] = {
         "subject": str(message.get("Subject", "")),
         "body": body(message),
@@ -179,10 +179,6 @@ def message_json(message: EmailMessage, *, with_attachments: bool) -> dict[str, 
     props = extended_headers(message)
     if props:
         payload["singleValueExtendedProperties"] = props
-    if with_attachments:
-        files = attachments(message)
-        if files:
-            payload["attachments"] = [a.to_json() for a in files]
     return payload
 
 

@@ -32,7 +32,7 @@ REPLIES = FIXTURES / "replies"
 # Lines of the plan email every fixture quotes: any of them in a new text is history that leaked.
 HISTORY = (
     "Attached is our Mutual Plan",
-    "Please reply \"Confirmed\" if this matches",
+    'Please reply "Confirmed" if this matches',
     "decide by 31 March 2027",
     "From: Jordan Lee",
     "Von: Jordan Lee",

@@ -79,8 +79,23 @@ def test_fixture_collection_covers_the_issue() -> None:
     assert len(own) >= 40
     assert {n[:2] for n in names} >= SPEC_EXAMPLES
     kinds = " ".join(own)
-    for needed in ("outlook-desktop", "outlook-web", "outlook-ios", "gmail", "apple-mail", "thunderbird", "inline",
-                   "ambiguous", "disclaimer", "german", "french", "spanish", "conditional", "negated", "partial"):
+    for needed in (
+        "outlook-desktop",
+        "outlook-web",
+        "outlook-ios",
+        "gmail",
+        "apple-mail",
+        "thunderbird",
+        "inline",
+        "ambiguous",
+        "disclaimer",
+        "german",
+        "french",
+        "spanish",
+        "conditional",
+        "negated",
+        "partial",
+    ):
         assert needed in kinds, needed
 
 
@@ -223,8 +238,10 @@ def test_kind_from_subject(subject: str, kind: str) -> None:
 
 
 def test_own_and_bounce_kinds() -> None:
-    own = message("From: jordan.lee@northwind.example\r\n", base=BASE.replace("a1@acme.example",
-                  "plan.acme-northwind-2027.v3@northwind.example"))
+    own = message(
+        "From: jordan.lee@northwind.example\r\n",
+        base=BASE.replace("a1@acme.example", "plan.acme-northwind-2027.v3@northwind.example"),
+    )
     assert own.kind == "human"  # without the seller's domain, no Message-ID is ours
     own = Incoming.from_bytes(
         b"From: j@northwind.example\r\nMessage-ID: <plan.acme-northwind-2027.v3@Northwind.example>\r\n\r\nx",
@@ -364,9 +381,7 @@ def test_changes_in_order_with_dates_resolved() -> None:
 
 
 def test_unmappable_requests_go_to_the_seller() -> None:
-    reading = interpret(
-        "Can we move the demo? Can your team present to our board?", plan(), date(2027, 1, 12), due=DUE
-    )
+    reading = interpret("Can we move the demo? Can your team present to our board?", plan(), date(2027, 1, 12), due=DUE)
     assert reading.intent == "comment"
     assert reading.changes == ()
     assert reading.unresolved == ("Can we move the demo?", "Can your team present to our board?")

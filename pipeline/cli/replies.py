@@ -1,0 +1,117 @@
+"""Commands on replies: parse-reply shows what the pipeline would read in an email, changing nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from pipeline.cli.common import console, emit_json, handles_errors, json_option
+from pipeline.errors import PipelineError, ReplyError
+from pipeline.plan.model import Plan
+from pipeline.plan.source import parse_plan
+from pipeline.replies.interpret import Interpretation, read_reply
+from pipeline.replies.message import Incoming
+
+MAX_EML_BYTES = 50 * 1024 * 1024
+
+
+def load_plan(source: str) -> Plan:
+    """The plan a reply is read against: a plan file for now; a stored plan's id is the next source to add."""
+    path = Path(source)
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PipelineError(f"{source}: cannot read it ({exc})", hint="a plan is a UTF-8 Markdown file") from None
+        return parse_plan(text, file=source)
+    raise PipelineError(
+        f"{source}: no such plan file",
+        hint="give the path of the plan's .md file the reply answers, e.g. plans/acme.md",
+    )
+
+
+def read_eml(path: str) -> bytes:
+    """The raw bytes of an .eml file, bounded."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_EML_BYTES + 1)
+    except FileNotFoundError:
+        raise ReplyError(f"{path}: no such file", hint="give the path of a saved email (.eml)") from None
+    except OSError as exc:
+        raise ReplyError(f"{path}: cannot read it ({exc})") from None
+    if len(raw) > MAX_EML_BYTES:
+        raise ReplyError(f"{path}: larger than {MAX_EML_BYTES // (1024 * 1024)} MB", hint="is this an email?")
+    if not raw.strip():
+        raise ReplyError(f"{path}: the file is empty", hint="save the whole message, headers included (.eml)")
+    return raw
+
+
+@click.command("parse-reply")
+@click.argument("plan_source", metavar="PLAN")
+@click.argument("eml", metavar="REPLY.eml")
+@click.option(
+    "--seller-domain",
+    "domains",
+    multiple=True,
+    metavar="DOMAIN",
+    help="A domain our own Message-IDs use (default: the plan's seller's); repeat for several.",
+)
+@json_option
+@handles_errors
+def parse_reply(plan_source: str, eml: str, domains: tuple[str, ...], as_json: bool) -> None:
+    """Show what the pipeline reads in REPLY.eml as an answer to PLAN: who sent it, what kind of message it
+    is, whether it confirms, the changes it asks for and what goes to the seller. Nothing is changed.
+
+    Relative dates ("next Friday", "a week later") count from the reply's Date, in the plan's timezone;
+    a message without a usable Date counts from now.
+
+    \b
+    Example:
+      mutualplan parse-reply plans/acme.md reply.eml
+      mutualplan parse-reply plans/acme.md reply.eml --json | jq '.changes'
+    """
+    plan = load_plan(plan_source)
+    raw = read_eml(eml)
+    own = domains or ((plan.seller.domain,) if plan.seller.email else ())
+    message = Incoming.from_bytes(raw, own_domains=own)
+    result = read_reply(message, plan, received=datetime.now(UTC))
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    _print(result, message)
+
+
+def _print(result: Interpretation, message: Incoming) -> None:
+    console.print(f"[bold]{result.intent}[/]  {_who(result)}  [dim]{result.kind}[/]", soft_wrap=True)
+    if result.kind != "human":
+        console.print(f"[dim]not acted on: {message.kind_reason or result.kind}[/]", soft_wrap=True)
+    if result.confirms:
+        confirmed = "the whole plan" if result.confirms == "all" else ", ".join(result.confirms)
+        console.print(f"confirms: {confirmed}", soft_wrap=True)
+    if result.changes:
+        table = Table(show_header=True, header_style="bold", box=None)
+        for column in ("change", "milestone", "what"):
+            table.add_column(column)
+        for change in result.changes:
+            data = change.to_dict()
+            what = ", ".join(f"{k} {v}" for k, v in data.items() if k not in ("op", "milestone") and v is not None)
+            table.add_row(change.op, change.milestone or "", what)
+        console.print(table)
+    for sentence in result.unresolved:
+        console.print(f"[yellow]for the seller:[/] {sentence}", soft_wrap=True, markup=True, highlight=False)
+    if result.text:
+        console.print("[dim]---[/]")
+        console.print(result.text, markup=False, soft_wrap=True)
+
+
+def _who(result: Interpretation) -> str:
+    if not result.sender:
+        return "[red]no readable sender[/]"
+    mark = "" if result.authorized else " [red](not on the plan)[/]"
+    return f"{result.sender}{mark}"
+
+
+COMMANDS = [parse_reply]

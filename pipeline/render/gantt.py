@@ -144,7 +144,8 @@ def timeline_svg(
             after_started = True
             svg.append(f'<line x1="0" y1="{_num(y + 1)}" x2="{_num(x1)}" y2="{_num(y + 1)}" stroke="{s.grid}" '
                        'stroke-width="0.6" stroke-dasharray="2 2"/>')  # fmt: skip
-            word("g-phase", str(escape(_truncate(after_heading, s.label_chars))), 0, y + s.row_height / 2, width=s.label_width - 8)
+            phase = str(escape(_truncate(after_heading, s.label_chars)))
+            word("g-phase", phase, 0, y + s.row_height / 2, width=s.label_width - 8)
             y += s.row_height
         mid = y + s.row_height / 2
         dropped = r.status == "dropped"

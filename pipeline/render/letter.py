@@ -33,7 +33,7 @@ from pipeline.render.format import (
 )
 from pipeline.render.gantt import GanttStyle, timeline_svg
 from pipeline.render.letterhead import LETTER_TEMPLATE, Letterhead, load_letterhead
-from pipeline.render.safe import markdown_html
+from pipeline.render.safe import markdown_html, redline_html
 
 PDF_VARIANT = "pdf/a-3b"
 SUMMARY_KINDS = ("vision", "issues", "solutions", "value")
@@ -86,7 +86,7 @@ def letter_context(
         changes = {
             "old_version": diff.old_version,
             "rows": change_rows(plan, diff),
-            "texts": [{"heading": t.heading, "ops": t.ops} for t in diff.texts],
+            "texts": [{"heading": t.heading, "ops": t.ops, "html": redline_html(t.ops)} for t in diff.texts],
             "changed_ids": diff.changed_ids,
         }
     elif diff is not None:
@@ -251,4 +251,3 @@ def _one_entry_per_attachment(document: Any, pdf: Any) -> None:
 def letter_pdf(plan: Plan, *, version: int, created: datetime | str, **options: Any) -> bytes:
     """Just the PDF bytes of render_letter()."""
     return render_letter(plan, version=version, created=created, **options).pdf
-

@@ -16,6 +16,7 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from pipeline.errors import RenderError
+from pipeline.render.templates import default_templates
 
 DEFAULT_LETTERHEAD = "default"
 LETTER_TEMPLATE = "letter.html.j2"
@@ -32,11 +33,6 @@ _TYPES = {
     ".woff": "font/woff",
     ".woff2": "font/woff2",
 }
-
-
-def default_templates() -> Path:
-    """The `templates/` folder shipped beside the package."""
-    return Path(__file__).resolve().parents[2] / "templates"
 
 
 class RefusedURL(ValueError):

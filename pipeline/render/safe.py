@@ -65,3 +65,49 @@ def markdown_html(text: str) -> Markup:
         strip_comments=True,
     )
     return Markup(_EMPTY_P.sub("", clean).strip())  # cleaned by nh3 just above
+
+
+# --- redlines ---------------------------------------------------------------------------------
+
+# Private-use characters mark where insertions and deletions start and end while the Markdown renders.
+_INS, _INS_END, _DEL, _DEL_END = "\ue000", "\ue001", "\ue002", "\ue003"
+_MARKS = _INS + _INS_END + _DEL + _DEL_END
+# A mark in front of a list bullet or heading would hide it from Markdown: move the mark after it.
+_MARK_BEFORE_BLOCK = re.compile(rf"(?m)^([ \t]*)([{_MARKS}]+)([ \t]*(?:[-*+]|\d{{1,9}}[.)]|#{{1,6}}|>)[ \t]+)")
+_TAG = re.compile(r"(<[^>]*>)")
+
+
+def redline_html(ops: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> Markup:
+    """A word-level redline as sanitized HTML: the text rendered as Markdown, insertions in <ins>, deletions
+    in <del>, each closed and reopened around every tag so the markup stays well formed."""
+    parts = []
+    for op, text in ops:
+        text = text.translate({ord(c): None for c in _MARKS})
+        if op == "insert":
+            parts.append(_INS + text + _INS_END)
+        elif op == "delete":
+            parts.append(_DEL + text + _DEL_END)
+        else:
+            parts.append(text)
+    source = _MARK_BEFORE_BLOCK.sub(r"\1\3\2", "".join(parts))
+    html = str(markdown_html(source))
+    out: list[str] = []
+    inserting = deleting = False
+    for token in _TAG.split(html):
+        if token.startswith("<"):
+            out.append(token)
+            continue
+        for piece in re.split(f"([{_MARKS}])", token):
+            if piece == _INS:
+                inserting = True
+            elif piece == _INS_END:
+                inserting = False
+            elif piece == _DEL:
+                deleting = True
+            elif piece == _DEL_END:
+                deleting = False
+            elif piece:
+                if piece.strip() and (inserting or deleting):
+                    piece = f"<del>{piece}</del>" if deleting else f"<ins>{piece}</ins>"
+                out.append(piece)
+    return Markup("".join(out))  # built from nh3's output and our own two tags

@@ -25,9 +25,9 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so a broken optional backend never stops `--help` from working.
-    from pipeline.cli import plans, plans_store, replies
+    from pipeline.cli import plans, plans_store, render, replies
 
-    for module in (plans, plans_store, replies):
+    for module in (plans, plans_store, replies, render):
         for command in module.COMMANDS:
             main.add_command(command)
 

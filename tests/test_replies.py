@@ -351,6 +351,14 @@ def test_milestone_names_and_people() -> None:
         "Not confirmed.",
         "This looks good except the pilot date.",
         "Raj hasn't approved it.",
+        "Fine with most of it.",
+        "Great, thanks!",
+        "OK",
+        "We are good with everything apart from the pilot.",
+        "This looks good, although the demo date is tight.",
+        "Confirmed. Actually, wait - hold off.",
+        "We will confirm by Friday.",
+        "Received, will review.",
     ],
 )
 def test_maybe_is_never_yes(text: str) -> None:
@@ -385,3 +393,23 @@ def test_unmappable_requests_go_to_the_seller() -> None:
     assert reading.intent == "comment"
     assert reading.changes == ()
     assert reading.unresolved == ("Can we move the demo?", "Can your team present to our board?")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Confirmed.",
+        "Looks good to us.",
+        "We confirm the plan.",
+        "Yes, confirmed.",
+        "No changes from our side - approved.",
+    ],
+)
+def test_a_plain_yes_is_a_confirmation(text: str) -> None:
+    reading = interpret(text, plan(), date(2027, 1, 12), due=DUE)
+    assert (reading.intent, reading.confirms) == ("confirm", "all")
+
+
+def test_we_are_good_except_the_pilot_confirms_nothing_of_the_pilot() -> None:
+    reading = interpret("We are good with everything apart from the pilot.", plan(), date(2027, 1, 12), due=DUE)
+    assert "M3" not in reading.confirms

@@ -43,8 +43,8 @@ _HEDGE = re.compile(
     re.IGNORECASE,
 )
 _CONFIRM = re.compile(
-    r"(?:^\s*(?:confirmed|approved|agreed|accepted|confirm|yes|yep|ok|okay|fine|good|great|perfect|correct|lgtm"
-    r"|all good|looks good|sounds good|works for us|works for me|works)\b"
+    r"(?:^\s*(?:confirmed|approved|agreed|accepted|confirm|correct|lgtm|all good|looks good|sounds good"
+    r"|works for us|works for me)\b"
     r"|\b(?:i|we|both|acme)\s+(?:\w+\s+)?(?:confirm|approve|agree|accept)\b"
     r"|\b(?:is|are|as|all|fully|hereby|plan|timeline|dates?|schedule|this|everything|it)\s+(?:\w+\s+)?"
     r"(?:confirmed|approved|agreed|accepted)\b"
@@ -55,6 +55,22 @@ _CONFIRM = re.compile(
     r"|\bgood to go\b|\bon board\b|\blgtm\b|\bno (?:changes|objections|comments|concerns) (?:from|on) (?:our|my)\b"
     r"|\bnothing to (?:add|change)\b|\b(?:is|are|look|looks|seem|seems) (?:fine|good|ok|okay|correct|right)\b"
     r"|\bfine (?:by|with|for) (?:me|us)\b|\bagreed\b)",
+    re.IGNORECASE,
+)
+# A bare "OK" or "Fine." agrees with the line it answers in an inline reply; on its own it may only acknowledge.
+_WEAK_CONFIRM = re.compile(
+    r"^\s*(?:yes|yep|yeah|ok|okay|fine|good|great|perfect|correct|works|agreed|sure)\s*[.!]*\s*$", re.IGNORECASE
+)
+_RESERVATION = re.compile(
+    r"\b(?:but|however|except|although|though|while|whereas|apart from|aside from|other than|besides|save for"
+    r"|excluding|most of|some of|part of|parts of|in part|concerns?|concerned|worried|worry|tight|issues?|problems?"
+    r"|i'd say|i would say|i guess|i suppose|seems)\b|\bi’d say\b",
+    re.IGNORECASE,
+)
+# A sentence that takes back or pauses what was said holds every confirmation in the reply.
+_RETRACT = re.compile(
+    r"\b(?:hold off|wait|scratch that|disregard|ignore (?:my|the|that) (?:last|previous|earlier)|on second thought"
+    r"|not yet|hang on|hold on|take (?:that|it) back|retract)\b",
     re.IGNORECASE,
 )
 _EVERYTHING_ELSE = re.compile(
@@ -395,6 +411,8 @@ class _Reader:
         s = sentence.strip()
         if not s or _GREETING.match(s) or _CLOSING.match(s) or _FILLER.match(s) or _is_name_line(s, self.plan):
             return previous
+        if _RETRACT.search(s):
+            self.blocked = True
         mentions = self.matcher.mentions(s)
         resolved = [m.resolved for m in mentions if m.resolved and not m.explicit]
         resolved += [i for m in mentions if m.explicit for i in m.ids]
@@ -743,6 +761,12 @@ class _Reader:
     def _confirmation(self, s: str, mentions: list[Mention], context: str | None, *, changed: bool) -> bool:
         """Record an agreement in the sentence; True when the sentence was one (even a blocked one)."""
         found = _CONFIRM.search(s)
+        if not found and _WEAK_CONFIRM.match(s):
+            if context and not _RETRACT.search(s):
+                if context not in self.partial:
+                    self.partial.append(context)
+                return True
+            return False
         if not found:
             return False
         clause = _clause_of(s, found.start())
@@ -751,7 +775,7 @@ class _Reader:
             or _CONDITION.search(s)
             or _HEDGE.search(s)
             or s.rstrip().endswith("?")
-            or re.search(r"\bbut\b|\bhowever\b|\bexcept\b", s, re.IGNORECASE)
+            or _RESERVATION.search(s)
         )
         if blocked:
             ids = {i for m in mentions for i in m.ids}
@@ -908,9 +932,9 @@ def _is_name_line(sentence: str, plan: Plan) -> bool:
         return False
     names = {p.lower() for c in plan.prospect.contacts for p in c.name.split()}
     names |= {p.lower() for p in plan.seller.name.split()}
-    return all(
-        w.lower().strip(".,") in names or (w[:1].isupper() and len(words) <= 2 and w.isalpha()) for w in words
-    ) and not _CONFIRM.search(sentence)
+    if _CONFIRM.search(sentence) or _WEAK_CONFIRM.match(sentence):
+        return False
+    return all(w.lower().strip(".,") in names or (w[:1].isupper() and len(words) <= 2 and w.isalpha()) for w in words)
 
 
 def _names_only_milestones(sentence: str, mentions: list[Mention]) -> bool:

@@ -413,3 +413,23 @@ def test_a_plain_yes_is_a_confirmation(text: str) -> None:
 def test_we_are_good_except_the_pilot_confirms_nothing_of_the_pilot() -> None:
     reading = interpret("We are good with everything apart from the pilot.", plan(), date(2027, 1, 12), due=DUE)
     assert "M3" not in reading.confirms
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We had a call with your customer last week.",
+        "Dana will run the pilot.",  # she already does
+        "Can you add Raj to the kickoff invite?",
+        "Please include our CFO in the demo.",
+        "Kim will review the MSA by March 17.",
+        "Raj will sign on March 31.",  # the target already
+        "The pilot starts March 1 as planned.",
+        "Let's move forward with the plan.",
+        "We can do the workshop on Jan 30 as planned.",
+        "I moved my calendar to make the demo work.",
+    ],
+)
+def test_no_change_where_none_is_asked(text: str) -> None:
+    reading = interpret(text, plan(), date(2027, 1, 12), due=DUE, sender="dana.whitfield@acme.example")
+    assert reading.changes == ()

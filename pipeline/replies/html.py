@@ -6,7 +6,7 @@ import re
 import warnings
 from collections.abc import Iterable
 
-from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, PageElement, Tag
+from bs4 import BeautifulSoup, Comment, Doctype, FeatureNotFound, NavigableString, PageElement, Tag
 from bs4 import ProcessingInstruction as _PI
 
 # Mail HTML is not worth more than this; the rest of a huge body is history or junk.
@@ -33,7 +33,10 @@ def parse_html(html: str) -> BeautifulSoup:
     """The soup of a mail body, bounded in size; lxml is fast and forgiving of what mail clients write."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return BeautifulSoup(html[:MAX_HTML_CHARS], "lxml")
+        try:
+            return BeautifulSoup(html[:MAX_HTML_CHARS], "lxml")
+        except FeatureNotFound:  # lxml comes with exchangelib; the standard parser is slower but enough
+            return BeautifulSoup(html[:MAX_HTML_CHARS], "html.parser")
 
 
 def html_to_text(html: str | Tag) -> str:

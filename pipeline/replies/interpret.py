@@ -157,7 +157,7 @@ _STATUS_DONE = re.compile(
     r"\b(?:is|are|was|were|'s|’s|has been|have been|got)\s+(?:now\s+|already\s+|all\s+|fully\s+|officially\s+)*"
     r"(?:done|complete|completed|finished|over|wrapped up|behind us|delivered|concluded)\b"
     r"|\b(?:we|i|they|you|team|it)\s+(?:have\s+|'ve\s+|’ve\s+|already\s+|just\s+|successfully\s+)*"
-    r"(?:completed|finished|did|held|ran|wrapped up|delivered|concluded|had)\b"
+    r"(?:completed|finished|did|held|ran|wrapped up|delivered|concluded)\b"
     r"|(?:^|\b[Mm]\d{1,3}\s*:?\s*|\bstep \d{1,3}\s*:?\s*|\bitem \d{1,3}\s*:?\s*)(?:done|complete|completed|finished)\b"
     r"|\btook place\b|\bhappened\b",
     re.IGNORECASE,
@@ -214,7 +214,18 @@ _ADD_NEGATED = re.compile(r"\b(?:not|n't|never|no need to)\s+(?:\w+\s+)?(?:add|i
 _TITLE_END = re.compile(
     r"\s+(?:before|after|prior to|ahead of|following|between|once|no later than|to the (?:plan|timeline|schedule"
     r"|list|mutual plan)|as (?:a|an) (?:step|milestone|item|activity)|so that|so we|because|since|which|owned by"
-    r"|led by|run by|if|when|and then|then|too|as well|please)\b|\s*[,;.?!(]|\s+[-–—]\s",
+    r"|led by|run by|if|when|and then|then|too|as well|please|(?:to|in|into|on) (?:the|our|your|my|this|that))\b"
+    r"|\s*[,;.?!(]|\s+[-–—]\s",
+    re.IGNORECASE,
+)
+# A new step is an activity: "a security review", "a SOC 2 walkthrough"; "our CFO" or "Raj" is not.
+_ACTIVITY = re.compile(
+    r"\b(?:review|meeting|call|demo|demonstration|workshop|session|check|walkthrough|walk-through|step|presentation"
+    r"|training|test|testing|audit|approval|sign-?off|visit|pilot|poc|proof of concept|kick-?off|briefing|assessment"
+    r"|evaluation|reference|negotiation|onboarding|setup|set-up|installation|trial|analysis|report|questionnaire|rfp"
+    r"|rfi|rfq|validation|deep dive|deep-dive|q&a|interview|survey|sync|huddle|readout|read-out|review board"
+    r"|committee|steerco|approval|budget|procurement|contract|redline|signature|integration|migration|rollout"
+    r"|go-live|handover|hand-off|handoff|deadline|milestone|phase|checkpoint|decision|vote|board meeting)s?\b",
     re.IGNORECASE,
 )
 _ADD_OWNER = (
@@ -605,7 +616,13 @@ class _Reader:
         title = _clean_title(title[:end])
         if not title:
             return False
-        if article == "the" or self._names_existing(title) or _is_person(title, self.plan) or len(title.split()) > 12:
+        if (
+            article == "the"
+            or self._names_existing(title)
+            or _is_person(title, self.plan)
+            or len(title.split()) > 12
+            or not _ACTIVITY.search(title)
+        ):
             # "include the demo" names a step the plan has; "add Raj" names a person: not new activities.
             return False if _REQUEST.search(clause) else None
         if _CONDITIONAL_START.search(clause) or _UNSURE_QUESTION.search(clause):
@@ -981,7 +998,10 @@ def _same_owner(plan: Plan, milestone_id: str, owner: str) -> bool:
         return False
     if owner in ("buyer", "seller", "joint"):
         return current.side == owner and current.person is None
-    return bool(current.person) and current.person.lower() == owner.lower()
+    if not current.person:
+        return False
+    # "Acme (Dana)" and "Dana Whitfield" are the same person when Dana names her.
+    return current.person.lower() == owner.lower() or resolve_person(current.person, plan, None) == owner
 
 
 def _signature_id(plan: Plan) -> str | None:

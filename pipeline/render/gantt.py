@@ -59,9 +59,10 @@ def _pct(value: float, whole: float) -> str:
     return _num(100 * value / whole) + "%"
 
 
-def _hatch(ink: str, paper: str) -> str:
+def _hatch(ink: str, paper: str, name: str = "hatch") -> str:
+    # Ids must differ between the SVGs of one document: WeasyPrint keeps them as the document's anchors.
     return (
-        '<pattern id="hatch" width="4" height="4" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+        f'<pattern id="{name}" width="4" height="4" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
         f'<rect width="4" height="4" fill="{paper}"/><line x1="0" y1="0" x2="0" y2="4" stroke="{ink}" '
         'stroke-width="1.2"/></pattern>'
     )
@@ -195,7 +196,8 @@ def timeline_svg(
     legend = [
         _swatch(f'<rect x="0.5" y="1.5" width="15" height="7" fill="{s.seller}" stroke="{s.ink}" stroke-width="0.5"/>',
                 seller, s),
-        _swatch(f'<defs>{_hatch(s.ink, s.buyer)}</defs><rect x="0.5" y="1.5" width="15" height="7" fill="url(#hatch)" '
+        _swatch(f'<defs>{_hatch(s.ink, s.buyer, "hatch-key")}</defs><rect x="0.5" y="1.5" width="15" height="7" '
+                f'fill="url(#hatch-key)" '
                 f'stroke="{s.ink}" stroke-width="0.5"/>', buyer, s),
         _swatch(f'<rect x="0.5" y="1.5" width="15" height="7" fill="{s.joint}" stroke="{s.ink}" stroke-width="0.5"/>',
                 "Joint", s),

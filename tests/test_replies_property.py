@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from functools import cache
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from replies_expect import FIXTURES, REPLIES
@@ -147,3 +148,13 @@ def test_huge_and_deep_messages_are_bounded() -> None:
     big = b"From: a@b.example\r\n\r\n" + b"Please move the demo to Feb 17. " * 200_000
     reading = read_reply(Incoming.from_bytes(big), plan())
     assert len(reading.text) <= MAX_TEXT_CHARS and len(reading.unresolved) <= MAX_UNRESOLVED
+
+
+@pytest.mark.parametrize("year", ["9999", "0001", "1900"])
+def test_dates_at_the_ends_of_the_calendar(year: str) -> None:
+    raw = (
+        f"From: dana.whitfield@acme.example\r\nDate: Fri, 31 Dec {year} 23:59:59 -1200\r\n\r\n"
+        "Move the demo to next Friday and push the pilot back a week. Make Jan 5 the target date."
+    ).encode()
+    reading = read_reply(Incoming.from_bytes(raw), plan())
+    assert reading.intent in ("amend", "comment")

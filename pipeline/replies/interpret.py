@@ -408,7 +408,11 @@ class _Reader:
                 self.count += 1
                 if self.count > MAX_SENTENCES:
                     return
-                previous = self._sentence(sentence, context, previous, block)
+                try:
+                    previous = self._sentence(sentence, context, previous, block)
+                except (OverflowError, ValueError):
+                    # A date past the calendar's end ("next Friday" from 31 Dec 9999): the seller reads it.
+                    self._unresolve(sentence, [])
 
     def _context_milestone(self, block: Block) -> str | None:
         for line in reversed(block.context):

@@ -15,6 +15,7 @@ included), so a retry sends what the first try would.
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import re
 import threading
@@ -132,10 +133,10 @@ def _address(name: str, email: str) -> Address:
 def _people(plan: Plan, emails: Sequence[str]) -> list[Address]:
     # Bare addresses get their contact's name, when the plan knows it.
     out = []
-    for email in emails:
-        contact = plan.contact(email)
-        name = contact.name if contact else (plan.seller.name if email.lower() == plan.seller.email.lower() else "")
-        out.append(_address(name, email))
+    for addr in emails:
+        contact = plan.contact(addr)
+        name = contact.name if contact else (plan.seller.name if addr.lower() == plan.seller.email.lower() else "")
+        out.append(_address(name, addr))
     return out
 
 
@@ -244,6 +245,9 @@ def _message(
         for sub in part.walk():
             del sub["MIME-Version"]
     _fix_boundaries(msg, msg_id)
+    # The bodies are encoded already (76-character lines); from here the policy only folds headers, and a
+    # Message-ID folded onto a second line trips naive parsers: fold nothing shorter than RFC 5322's 998.
+    msg.policy = _HEADERS_POLICY
     return msg
 
 
@@ -428,6 +432,7 @@ def seller_notice_email(
     )  # fmt: skip
 
 
+_HEADERS_POLICY = email.policy.default.clone(max_line_length=998)
 _BUILDERS = {"plan": plan_email, "update": update_email, "agreed": agreed_email, "seller_notice": seller_notice_email}
 
 

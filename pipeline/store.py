@@ -28,7 +28,8 @@ from pipeline.plan.model import Change, Plan, Version, canonical_json, plan_from
 PLAN_STATES = ("open", "agreed", "declined", "closed")
 # What an archived file is to a plan: a version's letter, the redline of a step, an email in or out.
 EVIDENCE_KINDS = ("letter", "redline", "in", "out")
-# How often add_version recomputes its number after losing a race on the UNIQUE (plan_id, number) key.
+# How often add_version recomputes its number after losing a race on the UNIQUE (plan_id, number) key
+# (a backstop: writers already take turns on the plan's row).
 _RETRIES = 5
 # Any fixed number: the PostgreSQL advisory lock that lets one process at a time migrate a database.
 _MIGRATION_LOCK = 0x6D706C6E
@@ -242,6 +243,12 @@ class Store:
         with self._write() as conn:
             if _insert_ignore(conn, schema.plans, {"id": plan.id, "state": "open", "created": at}):
                 self._audit(conn, at, plan.id, "plan created", {})
+            # Writers to one plan take turns (PostgreSQL: a row lock; SQLite's BEGIN IMMEDIATE already locks
+            # the file), so a busy plan cannot starve a writer; the UNIQUE key below still has the last word.
+            # NO KEY UPDATE (key_share): rows that merely reference the plan (messages, evidence) need not wait.
+            conn.execute(
+                select(schema.plans.c.id).where(schema.plans.c.id == plan.id).with_for_update(key_share=True)
+            )
             for _ in range(_RETRIES):
                 last = conn.execute(
                     select(schema.versions.c.number, schema.versions.c.hash)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -352,6 +352,49 @@ def test_two_processes_adding_versions_at_once_never_share_a_number(url: str) ->
         for before, after in itertools.pairwise(versions):
             assert after.parent_hash == before.hash
         assert sum(e.event == "version added" for e in store.audit_log(PLAN_ID)) == 2 * count
+
+
+def test_a_writer_that_skips_the_plan_lock_is_still_caught_by_the_unique_key(store: Store, url: str) -> None:
+    if store.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite's write lock leaves no room for a second writer inside a transaction")
+    store.add_version(make_plan("v1"), author="a@x", reason="created", created=T0)
+    intruder = make_plan("written by hand")
+    other = create_engine(url)
+    fired = []
+    take = [2]  # the number the intruder takes next
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def take_the_number_first(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.startswith("INSERT INTO versions") and not fired:
+            fired.append(statement)
+            # Another connection, ignoring the plan lock, commits the number just before this insert runs.
+            with other.begin() as c:
+                c.execute(
+                    schema.versions.insert().values(
+                        plan_id=PLAN_ID,
+                        number=take[0],
+                        plan_json=canonical_json(intruder),
+                        changes_json="[]",
+                        author="hand@x",
+                        reason="by hand",
+                        created="2027-01-04T09:00:00Z",
+                        hash=plan_hash(intruder),
+                        parent_hash=None,  # (the chain is not what this test is about)
+                    )
+                )
+
+    try:
+        mine = store.add_version(make_plan("v2"), author="a@x", reason="edit", created=T0)
+        assert fired and (mine.number, mine.parent_hash) == (3, plan_hash(intruder))
+        # Insisting on a number: losing it to the intruder is a conflict, not a silent renumbering.
+        fired.clear()
+        take[0] = 4
+        with pytest.raises(VersionConflict, match="is at version 4: version 4 cannot be added"):
+            store.add_version(make_plan("v4"), author="a@x", reason="edit", created=T0, expect_number=4)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", take_the_number_first)
+        other.dispose()
+    assert [v.author for v in store.versions(PLAN_ID)] == ["a@x", "hand@x", "a@x", "hand@x"]
 
 
 def test_processes_opening_a_fresh_database_at_once_migrate_it_once(url: str) -> None:

@@ -12,7 +12,14 @@ from pipeline import __version__
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mutualplan")
-def main() -> None:
+@click.option(
+    "--home",
+    metavar="DIR",
+    help="The home directory (settings, store, archive, mail). Default: $MUTUALPLAN_HOME, else "
+    "$XDG_DATA_HOME/mutualplan (~/.local/share/mutualplan).",
+)
+@click.pass_context
+def main(ctx: click.Context, home: str | None) -> None:
     """Mutual Plans that run themselves over email.
 
     \b
@@ -21,13 +28,14 @@ def main() -> None:
       mutualplan show plan.md              # the resolved timeline
       mutualplan check plan.md             # where the plan is exposed
     """
+    ctx.ensure_object(dict)["home"] = home
 
 
 def _register() -> None:
     # Imported here so a broken optional backend never stops `--help` from working.
-    from pipeline.cli import plans, plans_store, render, replies
+    from pipeline.cli import plans, plans_store, replies, versions, render
 
-    for module in (plans, plans_store, replies, render):
+    for module in (plans, plans_store, versions, replies, render):
         for command in module.COMMANDS:
             main.add_command(command)
 

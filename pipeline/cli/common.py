@@ -7,12 +7,16 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import date
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 
 from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.home import Home
+    from pipeline.store import Store
 
 # Rich drops colour by itself when the output is not a terminal (a pipe, a file, CI).
 console = Console(highlight=False)
@@ -64,3 +68,20 @@ def today_option(func: F) -> F:
 def resolve_today(value: Any) -> date:
     """The --today option's date, or the real today (the only place the CLI reads the clock)."""
     return value.date() if value is not None else date.today()
+
+
+def home_option(ctx: click.Context) -> str | None:
+    """The global --home option, as given (None when absent)."""
+    return (ctx.find_root().obj or {}).get("home")
+
+
+def open_home(ctx: click.Context) -> Home:
+    """The home the command runs in (--home, $MUTUALPLAN_HOME, the default), which `init` must have made."""
+    from pipeline.home import open_home as _open_home
+
+    return _open_home(home_option(ctx))
+
+
+def open_store(ctx: click.Context) -> Store:
+    """The store of the command's home; use it in a `with` block so it is closed."""
+    return open_home(ctx).open_store()

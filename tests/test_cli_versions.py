@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from pipeline.cli.versions import redline_renderer
 from pipeline.home import open_home
 from pipeline.plan.model import Change, Milestone, Plan, Prospect, Seller, plan_hash
 
@@ -122,7 +123,7 @@ def test_export_then_verify_then_tamper(home: Path, tmp_path: Path) -> None:
     assert ok.exit_code == 0, ok.output
     assert "OK:" in ok.output
 
-    letter = next(n for n in names if n.endswith(".pdf"))
+    letter = next(n for n in names if n.endswith(".pdf") and "redline" not in n)
     with zipfile.ZipFile(out) as bundle:
         files = {n: bundle.read(n) for n in names}
     files[letter] = files[letter].replace(b"letter", b"lettre")
@@ -142,7 +143,8 @@ def test_export_to_a_directory_with_json_output(home: Path, tmp_path: Path) -> N
     result = run("--home", str(home), "archive", "export", PLAN_ID, "--out", str(tmp_path / "b"), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert (data["versions"], data["files"]) == (2, 6)  # 2 plan JSONs, 1 letter, 1 email, audit, manifest
+    # 2 plan JSONs, 1 letter, 1 email, audit, manifest; and step 2's redline when a renderer is installed.
+    assert (data["versions"], data["files"]) == (2, 6 + (redline_renderer() is not None))
     assert run("archive", "verify", str(tmp_path / "b")).exit_code == 0
     (tmp_path / "b" / "audit.json").unlink()
     missing = run("archive", "verify", str(tmp_path / "b"))

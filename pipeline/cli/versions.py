@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,12 +123,16 @@ def archive() -> None:
 
 
 def redline_renderer() -> RedlineRenderer | None:
-    """The renderer of a step's redline PDF for steps that have none kept in the archive.
+    """The renderer of a step's redline PDF, for steps that have none kept in the archive.
 
-    TODO: return the letter renderer's redline function once pipeline.render provides one; until then a
-    bundle carries the redlines already kept in the archive, and no others.
+    It is pipeline.redline.render_redline(older, newer) -> PDF bytes. TODO: drop the presence check once
+    that module is part of every install; until then a bundle carries only the redlines already archived.
     """
-    return None
+    if importlib.util.find_spec("pipeline.redline") is None:
+        return None
+    from pipeline.redline import render_redline
+
+    return render_redline
 
 
 @archive.command("export", short_help="Write a plan's bundle to a directory or a .zip.")

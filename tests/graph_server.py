@@ -622,7 +622,9 @@ class GraphServer:
         routes = [
             ("GET", r"^/mailFolders(?:/inbox|\('([^']+)'\)|/([^/]+))/messages/delta$", self._delta),
             ("GET", r"^/messages/([^/]+)/\$value$", self._get_mime),
+            ("GET", r"^/messages/([^/]+)/attachments$", self._list_attachments),
             ("GET", r"^/messages/([^/]+)$", self._get_message),
+            ("DELETE", r"^/messages/([^/]+)$", self._delete_message),
             ("PATCH", r"^/messages/([^/]+)$", self._update_message),
             ("POST", r"^/messages/([^/]+)/move$", self._move),
             ("POST", r"^/messages/([^/]+)/createReply$", self._create_reply),
@@ -931,6 +933,32 @@ class GraphServer:
         # Get message (learn.microsoft.com/graph/api/message-get).
         item = self._item(box, args[0])
         return _json(200, item.to_json(_select(params)))
+
+    def _list_attachments(self, box: Mailbox, args: list[str], params, headers, body):
+        # List attachments (learn.microsoft.com/graph/api/message-list-attachments).
+        item = self._item(box, args[0])
+        listed = [
+            {
+                "@odata.type": "#microsoft.graph.fileAttachment",
+                "id": f"att-{n}",
+                "name": a["name"],
+                "contentType": a["contentType"],
+                "size": len(a["data"]),
+                "isInline": a["isInline"],
+            }
+            for n, a in enumerate(item.attachments)
+        ]
+        select = _select(params)
+        if select:
+            listed = [{k: v for k, v in a.items() if k in select or k in ("id", "@odata.type")} for a in listed]
+        return _json(200, {"value": listed})
+
+    def _delete_message(self, box: Mailbox, args: list[str], params, headers, body):
+        # Delete message (learn.microsoft.com/graph/api/message-delete).
+        item = self._item(box, args[0])
+        del box.items[item.id]
+        box.removed.append((box.tick(), item.folder, item.id))
+        return 204, {}, b""
 
     def _list_messages(self, box: Mailbox, args: list[str], params, headers, body):
         # List messages (learn.microsoft.com/graph/api/user-list-messages) and in a folder
@@ -1281,6 +1309,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self.server.graph.handle(self, "PUT")  # type: ignore[attr-defined]
 
+    def do_DELETE(self) -> None:
+        self.server.graph.handle(self, "DELETE")  # type: ignore[attr-defined]
+
 
 # Small pieces ------------------------------------------------------------------------------------
 
@@ -1361,6 +1392,19 @@ def _item_from_mime(box: Mailbox, raw: bytes, *, folder: str) -> Item:
     content = part.get_content() if part is not None else ""
     kind = "HTML" if part is not None and part.get_content_type() == "text/html" else "Text"
     senders = _recipients(str(msg.get("From", "")))
+    # Exchange parses MIME into the attachments table too (learn.microsoft.com/graph/outlook-send-mime-message).
+    files = []
+    for att in msg.iter_attachments():  # type: ignore[attr-defined]
+        cid = att.get("Content-ID")
+        files.append(
+            {
+                "name": att.get_filename() or "attachment",
+                "contentType": att.get_content_type(),
+                "data": att.get_payload(decode=True) or b"",
+                "isInline": bool(cid) and att.get_content_disposition() != "attachment",
+                "contentId": str(cid).strip("<> ") if cid else None,
+            }
+        )
     return Item(
         id=_new_id(),
         folder=folder,
@@ -1376,6 +1420,7 @@ def _item_from_mime(box: Mailbox, raw: bytes, *, folder: str) -> Item:
         conversation_id=conversation or _new_id("AAQkAGConv"),
         in_reply_to=in_reply_to,
         references=references,
+        attachments=files,
     )
 
 

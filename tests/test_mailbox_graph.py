@@ -536,6 +536,42 @@ def test_save_draft_leaves_the_reply_in_drafts_until_the_seller_sends_it(server,
     assert box.was_sent("<plan.acme.v2@seller.example>")
 
 
+def test_sending_a_reviewed_draft_sends_that_draft_with_the_sellers_edits_not_a_second_reply(server, box):
+    _, follow_up = _reply_in_thread(server, box)
+    box.save_draft(follow_up)
+    box.save_draft(follow_up)  # a retry after a crash: still one draft
+    seller = server.mailbox(SELLER)
+    [draft] = seller.in_folder("drafts")
+    draft.body = {"contentType": "HTML", "content": "<p>Edited by Jordan before sending.</p>"}  # in Outlook
+
+    box.send(follow_up)  # `mutualplan approve`
+
+    assert len(requests_to(server, "POST", r"/createReply$")) == 1
+    assert seller.in_folder("drafts") == []
+    sent = seller.in_folder("sentitems")
+    assert [i.id for i in sent][-1] == draft.id and len(sent) == 2  # the plan mail and this draft
+    assert draft.body["content"] == "<p>Edited by Jordan before sending.</p>"
+    assert box.was_sent("<plan.acme.v2@seller.example>")
+
+
+def test_an_incomplete_draft_left_by_a_crash_is_replaced_not_sent(server, box):
+    _, follow_up = _reply_in_thread(server, box)
+    box.save_draft(follow_up)
+    seller = server.mailbox(SELLER)
+    [broken] = seller.in_folder("drafts")
+    broken.attachments = broken.attachments[:1]  # the crash came before the .ics was attached
+
+    box.send(follow_up)
+
+    assert len(requests_to(server, "DELETE", r"/messages/")) == 1
+    assert broken.id not in seller.items
+    assert seller.in_folder("drafts") == []
+    sent = seller.in_folder("sentitems")[-1]
+    assert sent.internet_message_id == "<plan.acme.v2@seller.example>"
+    assert [a["name"] for a in sent.attachments] == ["acme-plan-v1.pdf", "acme-plan.ics"]
+    assert len(server.outbound) == 2  # the plan mail and one follow-up
+
+
 def test_save_draft_of_a_new_message_keeps_it_in_drafts_with_its_files(server, box):
     box.save_draft(plan_email())
     [draft] = server.mailbox(SELLER).in_folder("drafts")

@@ -390,6 +390,14 @@ class GraphMailbox:
         return bool(found.get("value"))
 
     def _deliver(self, message: EmailMessage, *, draft: bool) -> None:
+        mid = message_id(message)
+        waiting = self._waiting_draft(mid, attachments(message)) if mid else None
+        if waiting:
+            # Drafted before (review, or a retry): send that draft, as the seller would, rather than a
+            # second copy; saving it again changes nothing.
+            if not draft:
+                self._post(f"/messages/{quote(waiting, safe='')}/send", "send the draft waiting in Drafts")
+            return
         answered = str(message.get("In-Reply-To", "")).split()
         if answered:
             original = self._find_message(answered[0])
@@ -496,6 +504,28 @@ class GraphMailbox:
                 return
             start = _next_start(answer.json(), end + 1)
         raise GraphError(f"the upload of {file.name} ended without Graph confirming the attachment", status=200)
+
+    def _waiting_draft(self, internet_message_id: str, files: list[Attachment]) -> str | None:
+        """The complete draft in Drafts with this Message-ID; an incomplete one (a crash midway) is deleted."""
+        found = self._http.request(
+            "GET",
+            self._url("/mailFolders/drafts/messages"),
+            what="look for the message in Drafts",
+            params={"$filter": f"internetMessageId eq '{_quoted(internet_message_id)}'", "$select": "id"},
+        ).json()
+        expected = sorted(f.name for f in files)
+        for item in found.get("value", []):
+            draft_url = self._url(f"/messages/{quote(str(item['id']), safe='')}")
+            names = self._http.request(
+                "GET", f"{draft_url}/attachments", what="list a draft's files", params={"$select": "name"}
+            ).json()
+            if sorted(str(a.get("name", "")) for a in names.get("value", [])) == expected:
+                return str(item["id"])
+            log.warning(
+                "%s: deleting an incomplete draft of %s left by an interrupted send", self.name, internet_message_id
+            )
+            self._http.request("DELETE", draft_url, what="delete an incomplete draft")
+        return None
 
     def _find_message(self, internet_message_id: str) -> str | None:
         """The id of the (non-draft) message with this Message-ID anywhere in the mailbox."""

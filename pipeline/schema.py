@@ -104,8 +104,44 @@ def _v2(dialect: str) -> list[str]:
     ]
 
 
+def _v3(dialect: str) -> list[str]:
+    """The loop: outbound mail as queued work, confirmations per contact and version, who sent each message."""
+    return [
+        """CREATE TABLE outbox (
+            message_id TEXT PRIMARY KEY,  -- deterministic: a retry can never send a second, different email
+            plan_id TEXT NOT NULL REFERENCES plans (id),
+            version INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            mode TEXT NOT NULL CHECK (mode IN ('send', 'draft')),
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'drafted', 'sent', 'failed')),
+            recipients TEXT NOT NULL,
+            in_reply_to TEXT,
+            refs TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            sent_as TEXT  -- the Message-ID a server gave it instead of ours (Exchange replies), if any
+        )""",
+        "CREATE INDEX outbox_state ON outbox (state, created)",
+        "CREATE INDEX outbox_plan ON outbox (plan_id, version)",
+        "CREATE INDEX outbox_sent_as ON outbox (sent_as)",
+        """CREATE TABLE confirmations (
+            plan_id TEXT NOT NULL REFERENCES plans (id),
+            version INTEGER NOT NULL,
+            email TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (plan_id, version, email)
+        )""",
+        "ALTER TABLE messages ADD COLUMN sender TEXT",
+        "CREATE INDEX messages_sender ON messages (sender, received)",
+    ]
+
+
 # Step n (1-based) upgrades a database at schema n-1 to schema n. Append only; never edit a released step.
-MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2, _v3]
 LATEST = len(MIGRATIONS)
 
 
@@ -148,6 +184,7 @@ messages = Table(
     Column("disposition", Text, nullable=False),
     Column("reason", Text),
     Column("received", Text, nullable=False),
+    Column("sender", Text),
 )
 
 audit = Table(
@@ -175,5 +212,35 @@ evidence = Table(
     Column("kind", Text, primary_key=True),
     Column("sha256", Text, primary_key=True),
     Column("message_id", Text),
+    Column("at", Text, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("message_id", Text, primary_key=True),
+    Column("plan_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("in_reply_to", Text),
+    Column("refs", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("created", Text, nullable=False),
+    Column("updated", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),
+    Column("sent_as", Text),
+)
+
+confirmations = Table(
+    "confirmations",
+    metadata,
+    Column("plan_id", Text, primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("email", Text, primary_key=True),
+    Column("message_id", Text, nullable=False),
     Column("at", Text, nullable=False),
 )

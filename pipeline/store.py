@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModu
 
 from pipeline import schema
 from pipeline.errors import StoreError
+from pipeline.outbox import OutboxEntry
 from pipeline.plan.model import Change, Plan, Version, canonical_json, plan_from_dict
 
 PLAN_STATES = ("open", "agreed", "declined", "closed")
@@ -81,6 +83,7 @@ class MessageRecord:
     disposition: str
     reason: str | None
     received: str
+    sender: str | None = None
 
 
 @dataclass(frozen=True)
@@ -394,6 +397,7 @@ class Store:
         reason: str | None = None,
         plan_id: str | None = None,
         version: int | None = None,
+        sender: str | None = None,
     ) -> bool:
         """Remember a message; False when its Message-ID was already recorded (one effect per message).
 
@@ -408,6 +412,7 @@ class Store:
             "disposition": disposition,
             "reason": reason,
             "received": at,
+            "sender": sender,
         }
         with self._write() as conn:
             if not _insert_ignore(conn, schema.messages, row):
@@ -498,6 +503,122 @@ class Store:
             # coalesce: the two databases sort NULL at opposite ends; files of no version come first in both.
             rows = conn.execute(query.order_by(func.coalesce(e.version, 0), e.at, e.kind, e.sha256)).all()
         return [Evidence(**row._asdict()) for row in rows]
+
+    def messages_from(self, sender: str, since: datetime) -> int:
+        """How many messages from an address were recorded since a time (the per-sender rate limit)."""
+        m = schema.messages.c
+        with self._read() as conn:
+            return int(conn.execute(
+                select(func.count())
+                .select_from(schema.messages)
+                .where(m.sender == sender, m.received >= utc_iso(since))
+            ).scalar() or 0)
+
+    # --- confirmations --------------------------------------------------------------------------
+
+    def confirm(self, plan_id: str, version: int, email: str, message_id: str, *, at: datetime) -> bool:
+        """Record that a contact confirmed a version; False when they had already."""
+        when = utc_iso(at)
+        row = {"plan_id": plan_id, "version": version, "email": email.lower(), "message_id": message_id, "at": when}
+        with self._write() as conn:
+            if not _insert_ignore(conn, schema.confirmations, row):
+                return False
+            self._audit(conn, when, plan_id, "confirmed", {"version": version, "email": email.lower(),
+                                                           "message_id": message_id})
+        return True
+
+    def confirmations(self, plan_id: str, version: int) -> dict[str, str]:
+        """Who confirmed a version (lower-case address -> when)."""
+        c = schema.confirmations.c
+        with self._read() as conn:
+            rows = conn.execute(select(c.email, c.at).where(c.plan_id == plan_id, c.version == version)).all()
+        return {row.email: row.at for row in rows}
+
+    # --- outbox ---------------------------------------------------------------------------------
+
+    def queue_email(self, entry: OutboxEntry, *, at: datetime) -> bool:
+        """Queue an email to send; False when one with this Message-ID was queued before (a replay)."""
+        when = utc_iso(at)
+        data = dict(entry.data)
+        # The email's own date is fixed when it is queued, so that rendering it again gives the same bytes.
+        data.setdefault("created", when)
+        row = {
+            "message_id": entry.message_id, "plan_id": entry.plan_id, "version": entry.version, "kind": entry.kind,
+            "mode": entry.mode, "state": "pending", "recipients": _json({"to": list(entry.to), "cc": list(entry.cc)}),
+            "in_reply_to": entry.in_reply_to, "refs": _json(list(entry.references)), "data": _json(data),
+            "created": when, "updated": when, "attempts": 0,
+        }
+        with self._write() as conn:
+            if not _insert_ignore(conn, schema.outbox, row):
+                return False
+            self._audit(conn, when, entry.plan_id, "email queued",
+                        {"message_id": entry.message_id, "kind": entry.kind, "mode": entry.mode,
+                         "version": entry.version})
+        return True
+
+    def outbox_mark(self, message_id: str, state: str, *, at: datetime, error: str | None = None,
+                    sent_as: str | None = None) -> None:
+        """Move an outbox entry to another state (sending counts an attempt)."""
+        o = schema.outbox.c
+        when = utc_iso(at)
+        values: dict[str, Any] = {"state": state, "updated": when, "error": error}
+        if state == "sending":
+            values["attempts"] = o.attempts + 1
+        if sent_as:
+            values["sent_as"] = sent_as
+        with self._write() as conn:
+            plan_id = conn.execute(select(o.plan_id).where(o.message_id == message_id)).scalar()
+            if plan_id is None:
+                raise StoreError(f"no email {message_id} in the outbox")
+            conn.execute(update(schema.outbox).where(o.message_id == message_id).values(**values))
+            if state != "sending":
+                self._audit(conn, when, plan_id, f"email {state}", {"message_id": message_id, "error": error})
+
+    def outbox_entry(self, message_id: str) -> OutboxEntry | None:
+        """The outbox entry with this Message-ID (ours, or the one a server gave it), if any."""
+        o = schema.outbox.c
+        with self._read() as conn:
+            row = conn.execute(select(schema.outbox).where((o.message_id == message_id) | (o.sent_as == message_id))
+                               .limit(1)).first()
+        return _outbox_entry(row) if row else None
+
+    def outbox_entries(self, plan_id: str) -> list[OutboxEntry]:
+        """Every email queued for a plan, oldest first."""
+        o = schema.outbox.c
+        with self._read() as conn:
+            rows = conn.execute(select(schema.outbox).where(o.plan_id == plan_id).order_by(o.created, o.message_id))
+            return [_outbox_entry(row) for row in rows]
+
+    def outbox_pending(self) -> list[OutboxEntry]:
+        """Emails still to send or draft (including one whose send was interrupted), oldest first."""
+        o = schema.outbox.c
+        with self._read() as conn:
+            rows = conn.execute(select(schema.outbox).where(o.state.in_(("pending", "sending")))
+                                .order_by(o.created, o.message_id))
+            return [_outbox_entry(row) for row in rows]
+
+    def outbox_drafted(self, plan_id: str | None = None) -> list[OutboxEntry]:
+        """Emails left in the seller's Drafts and not yet seen sent."""
+        o = schema.outbox.c
+        query = select(schema.outbox).where(o.state == "drafted")
+        if plan_id is not None:
+            query = query.where(o.plan_id == plan_id)
+        with self._read() as conn:
+            return [_outbox_entry(row) for row in conn.execute(query.order_by(o.created, o.message_id))]
+
+    def plan_for_subject(self, subject: str) -> tuple[str, int] | None:
+        """The plan and version a subject names ("Mutual Plan: <Prospect> and <Seller> (version N)"), if one does."""
+        found = _SUBJECT.search(subject or "")
+        if not found:
+            return None
+        prospect, seller, number = found.group(1).strip(), found.group(2).strip(), int(found.group(3))
+        matches = []
+        for plan_id in self.plan_ids():
+            plan = self.current(plan_id).plan  # type: ignore[union-attr]
+            if plan.prospect.company == prospect and plan.seller.company == seller:
+                matches.append(plan_id)
+        # Two plans between the same companies cannot be told apart by subject: match neither.
+        return (matches[0], number) if len(matches) == 1 else None
 
     # --- audit ----------------------------------------------------------------------------------
 
@@ -630,6 +751,18 @@ def _conflict(plan_id: str, current: int, expected: int) -> VersionConflict:
     return VersionConflict(
         f"plan {plan_id} is at version {current}: version {expected} cannot be added",
         hint="someone changed the plan first; read the current version and apply the changes to it",
+    )
+
+
+_SUBJECT = re.compile(r"Mutual Plan: (.+?) and (.+?) \(version (\d{1,6})\)")
+
+
+def _outbox_entry(row: Any) -> OutboxEntry:
+    recipients = json.loads(row.recipients)
+    return OutboxEntry(
+        message_id=row.message_id, plan_id=row.plan_id, version=row.version, kind=row.kind, mode=row.mode,
+        state=row.state, to=tuple(recipients.get("to", ())), cc=tuple(recipients.get("cc", ())),
+        in_reply_to=row.in_reply_to, references=tuple(json.loads(row.refs)), data=json.loads(row.data),
     )
 
 

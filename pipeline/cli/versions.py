@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,14 +121,8 @@ def archive() -> None:
     """
 
 
-def redline_renderer() -> RedlineRenderer | None:
-    """The renderer of a step's redline PDF, for steps that have none kept in the archive.
-
-    It is pipeline.redline.render_redline(older, newer) -> PDF bytes. TODO: drop the presence check once
-    that module is part of every install; until then a bundle carries only the redlines already archived.
-    """
-    if importlib.util.find_spec("pipeline.redline") is None:
-        return None
+def redline_renderer() -> RedlineRenderer:
+    """The renderer of a step's redline PDF, for steps that have none kept in the archive."""
     from pipeline.redline import render_redline
 
     return render_redline

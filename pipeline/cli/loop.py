@@ -1,0 +1,215 @@
+"""Commands of the loop: send, watch, status, approve, demo."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from typing import Any
+
+import click
+from rich.table import Table
+
+from pipeline.app import watcher_for
+from pipeline.cli.common import console, emit_json, err_console, handles_errors, json_option, open_home
+from pipeline.errors import StoreError
+from pipeline.status import plan_status
+from pipeline.watcher import PollReport, send_plan
+
+
+def _known(store: Any, plan_id: str) -> None:
+    if not store.has_plan(plan_id):
+        ids = store.plan_ids()
+        raise StoreError(
+            f"no plan {plan_id!r} in the store",
+            hint=f"known plans: {', '.join(ids)}" if ids else "add one with `mutualplan add PLAN.md`",
+        )
+
+
+@click.command()
+@click.argument("plan_id")
+@json_option
+@click.pass_context
+@handles_errors
+def send(ctx: click.Context, plan_id: str, as_json: bool) -> None:
+    """Send the current version of PLAN_ID to its contacts from the seller's mailbox.
+
+    The confirming contacts are in To, the others in Cc; the letter PDF and a calendar are attached.
+    Sending twice sends once: the email has a fixed Message-ID per plan and version.
+
+    \b
+    Example:
+      mutualplan add acme.md && mutualplan send acme-northwind-2027
+    """
+    home = open_home(ctx)
+    with watcher_for(home) as watcher:
+        _known(watcher.store, plan_id)
+        entry = send_plan(watcher.store, plan_id, at=watcher.clock())
+        report = PollReport()
+        watcher.flush(report)
+    if as_json:
+        emit_json({"message_id": entry.message_id, "to": list(entry.to), "cc": list(entry.cc), **report.to_dict()})
+        return
+    if entry.message_id in report.sent:
+        console.print(f"Sent version {entry.version} of {plan_id} to {', '.join(entry.to)}"
+                      + (f" (Cc {', '.join(entry.cc)})" if entry.cc else ""), soft_wrap=True)
+    elif report.errors:
+        for error in report.errors:
+            err_console.print(f"[red]error:[/] {error}", soft_wrap=True)
+        raise SystemExit(1)
+    else:
+        console.print(f"Version {entry.version} of {plan_id} was already sent ({entry.message_id}).")
+
+
+def _print_report(report: PollReport) -> None:
+    if report.fetched or report.handled:
+        table = Table(title=f"{report.fetched} fetched, {len(report.handled)} handled", title_justify="left")
+        table.add_column("Message")
+        table.add_column("Disposition")
+        table.add_column("Why")
+        for message_id, disposition, reason in report.handled:
+            table.add_row(message_id[:60], disposition, reason)
+        console.print(table)
+    for message_id in report.sent:
+        console.print(f"sent    {message_id}")
+    for message_id in report.drafted:
+        console.print(f"drafted {message_id}  (waits in the seller's Drafts: `mutualplan approve`)")
+    for name in report.shunted:
+        console.print(f"[red]shunted[/] {name}: failed 3 times, kept in spool/shunt for a person")
+    for error in report.errors:
+        err_console.print(f"[yellow]warning:[/] {error}", soft_wrap=True)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Poll once and exit (for cron or systemd timers).")
+@click.option("--interval", type=click.IntRange(min=5), default=60, show_default=True,
+              help="Seconds between polls.")
+@json_option
+@click.pass_context
+@handles_errors
+def watch(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
+    """Read the seller's mailbox, act on replies, and send what follows from them.
+
+    Each new message is stored before it is acknowledged, handled exactly once (by its Message-ID),
+    and answered in its thread by policy: see `mutualplan status` for what waits on whom.
+
+    \b
+    Example:
+      mutualplan watch --once --json
+      mutualplan watch --interval 120
+    """
+    home = open_home(ctx)
+    while True:
+        with watcher_for(home) as watcher:
+            report = watcher.poll()
+        if as_json:
+            emit_json(report.to_dict())
+        else:
+            _print_report(report)
+        if once:
+            return
+        time.sleep(interval)
+
+
+@click.command()
+@click.argument("plan_id")
+@json_option
+@click.pass_context
+@handles_errors
+def approve(ctx: click.Context, plan_id: str, as_json: bool) -> None:
+    """Send the follow-ups of PLAN_ID that wait in the seller's Drafts (the `review` policy).
+
+    \b
+    Example:
+      mutualplan status acme-northwind-2027   # version 2 waits on the seller
+      mutualplan approve acme-northwind-2027
+    """
+    home = open_home(ctx)
+    with watcher_for(home) as watcher:
+        _known(watcher.store, plan_id)
+        sent = watcher.approve(plan_id)
+    if as_json:
+        emit_json({"plan_id": plan_id, "sent": sent})
+    elif sent:
+        for message_id in sent:
+            console.print(f"sent {message_id}")
+    else:
+        console.print(f"Nothing of {plan_id} waits in Drafts.")
+
+
+def _fmt(d: str | None) -> str:
+    return date.fromisoformat(d).strftime("%a %-d %b %Y") if d else "-"
+
+
+@click.command()
+@click.argument("plan_id", required=False)
+@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Count days from this date (YYYY-MM-DD).")
+@json_option
+@click.pass_context
+@handles_errors
+def status(ctx: click.Context, plan_id: str | None, today: datetime | None, as_json: bool) -> None:
+    """Per plan: the current version, agreed or waiting on whom, the next milestones, held messages.
+
+    \b
+    Example:
+      mutualplan status
+      mutualplan status acme-northwind-2027 --json
+    """
+    home = open_home(ctx)
+    now = today.date() if today else datetime.now(UTC).date()
+    with home.open_store() as store:
+        ids = [plan_id] if plan_id else store.plan_ids()
+        if plan_id:
+            _known(store, plan_id)
+        statuses = [plan_status(store, pid, now) for pid in ids]
+    if as_json:
+        emit_json({"plans": statuses} if not plan_id else statuses[0])
+        return
+    if not statuses:
+        console.print("No plans yet: `mutualplan add PLAN.md`, then `mutualplan send PLAN_ID`.")
+    for s in statuses:
+        console.print(f"[bold]{s['plan_id']}[/]  version {s['version']}  [bold]{s['summary']}[/]", soft_wrap=True)
+        if s["confirmed"]:
+            console.print(f"  confirmed v{s['version']}: {', '.join(s['confirmed'])}", soft_wrap=True)
+        if s["waiting_on"]:
+            console.print(f"  waiting on: {', '.join(s['waiting_on'])}", soft_wrap=True)
+        if s["next_milestones"]:
+            table = Table(show_header=True, box=None, padding=(0, 2))
+            for col in ("#", "Next", "Owner", "Due", "Days"):
+                table.add_column(col)
+            for m in s["next_milestones"]:
+                table.add_row(m["id"], m["title"], m["owner"], _fmt(m["due"]),
+                              str(m["days_left"]) if m["days_left"] is not None else "-")
+            console.print(table)
+        for held in s["held"]:
+            console.print(f"  [yellow]held[/] {held['from'] or '?'} ({held['received']}): {held['reason']}",
+                          soft_wrap=True)
+        console.print()
+
+
+@click.command()
+@click.option("--fresh", is_flag=True, help="Empty the demo home first if it holds an earlier demo.")
+@json_option
+@click.pass_context
+@handles_errors
+def demo(ctx: click.Context, fresh: bool, as_json: bool) -> None:
+    """Run the whole loop on a local Maildir: plan out, change requested, version 2, both confirm.
+
+    Makes a home (--home, default ./demo-home) with the example plan, sends version 1, puts the
+    prospect's replies in the inbox as they would arrive, runs the watcher, approves the follow-up as
+    the seller would, and prints where every letter, email and the archive bundle are.
+
+    \b
+    Example:
+      mutualplan --home /tmp/demo demo --fresh
+    """
+    from pipeline.demo import run_demo
+
+    root = (ctx.find_root().obj or {}).get("home") or "demo-home"
+    result = run_demo(root, fresh=fresh, echo=None if as_json else console.print)
+    if as_json:
+        emit_json(result)
+
+
+COMMANDS = [send, watch, approve, status, demo]
+

@@ -1,0 +1,68 @@
+"""Outbox entries rendered into emails: the version's letter (rendered once, kept) and the message around it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+from pipeline.archive import Archive
+from pipeline.outbox import OutboxEntry
+from pipeline.plan.diff import diff as plan_diff
+from pipeline.plan.model import Version
+from pipeline.render import email as emails
+from pipeline.render.letter import letter_pdf
+from pipeline.render.letterhead import load_letterhead
+from pipeline.store import Store
+
+
+def version_letter(store: Store, archive: Archive, version: Version, *, letterhead: str,
+                   at: datetime) -> bytes:
+    """A version's letter, rendered once and kept: from version 2 on it opens with the changes since the last."""
+    kept = [e for e in store.evidence(version.plan_id, "letter") if e.version == version.number]
+    if kept:
+        return archive.get(kept[0].sha256)
+    changes = None
+    if version.number > 1:
+        parent = store.version(version.plan_id, version.number - 1)
+        changes = plan_diff(parent.plan, version.plan, old_version=parent.number, new_version=version.number)
+    name = version.plan.letterhead or letterhead
+    load_letterhead(name)  # a clear error naming the letterhead before any rendering
+    pdf = letter_pdf(version.plan, version=version.number, created=version.created, diff=changes, letterhead=name)
+    digest = archive.put(pdf)
+    store.add_evidence(version.plan_id, version.number, digest, "letter", at=at)
+    if changes is not None:
+        # The letter of a later version is also the redline of its step: legal finds it under both.
+        store.add_evidence(version.plan_id, version.number, digest, "redline", at=at)
+    return pdf
+
+
+def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: str, at: datetime) -> EmailMessage:
+    """The email of an outbox entry; the same entry always gives the same bytes."""
+    version = store.version(entry.plan_id, entry.version)
+    plan = version.plan
+    created = entry.data.get("created") or version.created
+    common: dict[str, Any] = {"version": version.number, "message_id": entry.message_id}
+    reply = entry.data.get("reply") or {}
+    if entry.kind == "plan":
+        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at)
+        return emails.plan_email(plan, created=version.created, pdf=pdf, to=entry.to, cc=entry.cc, **common)
+    if entry.kind == "update":
+        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at)
+        since = int(entry.data.get("since", version.number - 1))
+        changes = plan_diff(store.version(plan.id, since).plan, plan, old_version=since, new_version=version.number)
+        return emails.update_email(
+            plan, created=version.created, pdf=pdf, diff=changes, in_reply_to=entry.in_reply_to,
+            references=entry.references, reply_subject=reply.get("subject"), asks=entry.data.get("asks", []),
+            notes=entry.data.get("notes", []), auto=entry.mode == "send", to=entry.to, cc=entry.cc, **common,
+        )
+    if entry.kind == "agreed":
+        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at)
+        return emails.agreed_email(plan, created=created, pdf=pdf, in_reply_to=entry.in_reply_to,
+                                   references=entry.references, to=entry.to, cc=entry.cc, **common)
+    return emails.seller_notice_email(
+        plan, created=created, reason=entry.data.get("reason", ""), reply_from=reply.get("from") or "(no sender)",
+        reply_subject=reply.get("subject", ""), reply_date=reply.get("date"), said=entry.data.get("text", ""),
+        notes=entry.data.get("notes", []), intent=entry.data.get("intent"), key=reply.get("message_id"),
+        tag=entry.kind, **common,
+    )

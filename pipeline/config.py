@@ -1,0 +1,150 @@
+"""Settings from a home's mutualplan.toml, and the registry that turns [mailbox] into an adapter.
+
+Only this module and the CLI name concrete mailbox backends; secrets come from environment variables
+whose names the settings give (`password_env = "MUTUALPLAN_IMAP_PASSWORD"`), never from the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+from pipeline.mailbox.base import Mailbox, SyncState
+
+BACKENDS = ("maildir", "imap", "exchange", "graph")
+POLICIES = ("review", "auto")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the pipeline may do without the seller, and the limits that keep the loop safe."""
+
+    changes: str = "review"  # review: follow-ups wait in Drafts; auto: sent at once
+    asks: Mapping[str, str] = field(default_factory=dict)  # change kind -> what to ask in return
+    max_message_bytes: int = 25 * 1024 * 1024
+    trusted_authserv_ids: tuple[str, ...] = ()
+    max_messages_per_sender_per_hour: int = 20
+    reminders: bool = True
+    remind_days_before: int = 3
+    digest: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a home's settings say, checked."""
+
+    seller: Mapping[str, Any] = field(default_factory=dict)
+    letterhead: str = "default"
+    mailbox: Mapping[str, Any] = field(default_factory=lambda: {"backend": "maildir"})
+    policy: Policy = field(default_factory=Policy)
+
+    @property
+    def seller_addresses(self) -> tuple[str, ...]:
+        """The seller's own addresses: [seller] email and any aliases."""
+        found = [str(self.seller.get("email", "")).lower()]
+        found += [str(a).lower() for a in self.seller.get("aliases", []) or []]
+        return tuple(a for a in found if a)
+
+    @property
+    def own_domains(self) -> tuple[str, ...]:
+        """Domains our Message-IDs are made on (the seller's), for recognizing our own mail."""
+        return tuple(sorted({a.rpartition("@")[2] for a in self.seller_addresses}))
+
+    def plan_defaults(self) -> dict[str, Any]:
+        """What a plan's front matter falls back on."""
+        out: dict[str, Any] = {"letterhead": self.letterhead}
+        seller = {k: v for k, v in self.seller.items() if k in ("company", "name", "title", "email", "address")}
+        if seller:
+            out["seller"] = seller
+        return out
+
+
+def _table(data: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    value = data.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    return value
+
+
+def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Settings:
+    """Check and read the settings; every mistake names the setting and what is allowed."""
+    known = {"seller", "store", "mailbox", "policy", "letter", "reminders"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown section [{key}]", hint=f"known sections: {', '.join(sorted(known))}")
+    seller = _table(data, "seller", where)
+    mailbox = dict(_table(data, "mailbox", where))
+    backend = mailbox.setdefault("backend", "maildir")
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"{where}: [mailbox] backend {backend!r} is unknown", hint=f"use one of: {', '.join(BACKENDS)}"
+        )
+    raw_policy = dict(_table(data, "policy", where))
+    changes = raw_policy.get("changes", "review")
+    if changes not in POLICIES:
+        raise ConfigError(f"{where}: [policy] changes must be \"review\" or \"auto\", not {changes!r}")
+    asks = raw_policy.get("asks", {})
+    if not isinstance(asks, Mapping) or not all(isinstance(v, str) for v in asks.values()):
+        raise ConfigError(f"{where}: [policy.asks] maps a kind of change to a sentence")
+    max_mb = raw_policy.get("max_message_mb", 25)
+    if not isinstance(max_mb, int | float) or max_mb <= 0:
+        raise ConfigError(f"{where}: [policy] max_message_mb must be a positive number")
+    trusted = raw_policy.get("trusted_authserv_ids", [])
+    if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
+        raise ConfigError(f"{where}: [policy] trusted_authserv_ids is a list of host names")
+    rate = raw_policy.get("max_messages_per_sender_per_hour", 20)
+    reminders = _table(data, "reminders", where)
+    policy = Policy(
+        changes=changes,
+        asks=dict(asks),
+        max_message_bytes=int(max_mb * 1024 * 1024),
+        trusted_authserv_ids=tuple(t.lower() for t in trusted),
+        max_messages_per_sender_per_hour=int(rate),
+        reminders=bool(reminders.get("enabled", True)),
+        remind_days_before=int(reminders.get("days_before", 3)),
+        digest=bool(reminders.get("digest", True)),
+    )
+    letter = _table(data, "letter", where)
+    return Settings(seller=dict(seller), letterhead=str(letter.get("letterhead", "default")), mailbox=mailbox,
+                    policy=policy)
+
+
+def _secret(options: Mapping[str, Any], key: str, env: Mapping[str, str], backend: str) -> str | None:
+    name = options.get(f"{key}_env")
+    if not name:
+        return None
+    value = env.get(str(name))
+    if value is None:
+        raise ConfigError(
+            f"[mailbox] {key}_env names ${name}, which is not set",
+            hint=f"export {name}=... before running the {backend} backend",
+        )
+    return value
+
+
+def open_mailbox(settings: Settings, mail_dir: Path, state: SyncState, env: Mapping[str, str] = os.environ) -> Mailbox:
+    """The adapter [mailbox] names, connected lazily (nothing is contacted until it is used)."""
+    options = settings.mailbox
+    backend = options.get("backend", "maildir")
+    if backend == "maildir":
+        from pipeline.mailbox.maildir import MaildirMailbox
+
+        return MaildirMailbox(Path(options.get("path") or mail_dir))
+    if backend == "imap":
+        from pipeline.mailbox.imap import ImapMailbox, ImapSettings
+
+        return ImapMailbox(ImapSettings.from_options(options, password=_secret(options, "password", env, backend)),
+                           state)
+    if backend == "exchange":
+        from pipeline.mailbox.exchange import ExchangeMailbox, ExchangeSettings
+
+        secrets = {k: _secret(options, k, env, backend) for k in ("password", "client_secret", "access_token")}
+        return ExchangeMailbox(ExchangeSettings.from_options(options, **secrets), state)
+    from pipeline.mailbox.graph import GraphMailbox, GraphSettings
+
+    secrets = {k: _secret(options, k, env, backend) for k in ("client_secret",)}
+    return GraphMailbox(GraphSettings.from_options(options, **secrets), state)

@@ -1,0 +1,124 @@
+"""Outbound mail as queued work: what to send, to whom, in which thread, under which Message-ID.
+
+An entry holds only data; the email is rendered from it when it is sent, and renders the same bytes
+every time, so a retry after a crash sends exactly what the first attempt would have sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pipeline.plan.model import Plan, Version
+
+KINDS = ("plan", "update", "agreed", "notice", "ask", "reminder", "digest")
+STATES = ("pending", "sending", "drafted", "sent", "failed")
+
+
+def message_id(plan: Plan, version: int, kind: str = "plan", key: str | None = None) -> str:
+    """Our Message-ID: <plan.<id>.v<N>@domain> announces version N; other kinds add their word and a key hash.
+
+    The same scheme as render.email.message_id_for (a test holds them equal); kept here so that queueing
+    mail does not import the renderer.
+    """
+    parts = [f"plan.{plan.id}.v{version}"]
+    if kind not in ("plan", "update"):
+        parts.append("notice" if kind == "seller_notice" else kind)
+    if key:
+        parts.append(hashlib.sha256(key.encode()).hexdigest()[:12])
+    return f"<{'.'.join(parts)}@{plan.seller.domain}>"
+
+
+def bracketed(message_id: str) -> str:
+    """A Message-ID as headers write it: <id@host>."""
+    bare = message_id.strip().strip("<>")
+    return f"<{bare}>"
+
+
+def _thread(reply: Any) -> tuple[str, tuple[str, ...]]:
+    """In-Reply-To and References for an answer to `reply`: its id, after its own references (the last 20)."""
+    own = bracketed(reply.message_id)
+    refs = [bracketed(r) for r in getattr(reply, "references", ())[-20:]]
+    return own, tuple(dict.fromkeys([*refs, own]))
+
+
+def _reply_summary(reply: Any) -> dict[str, Any]:
+    """What a notice needs to know of the message it answers (Incoming, duck-typed)."""
+    return {
+        "message_id": reply.message_id,
+        "from": reply.sender,
+        "from_name": getattr(reply, "sender_name", ""),
+        "subject": (reply.subject or "")[:300],
+        "date": reply.date.isoformat() if getattr(reply, "date", None) else None,
+        "references": list(getattr(reply, "references", ()))[-20:],
+    }
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One email to send (or leave in Drafts), as data."""
+
+    message_id: str
+    plan_id: str
+    version: int
+    kind: str
+    mode: str = "send"  # send | draft
+    state: str = "pending"
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def plan(cls, version: Version) -> OutboxEntry:
+        """A version's plan email: to the confirming contacts, the other contacts in Cc."""
+        plan = version.plan
+        to = tuple(c.email for c in plan.confirmers) or tuple(c.email for c in plan.prospect.contacts[:1])
+        cc = tuple(c.email for c in plan.prospect.contacts if c.email not in to)
+        return cls(message_id=message_id(plan, version.number), plan_id=plan.id, version=version.number,
+                   kind="plan", to=to, cc=cc)
+
+    @classmethod
+    def update(cls, version: Version, *, since: int, reply: Any, mode: str, asks: list[str],
+               notes: list[str]) -> OutboxEntry:
+        """The next version after a change request, in the thread of that request."""
+        plan = version.plan
+        sender = reply.sender
+        to = tuple(dict.fromkeys([sender, *(c.email for c in plan.confirmers)]))
+        cc = tuple(c.email for c in plan.prospect.contacts if c.email not in to)
+        in_reply_to, refs = _thread(reply)
+        return cls(
+            message_id=message_id(plan, version.number), plan_id=plan.id, version=version.number, kind="update",
+            mode=mode, to=to, cc=cc, in_reply_to=in_reply_to, references=refs,
+            data={"since": since, "asks": asks, "notes": notes, "reply": _reply_summary(reply)},
+        )
+
+    @classmethod
+    def agreed(cls, version: Version, *, reply: Any | None = None) -> OutboxEntry:
+        """Everyone confirmed: the final letter to all."""
+        plan = version.plan
+        to = tuple(c.email for c in plan.prospect.contacts)
+        refs: tuple[str, ...] = ()
+        in_reply_to = None
+        if reply is not None:
+            in_reply_to, refs = _thread(reply)
+        return cls(message_id=message_id(plan, version.number, "agreed"), plan_id=plan.id, version=version.number,
+                   kind="agreed", to=to, cc=(plan.seller.email,) if plan.seller.email else (),
+                   in_reply_to=in_reply_to, references=refs)
+
+    @classmethod
+    def notice(cls, plan: Plan, version: int, reply: Any, *, kind: str, reason: str, notes: list[str],
+               interpretation: Any | None = None) -> OutboxEntry:
+        """A note to the seller alone: what a message said and why nothing (or only part) changed."""
+        data: dict[str, Any] = {"reason": reason, "notes": list(notes), "reply": _reply_summary(reply)}
+        if interpretation is not None:
+            data["intent"] = getattr(interpretation, "intent", None)
+            data["text"] = (getattr(interpretation, "text", "") or "")[:4000]
+        return cls(message_id=message_id(plan, version, kind, reply.message_id), plan_id=plan.id, version=version,
+                   kind=kind, to=(plan.seller.email,), data=data)
+
+    def with_state(self, state: str) -> OutboxEntry:
+        """The same entry in another state."""
+        return replace(self, state=state)

@@ -1,0 +1,145 @@
+"""What the pipeline does with an understood reply: apply, confirm, hold or tell the seller; no I/O.
+
+The watcher gathers the facts (which plan and version the reply answers, who sent it, what it says)
+and this module decides; keeping the decision pure makes every rule of the loop testable on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from pipeline.plan.model import Change, Plan, owner_text
+from pipeline.plan.timeline import resolve
+
+# Dispositions a message ends with; `status` and the audit log show them to people.
+APPLIED = "applied"  # its changes made a new version
+CONFIRMED = "confirmed"  # a confirming contact agreed to the current version
+AGREED = "agreed"  # ... and that made the plan mutually agreed
+NOTED = "noted"  # a comment, a question, a confirmation that does not count: the seller is told
+HELD = "held"  # needs the seller before anything happens
+DECLINED = "declined"  # the prospect withdrew
+IGNORED = "ignored"  # automatic mail, our own mail, a bounce
+DUPLICATE = "duplicate"  # seen before: no second effect
+UNRELATED = "unrelated"  # not about any plan: left alone in the mailbox
+REJECTED = "rejected"  # refused outright (too large)
+
+# Default asks: "when your prospect requests a difference in your plan, ask for something in return".
+DEFAULT_ASKS: dict[str, str] = {
+    "later": "In return for the later date, could we get 30 minutes with {decision_maker} before then?",
+    "remove": "In return for dropping this step, could legal review of the contract start earlier?",
+    "add-seller": "In return for the extra step on our side, could you arrange a reference call with a peer "
+    "team at {prospect}?",
+    "add-buyer": "Could you confirm who owns the new step on your side and the date it will be done?",
+    "retarget": "In return for the new target, could we agree on the decision criteria in writing this week?",
+    "reassign": "Could {owner} confirm the new date for this step?",
+}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the watcher knows about a human reply to a plan, before deciding."""
+
+    sender: str
+    sender_is_seller: bool
+    sender_confirms: bool  # a contact with `confirms: true`
+    plan_state: str  # open, agreed, declined, closed
+    replied_version: int
+    current_version: int
+    intent: str  # confirm, amend, decline, comment, ignore
+    changes: tuple[Change, ...]
+    unresolved: tuple[str, ...]
+    conflicts: tuple[str, ...] = ()  # changes touching milestones changed since the replied version
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do: the disposition, why, and the effects the watcher carries out."""
+
+    disposition: str
+    reason: str
+    changes: tuple[Change, ...] = ()
+    confirm: bool = False
+    decline: bool = False
+    notify_seller: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+
+def decide(facts: Facts) -> Decision:
+    """The policy of the loop, in the order the rules are checked."""
+    if facts.plan_state in ("declined", "closed"):
+        return Decision(HELD, f"the plan is {facts.plan_state}; nothing changes", notify_seller=True)
+    older = facts.replied_version < facts.current_version
+    if facts.intent == "decline":
+        return Decision(DECLINED, "the prospect withdrew from the plan", decline=True, notify_seller=True)
+    if facts.intent == "confirm":
+        if facts.sender_is_seller:
+            return Decision(NOTED, "the seller's own confirmation does not make the plan mutual", notify_seller=False)
+        if not facts.sender_confirms:
+            return Decision(
+                NOTED, f"{facts.sender} confirmed but is not one of the confirming contacts", notify_seller=True
+            )
+        if older:
+            return Decision(
+                NOTED,
+                f"confirmed version {facts.replied_version}, but version {facts.current_version} is current",
+                notify_seller=True,
+            )
+        return Decision(CONFIRMED, f"{facts.sender} confirmed version {facts.current_version}", confirm=True)
+    if facts.intent == "amend" and facts.changes:
+        if older and facts.conflicts:
+            return Decision(
+                HELD,
+                f"replied to version {facts.replied_version}; the changes touch what version "
+                f"{facts.current_version} changed since: {'; '.join(facts.conflicts)}",
+                notify_seller=True,
+            )
+        notes = tuple(facts.unresolved)
+        return Decision(
+            APPLIED,
+            f"{len(facts.changes)} change(s) requested by {facts.sender}",
+            changes=facts.changes,
+            notify_seller=bool(notes),
+            notes=notes,
+        )
+    # A comment, a question, or an amend whose requests could not be mapped safely.
+    what = "asked for something that could not be mapped safely" if facts.unresolved else "commented"
+    return Decision(NOTED, f"{facts.sender} {what}; nothing changed", notify_seller=True, notes=facts.unresolved)
+
+
+def suggested_asks(
+    plan: Plan, changes: tuple[Change, ...], asks: dict[str, str] | None = None
+) -> list[str]:
+    """Something to ask in return for each kind of change the prospect requested (one per kind)."""
+    rules = {**DEFAULT_ASKS, **(asks or {})}
+    dates = resolve(plan)
+    decision_maker = next(
+        (c.name for c in plan.prospect.contacts if c.role in ("decision-maker", "economic-buyer")),
+        "your decision-maker",
+    )
+    out: list[str] = []
+    for change in changes:
+        kind = _ask_kind(plan, change, dates)
+        if kind is None or kind not in rules:
+            continue
+        owner = owner_text(plan, change.owner) if change.owner else "the new owner"
+        text = rules[kind].format(decision_maker=decision_maker, prospect=plan.prospect.company, owner=owner)
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def _ask_kind(plan: Plan, change: Change, dates: dict[str, date | None]) -> str | None:
+    if change.op == "move" and change.milestone and change.due:
+        current = dates.get(change.milestone)
+        return "later" if current is None or date.fromisoformat(change.due) > current else None
+    if change.op == "retarget" and change.target:
+        return "later" if plan.target is None or date.fromisoformat(change.target) > plan.target else "retarget"
+    if change.op == "remove":
+        return "remove"
+    if change.op == "add":
+        side = (change.owner or "").lower()
+        return "add-seller" if side in ("seller", plan.seller.company.lower()) else "add-buyer"
+    if change.op == "reassign":
+        return "reassign"
+    return None

@@ -1,0 +1,428 @@
+"""The loop: fetch -> spool -> handle (match, classify, authorize, interpret, decide) -> outbox -> send.
+
+Each step commits before the next begins, so a crash anywhere replays at most one step:
+- fetched bytes are in the spool before the mailbox is acknowledged;
+- a message's effects (version, confirmation, outbox entries, its record) commit in one transaction,
+  keyed by its Message-ID, so a replay finds it recorded and does nothing twice;
+- outbound mail is queued with a deterministic Message-ID, and a retry first looks in Sent for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+from pipeline import policy
+from pipeline.archive import Archive
+from pipeline.compose import compose
+from pipeline.config import Settings
+from pipeline.errors import ChangeError, MailboxError
+from pipeline.mailbox.base import HELD, PROCESSED, Mailbox
+from pipeline.outbox import OutboxEntry
+from pipeline.plan.changes import apply as apply_changes
+from pipeline.plan.changes import conflicts as change_conflicts
+from pipeline.plan.model import Change, Version
+from pipeline.replies.interpret import local_date, read_reply
+from pipeline.replies.message import Incoming
+from pipeline.spool import Spool
+from pipeline.store import Store, utc_iso
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """The real time, in UTC (the only clock of the loop; tests and the demo pass their own)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class PollReport:
+    """What one poll did, for the CLI and the tests."""
+
+    fetched: int = 0
+    handled: list[tuple[str, str, str]] = field(default_factory=list)  # (message id, disposition, reason)
+    sent: list[str] = field(default_factory=list)
+    drafted: list[str] = field(default_factory=list)
+    shunted: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for `watch --json`."""
+        return {
+            "fetched": self.fetched,
+            "handled": [{"message_id": m, "disposition": d, "reason": r} for m, d, r in self.handled],
+            "sent": self.sent,
+            "drafted": self.drafted,
+            "shunted": self.shunted,
+            "errors": self.errors,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one message ended."""
+
+    disposition: str
+    reason: str
+    plan_id: str | None = None
+    version: int | None = None
+
+
+class Watcher:
+    """One seller's loop over one mailbox, one store, one archive and one spool."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        archive: Archive,
+        mailbox: Mailbox,
+        spool: Spool,
+        settings: Settings,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.store = store
+        self.archive = archive
+        self.mailbox = mailbox
+        self.spool = spool
+        self.settings = settings
+        self.clock = clock
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def poll(self) -> PollReport:
+        """Fetch new mail into the spool, handle every spooled message, then send what is queued."""
+        report = PollReport()
+        report.shunted.extend(self.spool.recover())
+        try:
+            for fetched in self.mailbox.fetch():
+                self.spool.enqueue(fetched.raw, key=fetched.key, received=utc_iso(self.clock()))
+                report.fetched += 1
+        except MailboxError as exc:
+            # The mailbox is down: handle what is already spooled and try it again next poll.
+            report.errors.append(f"fetching mail: {exc}")
+        self.process(report)
+        self.flush(report)
+        return report
+
+    def process(self, report: PollReport) -> None:
+        """Handle every spooled message; one that raises is retried, then shunted, and the rest go on."""
+        for entry in self.spool.claimed():
+            try:
+                received = _parse_time(entry.meta.get("received")) or self.clock()
+                outcome = self.handle(entry.raw, received)
+            except Exception as exc:
+                where = self.spool.fail(entry.name, "".join(traceback.format_exception_only(exc)).strip())
+                detail = f"{entry.name}: {type(exc).__name__}: {exc}"
+                report.errors.append(detail)
+                if where == "shunt":
+                    report.shunted.append(entry.name)
+                    self.store.audit(
+                        "message.shunted", at=self.clock(), plan_id=None,
+                        detail={"spool": entry.name, "error": detail, "trace": traceback.format_exc()[-4000:]},
+                    )
+                continue
+            key = entry.meta.get("key")
+            if key:
+                self._ack(key, outcome, report)
+            self.spool.finish(entry.name)
+            report.handled.append((entry.meta.get("message_id") or entry.name, outcome.disposition, outcome.reason))
+
+    def _ack(self, key: str, outcome: Outcome, report: PollReport) -> None:
+        if outcome.disposition == policy.UNRELATED:
+            folder = None  # not ours to move: the seller's other mail stays where it is
+        elif outcome.disposition == policy.HELD:
+            folder = HELD
+        else:
+            folder = PROCESSED
+        try:
+            self.mailbox.ack(key, folder)
+        except MailboxError as exc:
+            # Stored and handled already; the next fetch may return it again, and it will be a duplicate.
+            report.errors.append(f"acknowledging {key}: {exc}")
+
+    # --- one message ------------------------------------------------------------------------------
+
+    def handle(self, raw: bytes, received: datetime) -> Outcome:
+        """Everything one message causes, committed at once; a second call with the same bytes does nothing."""
+        digest = hashlib.sha256(raw).hexdigest()
+        limit = self.settings.policy.max_message_bytes
+        incoming = Incoming.from_bytes(raw[: limit + 1], own_domains=self.settings.own_domains, received=received)
+        message_id = incoming.message_id
+        prior = self.store.message(message_id)
+        if prior is not None:
+            if prior.raw_sha256 == digest:
+                return Outcome(policy.DUPLICATE, f"already handled as {prior.disposition}", prior.plan_id)
+            # The same Message-ID with other content: a forgery or a broken client. Keep it, flag it.
+            message_id = f"{message_id}#sha256={digest[:16]}"
+            if self.store.message(message_id) is not None:
+                return Outcome(policy.DUPLICATE, "this altered copy was already flagged")
+            return self._finish(
+                raw, digest, message_id, received, None, None,
+                Outcome(policy.HELD, f"Message-ID {incoming.message_id} was seen before with other content"),
+                notice=None,
+            )
+        if len(raw) > limit:
+            return self._finish(
+                raw[:0], digest, message_id, received, None, None,
+                Outcome(policy.REJECTED, f"{len(raw):,} bytes is over the limit of {limit:,}"),
+                notice=None,
+            )
+        if incoming.kind != "human":
+            why = "a delivery failure report" if incoming.kind == "bounce" else incoming.kind_reason or incoming.kind
+            return self._finish(raw, digest, message_id, received, None, None, Outcome(policy.IGNORED, why))
+        match = self._match(incoming)
+        if match is None:
+            return self._finish(
+                raw, digest, message_id, received, None, None,
+                Outcome(policy.UNRELATED, "answers none of our messages"), archive=False,
+            )
+        plan_id, replied = match
+        return self._handle_reply(raw, digest, incoming, plan_id, replied, received)
+
+    def _match(self, incoming: Incoming) -> tuple[str, int] | None:
+        """The plan and version a message answers: by our Message-IDs in its thread, then the subject token."""
+        for plan_id, number in incoming.replied_versions(self.settings.own_domains):
+            if self.store.has_plan(plan_id):
+                return plan_id, number
+        for key in incoming.thread_keys:
+            entry = self.store.outbox_entry(key)
+            if entry is not None:
+                return entry.plan_id, entry.version
+        return self.store.plan_for_subject(incoming.subject)
+
+    def _handle_reply(
+        self, raw: bytes, digest: str, incoming: Incoming, plan_id: str, replied: int, received: datetime
+    ) -> Outcome:
+        current = self.store.current(plan_id)
+        base = self.store.version(plan_id, replied) if replied <= current.number else current
+        plan = current.plan
+        sender = incoming.sender
+        finish = lambda outcome, notice=None, **kw: self._finish(  # noqa: E731
+            raw, digest, incoming.message_id, received, plan_id, current.number, outcome, notice=notice, **kw
+        )
+        if sender is None:
+            return finish(
+                Outcome(policy.HELD, "no single valid sender address", plan_id, current.number),
+                notice={"reason": "the message has no single valid From address", "incoming": incoming},
+            )
+        is_seller = sender == plan.seller.email.lower() or sender in self.settings.seller_addresses
+        contact = plan.contact(sender)
+        if not is_seller and contact is None:
+            return finish(
+                Outcome(policy.HELD, f"{sender} is not a participant of the plan", plan_id, current.number),
+                notice={"reason": f"{sender} is not one of the plan's contacts; nothing was applied",
+                        "incoming": incoming},
+            )
+        auth = self._authentication(incoming)
+        when = incoming.date or received
+        interpretation = read_reply(incoming, base.plan, received=received)
+        facts = policy.Facts(
+            sender=sender,
+            sender_is_seller=is_seller,
+            sender_confirms=bool(contact and contact.confirms),
+            plan_state=self.store.plan_state(plan_id),
+            replied_version=base.number,
+            current_version=current.number,
+            intent=interpretation.intent,
+            changes=tuple(interpretation.changes),
+            unresolved=tuple(interpretation.unresolved),
+            conflicts=tuple(change_conflicts(base.plan, plan, interpretation.changes))
+            if base.number != current.number else (),
+        )
+        decision = policy.decide(facts)
+        if auth is not None and decision.disposition in (policy.APPLIED, policy.CONFIRMED, policy.DECLINED):
+            decision = policy.Decision(policy.HELD, auth, notify_seller=True)
+        summary = {"incoming": incoming, "interpretation": interpretation, "reason": decision.reason,
+                   "notes": list(decision.notes)}
+        if decision.disposition == policy.APPLIED:
+            return self._apply(raw, digest, incoming, current, decision, received, when, summary)
+        if decision.confirm:
+            return self._confirm(raw, digest, incoming, current, received, summary)
+        if decision.decline:
+            return finish(Outcome(policy.DECLINED, decision.reason, plan_id, current.number),
+                          notice=summary, state="declined")
+        return finish(Outcome(decision.disposition, decision.reason, plan_id, current.number),
+                      notice=summary if decision.notify_seller else None)
+
+    def _authentication(self, incoming: Incoming) -> str | None:
+        """Why the sender's identity is not proven well enough to change a plan, or None when it is."""
+        trusted = self.settings.policy.trusted_authserv_ids
+        if not trusted:
+            return None
+        from pipeline.replies.auth import verdict  # only needed when authentication is configured
+
+        return verdict(incoming.raw_headers, trusted, incoming.sender)
+
+    def _apply(
+        self, raw: bytes, digest: str, incoming: Incoming, current: Version, decision: policy.Decision,
+        received: datetime, when: datetime, summary: dict[str, Any],
+    ) -> Outcome:
+        plan = current.plan
+        today = local_date(self.clock(), plan.timezone)
+        try:
+            new_plan = apply_changes(plan, decision.changes, today=today)
+        except ChangeError as exc:
+            summary["reason"] = f"the requested changes cannot be applied: {exc.message}"
+            return self._finish(
+                raw, digest, incoming.message_id, received, plan.id, current.number,
+                Outcome(policy.HELD, summary["reason"], plan.id, current.number), notice=summary,
+            )
+        asks = policy.suggested_asks(plan, decision.changes, self.settings.policy.asks)
+        mode = "send" if self.settings.policy.changes == "auto" else "draft"
+        with self.store.transaction():
+            version = self.store.add_version(
+                new_plan, author=incoming.sender or "", reason="reply", changes=decision.changes,
+                message_id=incoming.message_id, created=self.clock(), expect_number=current.number + 1,
+            )
+            self.store.queue_email(OutboxEntry.update(
+                version, since=current.number, reply=incoming, mode=mode,
+                asks=asks if mode == "draft" else [], notes=list(decision.notes),
+            ), at=self.clock())
+            if mode == "send" and asks:
+                self.store.queue_email(OutboxEntry.notice(
+                    version.plan, version.number, incoming, kind="ask",
+                    reason="the prospect asked for changes; here is something to ask in return",
+                    notes=asks,
+                ), at=self.clock())
+            if decision.notes:
+                summary["reason"] = "applied what could be mapped; these sentences need you"
+                self.store.queue_email(OutboxEntry.notice(
+                    version.plan, version.number, incoming, kind="notice",
+                    reason=summary["reason"], notes=list(decision.notes),
+                ), at=self.clock())
+            outcome = Outcome(policy.APPLIED, f"made version {version.number}: {decision.reason}",
+                              plan.id, version.number)
+            self._record(raw, digest, incoming.message_id, received, plan.id, current.number, outcome)
+        return outcome
+
+    def _confirm(
+        self, raw: bytes, digest: str, incoming: Incoming, current: Version, received: datetime,
+        summary: dict[str, Any],
+    ) -> Outcome:
+        plan = current.plan
+        with self.store.transaction():
+            self.store.confirm(plan.id, current.number, incoming.sender or "", incoming.message_id, at=received)
+            confirmed = self.store.confirmations(plan.id, current.number)
+            waiting = [c.email for c in plan.confirmers if c.email.lower() not in confirmed]
+            if waiting:
+                outcome = Outcome(policy.CONFIRMED, f"{incoming.sender} confirmed version {current.number}; "
+                                  f"waiting on {', '.join(waiting)}", plan.id, current.number)
+            else:
+                self.store.set_plan_state(plan.id, "agreed", at=self.clock())
+                self.store.queue_email(OutboxEntry.agreed(current, reply=incoming), at=self.clock())
+                outcome = Outcome(policy.AGREED, f"every confirming contact confirmed version {current.number}",
+                                  plan.id, current.number)
+            self._record(raw, digest, incoming.message_id, received, plan.id, current.number, outcome)
+        return outcome
+
+    def _finish(
+        self, raw: bytes, digest: str, message_id: str, received: datetime, plan_id: str | None,
+        version: int | None, outcome: Outcome, *, notice: dict[str, Any] | None = None,
+        state: str | None = None, archive: bool = True,
+    ) -> Outcome:
+        with self.store.transaction():
+            if state and plan_id:
+                self.store.set_plan_state(plan_id, state, at=self.clock())
+            if notice is not None and plan_id and version is not None:
+                current = self.store.version(plan_id, version)
+                self.store.queue_email(OutboxEntry.notice(
+                    current.plan, version, notice["incoming"], kind="notice",
+                    reason=notice.get("reason", outcome.reason), notes=notice.get("notes", []),
+                    interpretation=notice.get("interpretation"),
+                ), at=self.clock())
+            self._record(raw, digest, message_id, received, plan_id, version, outcome, archive=archive)
+        return outcome
+
+    def _record(
+        self, raw: bytes, digest: str, message_id: str, received: datetime, plan_id: str | None,
+        version: int | None, outcome: Outcome, *, archive: bool = True,
+    ) -> None:
+        if archive and raw:
+            self.archive.put(raw)
+            if plan_id:
+                self.store.add_evidence(plan_id, version, digest, "in", message_id, at=received)
+        self.store.record_message(
+            message_id=message_id, raw_sha256=digest, plan_id=plan_id, version=version,
+            disposition=outcome.disposition, reason=outcome.reason, received=received,
+        )
+        self.store.audit(f"message.{outcome.disposition}", at=self.clock(), plan_id=plan_id,
+                         detail={"message_id": message_id, "reason": outcome.reason, "version": version})
+
+    # --- outbound ---------------------------------------------------------------------------------
+
+    def flush(self, report: PollReport) -> None:
+        """Send (or draft) every queued email; before a retry, look in Sent so nothing goes twice."""
+        for entry in self.store.outbox_pending():
+            try:
+                self._deliver(entry, report)
+            except MailboxError as exc:
+                report.errors.append(f"sending {entry.message_id}: {exc}")
+                if not exc.transient:
+                    self.store.outbox_mark(entry.message_id, "failed", at=self.clock(), error=str(exc))
+        for entry in self.store.outbox_drafted():
+            # In review, the seller sends the draft from their own mail client: it shows up in Sent.
+            if self.mailbox.was_sent(entry.message_id):
+                self.store.outbox_mark(entry.message_id, "sent", at=self.clock())
+                report.sent.append(entry.message_id)
+
+    def _deliver(self, entry: OutboxEntry, report: PollReport, *, force_send: bool = False) -> None:
+        if entry.state == "sending" and self.mailbox.was_sent(entry.message_id):
+            self.store.outbox_mark(entry.message_id, "sent", at=self.clock())
+            report.sent.append(entry.message_id)
+            return
+        message = self.render(entry)
+        self.store.outbox_mark(entry.message_id, "sending", at=self.clock())
+        if entry.mode == "draft" and not force_send:
+            self.mailbox.save_draft(message)
+            self.store.outbox_mark(entry.message_id, "drafted", at=self.clock())
+            report.drafted.append(entry.message_id)
+        else:
+            self.mailbox.send(message)
+            self.store.outbox_mark(entry.message_id, "sent", at=self.clock())
+            report.sent.append(entry.message_id)
+
+    def render(self, entry: OutboxEntry) -> EmailMessage:
+        """The email of an outbox entry, rendered the same way every time, archived once."""
+        message = compose(entry, self.store, self.archive, letterhead=self.settings.letterhead, at=self.clock())
+        data = bytes(message)
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.archive.has(digest):
+            self.archive.put(data)
+            self.store.add_evidence(entry.plan_id, entry.version, digest, "out", entry.message_id,
+                                    at=self.clock())
+        return message
+
+    def approve(self, plan_id: str) -> list[str]:
+        """Send the follow-ups of a plan that wait in Drafts, as the seller would from their mail client."""
+        report = PollReport()
+        for entry in self.store.outbox_drafted(plan_id):
+            self._deliver(entry, report, force_send=True)
+        return report.sent
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def send_plan(store: Store, plan_id: str, *, at: datetime) -> OutboxEntry:
+    """Queue the current version's plan email (the watcher's flush sends it)."""
+    version = store.current(plan_id)
+    entry = OutboxEntry.plan(version)
+    if store.outbox_entry(entry.message_id) is None:
+        store.queue_email(entry, at=at)
+    return entry
+
+
+__all__ = ["Change", "PollReport", "Watcher", "send_plan", "system_clock"]

@@ -42,6 +42,9 @@ class MaildirMailbox:
         self.outbox = Path(outbox) if outbox is not None else self.root.parent / "outbox"
         self._folders: dict[str, mailbox.Maildir] = {}
         try:
+            # Maildir(create=True) makes nothing when the folder exists (a home's empty mail/): make the parts.
+            for part in ("tmp", "new", "cur"):
+                (self.root / part).mkdir(mode=0o700, parents=True, exist_ok=True)
             self._inbox = mailbox.Maildir(self.root, factory=None, create=True)
             for folder in FOLDERS:
                 self._folder(folder)

@@ -29,11 +29,13 @@ class GanttStyle:
     joint: str = "#9aa5b4"  # mid grey
     target: str = "#1f2328"
     today: str = "#1f2328"
-    width: int = 680  # SVG units across the content width
-    label_width: int = 250  # the part of it the row labels take
-    row_height: int = 17
-    label_chars: int = 40  # a longer title is cut with an ellipsis (the table above has it whole)
-    font_family: str = ""  # unused: the labels are HTML and take the letter's font
+    label_share: float = 36.0  # percent of the width the row labels take; the drawing has the rest
+    chart_width: int = 420  # the drawing's width in CSS px, about its width on A4 or Letter
+    row_height: int = 16  # CSS px: the labels' line height and the drawing's row pitch
+    top: int = 16  # room for the month names
+    bottom: int = 30  # room for "Today" and "Target", on two lines if need be
+    label_chars: int = 44  # a longer title is cut with an ellipsis (the table above has it whole)
+    font_family: str = ""  # unused: the words are HTML and take the letter's font
 
 
 def _x(day: date, start: date, end: date, x0: float, x1: float) -> float:
@@ -47,16 +49,12 @@ def _num(value: float) -> str:
 
 
 def _diamond(cx: float, cy: float, r: float) -> str:
-    return " ".join(f"{_num(x)},{_num(y)}" for x, y in ((cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)))
+    return f"M{_num(cx)} {_num(cy - r)}l{_num(r)} {_num(r)}l{_num(-r)} {_num(r)}l{_num(-r)} {_num(-r)}z"
 
 
 def _truncate(text: str, limit: int) -> str:
     # Our own ellipsis: WeasyPrint's text-overflow one has no text behind it (it does not copy or extract).
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _pct(value: float, whole: float) -> str:
-    return _num(100 * value / whole) + "%"
 
 
 def _hatch(ink: str, paper: str, name: str = "hatch") -> str:
@@ -66,6 +64,13 @@ def _hatch(ink: str, paper: str, name: str = "hatch") -> str:
         f'<rect width="4" height="4" fill="{paper}"/><line x1="0" y1="0" x2="0" y2="4" stroke="{ink}" '
         'stroke-width="1.2"/></pattern>'
     )
+
+
+def _path(d: list[str], **attrs: str) -> str:
+    if not d:
+        return ""
+    extra = " ".join(f'{k.replace("_", "-")}="{v}"' for k, v in attrs.items())
+    return f'<path d="{"".join(d)}" {extra}/>'
 
 
 def timeline_svg(
@@ -78,10 +83,14 @@ def timeline_svg(
     after_heading: str = "After the PO",
     style: GanttStyle | None = None,
 ) -> Markup:
-    """The picture as HTML: an SVG with the month grid, a dashed line at the letter's date, a solid one at
-    the target and, per milestone, a bar from the milestone before it (in date order) to its due date
-    ending in a diamond (filled when confirmed or done, hollow when proposed, crossed out when dropped);
-    labels laid over it; a legend below. Styled by the `.gantt` rules of base.css."""
+    """The picture as HTML: the row labels in a column, beside them an SVG with the month grid, a dashed
+    line at the letter's date, a solid one at the target and, per milestone, a bar from the milestone
+    before it (in date order) to its due date ending in a diamond (filled when confirmed or done, hollow
+    when proposed, crossed out when dropped); a legend below. Styled by the `.gantt` rules of base.css.
+
+    The SVG stretches to the labels' height (preserveAspectRatio="none"): its rows are CSS pixels, so they
+    line up with the labels whatever the page size; across, it is within a few percent of `chart_width`.
+    """
     if not rows:
         return Markup("")
     s = style or GanttStyle()
@@ -90,26 +99,20 @@ def timeline_svg(
     first, last = min([*dated, *marks]), max([*dated, *marks])
     start = first - timedelta(days=max(3, (last - first).days // 30))
     end = last + timedelta(days=max(5, (last - first).days // 25))
-    x0, x1 = float(s.label_width), float(s.width - 10)
-    top = 16.0  # room for the month names
+    width = float(s.chart_width)
+    x0, x1 = 4.0, width - 6.0
     has_after = any(r.phase == "after" for r in rows)
-    chart_bottom = top + (len(rows) + has_after) * s.row_height + 4
-    height = chart_bottom + 30  # room for the "Today" and "Target" names, on two lines if need be
-    svg: list[str] = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {s.width} {_num(height)}" width="{s.width}" '
-        f'height="{_num(height)}" aria-hidden="true"><defs>{_hatch(s.ink, s.buyer)}</defs>'
-    ]
+    top = float(s.top)
+    chart_bottom = top + (len(rows) + has_after) * s.row_height
+    height = chart_bottom + s.bottom
+    share = s.label_share
+
+    def left(x: float) -> str:
+        # A drawing x as a percentage of the whole picture's width (the labels' column included).
+        return _num(share + (100 - share) * x / width) + "%"
+
     words: list[str] = []
-
-    def word(css_class: str, text: str, x: float, y: float, *, align: str = "left", width: float | None = None) -> None:
-        # `y` is where the middle of the text should sit, in SVG units.
-        where = f"left:{_pct(x, s.width)}" if align == "left" else f"right:{_pct(s.width - x, s.width)}"
-        size = f";width:{_pct(width, s.width)}" if width else ""
-        words.append(
-            f'<span class="{css_class}" style="{where};top:calc({_pct(y, height)} - 0.6em){size}">{text}</span>'
-        )
-
-    # Month grid.
+    # Month grid and names.
     month = date(start.year, start.month, 1)
     ticks: list[date] = []
     while month <= end:
@@ -118,15 +121,13 @@ def timeline_svg(
         month = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
     gap = (x1 - x0) / max((end - start).days, 1) * 30
     every = 1 if gap >= 34 else 2 if gap >= 18 else 3
+    grid: list[str] = []
     for i, tick in enumerate(ticks):
         x = _x(tick, start, end, x0, x1)
-        svg.append(f'<line x1="{_num(x)}" y1="{_num(top - 4)}" x2="{_num(x)}" y2="{_num(chart_bottom)}" '
-                   f'stroke="{s.grid}" stroke-width="0.6"/>')  # fmt: skip
+        grid.append(f"M{_num(x)} {_num(top - 3)}V{_num(chart_bottom)}")
         if i % every == 0:
             label = _MONTHS[tick.month - 1] + (f" {tick.year}" if tick.month == 1 or i == 0 else "")
-            word("g-month", label, x + 2, top - 8)
-    svg.append(f'<line x1="{_num(x0)}" y1="{_num(chart_bottom)}" x2="{_num(x1)}" y2="{_num(chart_bottom)}" '
-               f'stroke="{s.ink}" stroke-width="0.6"/>')  # fmt: skip
+            words.append(f'<span class="g-month" style="left:{left(x + 2)};top:0">{label}</span>')
 
     # Where each bar starts: the due date of the milestone before it in date order (the letter's date
     # for the first), so the bars read as the stretch of time each step has.
@@ -137,78 +138,97 @@ def timeline_svg(
         if r.due is not None:
             previous = r.due
 
-    fills = {"seller": s.seller, "buyer": "url(#hatch)", "joint": s.joint}
+    bars: dict[str, list[str]] = {"seller": [], "buyer": [], "joint": [], "": []}
+    filled, hollow, dropped, crosses, dashes = [], [], [], [], []
+    labels: list[str] = []
+    id_width = max(len(r.id) for r in rows)
     y = top
     after_started = False
     for i, r in enumerate(rows):
         if r.phase == "after" and not after_started:
             after_started = True
-            svg.append(f'<line x1="0" y1="{_num(y + 1)}" x2="{_num(x1)}" y2="{_num(y + 1)}" stroke="{s.grid}" '
-                       'stroke-width="0.6" stroke-dasharray="2 2"/>')  # fmt: skip
-            phase = str(escape(_truncate(after_heading, s.label_chars)))
-            word("g-phase", phase, 0, y + s.row_height / 2, width=s.label_width - 8)
+            dashes.append(f"M0 {_num(y + 0.5)}H{_num(x1)}")
+            phase = escape(_truncate(after_heading, s.label_chars))
+            labels.append(f'<div class="g-row g-phase">{phase}</div>')
             y += s.row_height
         mid = y + s.row_height / 2
-        dropped = r.status == "dropped"
-        label = f"<b>{escape(r.id)}</b> {escape(_truncate(r.title, s.label_chars))}"
-        word("g-label g-dropped" if dropped else "g-label", label, 0, mid, width=s.label_width - 8)
+        # Figure spaces pad the ids, so the titles line up (the ids' digits are tabular).
+        number = escape(r.id) + "\u2007" * (id_width - len(r.id))
+        css = "g-row g-dropped" if r.status == "dropped" else "g-row"
+        labels.append(f'<div class="{css}"><b>{number}</b> {escape(_truncate(r.title, s.label_chars))}</div>')
+        y += s.row_height
         if r.due is None:
-            word("g-nodate", "date to be agreed", x0 + 4, mid)
-            y += s.row_height
+            words.append(f'<span class="g-nodate" style="left:{left(x0 + 4)};top:{_num(mid - 6)}px">'
+                         "date to be agreed</span>")  # fmt: skip
             continue
         xd = _x(r.due, start, end, x0, x1)
         begin = starts[i]
-        if begin is not None and begin < r.due and not dropped:
+        if begin is not None and begin < r.due and r.status != "dropped":
             xb = _x(begin, start, end, x0, x1)
-            svg.append(f'<rect x="{_num(xb)}" y="{_num(mid - 3.5)}" width="{_num(xd - xb)}" height="7" '
-                       f'fill="{fills.get(r.side, "#ffffff")}" stroke="{s.ink}" stroke-width="0.5"/>')  # fmt: skip
-        colour = s.muted if dropped else s.ink
-        filled = r.status in ("confirmed", "done")
-        svg.append(f'<polygon points="{_diamond(xd, mid, 4.6)}" fill="{s.ink if filled else "#ffffff"}" '
-                   f'stroke="{colour}" stroke-width="1"/>')  # fmt: skip
-        if dropped:
-            svg.append(f'<line x1="{_num(xd - 4.6)}" y1="{_num(mid - 4.6)}" x2="{_num(xd + 4.6)}" '
-                       f'y2="{_num(mid + 4.6)}" stroke="{colour}" stroke-width="1"/>')  # fmt: skip
-        y += s.row_height
+            side = r.side if r.side in bars else ""
+            bars[side].append(f"M{_num(xb)} {_num(mid - 3.5)}h{_num(xd - xb)}v7h{_num(xb - xd)}z")
+        diamond = _diamond(xd, mid, 4.6)
+        if r.status == "dropped":
+            dropped.append(diamond)
+            crosses.append(f"M{_num(xd - 4.6)} {_num(mid - 4.6)}l9.2 9.2")
+        elif r.status in ("confirmed", "done"):
+            filled.append(diamond)
+        else:
+            hollow.append(diamond)
+
+    svg = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_num(width)} {_num(height)}" '
+        f'preserveAspectRatio="none" aria-hidden="true"><defs>{_hatch(s.ink, s.buyer)}</defs>',
+        _path(grid, fill="none", stroke=s.grid, stroke_width="0.6"),
+        _path(dashes, fill="none", stroke=s.grid, stroke_width="0.6", stroke_dasharray="2 2"),
+        _path([f"M{_num(x0)} {_num(chart_bottom)}H{_num(x1)}"], fill="none", stroke=s.ink, stroke_width="0.6"),
+    ]
+    for side, fill in (("seller", s.seller), ("buyer", "url(#hatch)"), ("joint", s.joint), ("", "#ffffff")):
+        svg.append(_path(bars[side], fill=fill, stroke=s.ink, stroke_width="0.5"))
+    svg.append(_path(hollow, fill="#ffffff", stroke=s.ink, stroke_width="1"))
+    svg.append(_path(filled, fill=s.ink, stroke=s.ink, stroke_width="1"))
+    svg.append(_path(dropped, fill="#ffffff", stroke=s.muted, stroke_width="1"))
+    svg.append(_path(crosses, fill="none", stroke=s.muted, stroke_width="1"))
 
     # The letter's date and the target, over the rows; the second name drops a line when they are close.
-    label_y = chart_bottom + 8
+    label_y = chart_bottom + 3
     last_x: float | None = None
     for day, name, dash, stroke_width, colour in (
-        (today, "Today", ' stroke-dasharray="3 2"', 1.0, s.today),
-        (target, "Target", "", 1.6, s.target),
+        (today, "Today", "3 2", "1", s.today),
+        (target, "Target", "none", "1.6", s.target),
     ):
         if day is None:
             continue
         x = _x(day, start, end, x0, x1)
-        svg.append(f'<line x1="{_num(x)}" y1="{_num(top - 4)}" x2="{_num(x)}" y2="{_num(chart_bottom + 3)}" '
-                   f'stroke="{colour}" stroke-width="{stroke_width}"{dash}/>')  # fmt: skip
-        if last_x is not None and abs(x - last_x) < 80:
+        line = [f"M{_num(x)} {_num(top - 3)}V{_num(chart_bottom + 3)}"]
+        svg.append(_path(line, fill="none", stroke=colour, stroke_width=stroke_width, stroke_dasharray=dash))
+        if last_x is not None and abs(x - last_x) < 70:
             label_y += 12
         last_x = x
         text = f"{name} {day.day} {_MONTHS[day.month - 1]}"
-        if x + 70 > s.width:
-            word(f"g-mark g-{name.lower()}", text, x - 3, label_y, align="right")
-        else:
-            word(f"g-mark g-{name.lower()}", text, x + 3, label_y)
+        near_end = x + 64 > width
+        where = f"right:{_num((100 - share) * (width - x + 3) / width)}%" if near_end else f"left:{left(x + 3)}"
+        words.append(f'<span class="g-mark g-{name.lower()}" style="{where};top:{_num(label_y)}px">{text}</span>')
     svg.append("</svg>")
 
     legend = [
         _swatch(f'<rect x="0.5" y="1.5" width="15" height="7" fill="{s.seller}" stroke="{s.ink}" stroke-width="0.5"/>',
-                seller, s),
+                seller),
         _swatch(f'<defs>{_hatch(s.ink, s.buyer, "hatch-key")}</defs><rect x="0.5" y="1.5" width="15" height="7" '
-                f'fill="url(#hatch-key)" '
-                f'stroke="{s.ink}" stroke-width="0.5"/>', buyer, s),
+                f'fill="url(#hatch-key)" stroke="{s.ink}" stroke-width="0.5"/>', buyer),
         _swatch(f'<rect x="0.5" y="1.5" width="15" height="7" fill="{s.joint}" stroke="{s.ink}" stroke-width="0.5"/>',
-                "Joint", s),
-        _swatch(f'<polygon points="{_diamond(8, 5, 4)}" fill="{s.ink}" stroke="{s.ink}"/>', "confirmed or done", s),
-        _swatch(f'<polygon points="{_diamond(8, 5, 4)}" fill="#ffffff" stroke="{s.ink}"/>', "proposed", s),
-        _swatch(f'<polygon points="{_diamond(8, 5, 4)}" fill="#ffffff" stroke="{s.ink}"/>'
-                f'<line x1="4" y1="1" x2="12" y2="9" stroke="{s.ink}"/>', "dropped", s),
+                "Joint"),
+        _swatch(f'<path d="{_diamond(8, 5, 4)}" fill="{s.ink}" stroke="{s.ink}"/>', "confirmed or done"),
+        _swatch(f'<path d="{_diamond(8, 5, 4)}" fill="#ffffff" stroke="{s.ink}"/>', "proposed"),
+        _swatch(f'<path d="{_diamond(8, 5, 4)}M4 1l8 8" fill="#ffffff" stroke="{s.ink}"/>', "dropped"),
     ]  # fmt: skip
     return Markup(  # every word in it went through escape()
-        '<div class="gantt"><div class="gantt-chart">'
+        f'<div class="gantt"><div class="gantt-chart" style="padding:{s.top}px 0 {s.bottom}px">'
+        f'<div class="g-labels" style="width:{_num(share - 1)}%">'
+        + "".join(labels)
+        + f'</div><div class="g-drawing" style="left:{_num(share)}%;width:{_num(100 - share)}%">'
         + "".join(svg)
+        + "</div>"
         + "".join(words)
         + '</div><div class="gantt-legend">'
         + "".join(legend)
@@ -216,7 +236,7 @@ def timeline_svg(
     )
 
 
-def _swatch(drawing: str, name: str, s: GanttStyle) -> str:
+def _swatch(drawing: str, name: str) -> str:
     return (
         '<span class="g-key"><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 10" width="16" height="10" '
         f'aria-hidden="true">{drawing}</svg> {escape(name)}</span>'

@@ -178,9 +178,19 @@ def letter_html(
     return _html(head, letter_context(plan, version=version, created=created, diff=diff))
 
 
+_INDENT = re.compile(r"\n[ \t]+")
+_PRE = re.compile(r"(<pre[\s>].*?</pre>)", re.S)
+
+
+def _unindent(html: str) -> str:
+    # The templates' indentation is a third of the HTML, and WeasyPrint's pure-Python parser reads every
+    # byte; <pre> blocks keep theirs.
+    return "".join(part if part.startswith("<pre") else _INDENT.sub("\n", part) for part in _PRE.split(html))
+
+
 def _html(head: Letterhead, context: dict[str, Any]) -> str:
     try:
-        return head.env.get_template(LETTER_TEMPLATE).render(context)
+        return _unindent(head.env.get_template(LETTER_TEMPLATE).render(context))
     except Exception as exc:  # a letterhead's template is code written by people: say which one failed
         raise RenderError(
             f"letterhead {head.name!r} failed to render: {type(exc).__name__}: {exc}",

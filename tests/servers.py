@@ -17,6 +17,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -619,6 +620,7 @@ def _started(kind: str, start: Callable[[Path], object], stop: Callable, prefix:
     _skip_if_asked()
     # A short path of our own: Unix socket paths must stay under 108 bytes.
     root = Path(tempfile.mkdtemp(prefix=prefix))
+    _watch(root)
     server = None
     try:
         try:
@@ -635,6 +637,41 @@ def _started(kind: str, start: Callable[[Path], object], stop: Callable, prefix:
         else:
             _stop_partial(root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# Run beside the test session: if the session dies without its teardown (SIGKILL, a killed CI job), stop the
+# servers it started and remove their directory. It ends by itself once the directory is gone.
+_WATCHDOG = r"""
+import os, shutil, signal, sys, time
+owner, root = int(sys.argv[1]), sys.argv[2]
+while os.path.isdir(root):
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.5)
+else:
+    sys.exit(0)
+for number, path in (a.split(":", 1) for a in sys.argv[3:]):
+    try:
+        with open(path) as f:
+            os.kill(int(f.read().split()[0]), int(number))
+    except (OSError, ValueError, IndexError):
+        pass
+time.sleep(3)
+shutil.rmtree(root, ignore_errors=True)
+"""
+
+
+def _watch(root: Path) -> None:
+    pid_files = [
+        f"{int(signal.SIGTERM)}:{path}" for path in _mail_pid_files(root)
+    ] + [f"{int(signal.SIGQUIT)}:{root / 'data' / 'postmaster.pid'}"]  # SIGQUIT: PostgreSQL's fast exit
+    subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(root), *pid_files],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives a kill of the session's process group
+    )
 
 
 def _stop_partial(root: Path) -> None:

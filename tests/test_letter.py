@@ -463,3 +463,16 @@ def test_render_command_errors_are_messages(tmp_path):
     assert result.exit_code == 2 and "letterhead 'nope' not found" in result.output
     result = CliRunner().invoke(main, ["render", str(FIXTURES / "example-plan.md"), "--created", "yesterday"])
     assert result.exit_code == 2 and "not an ISO 8601" in result.output
+
+
+def test_redline_pdf_of_two_stored_versions(example, version_two):
+    from pipeline.plan.model import Version
+    from pipeline.render.letter import redline_pdf, version_letter
+
+    v2_plan, _ = version_two
+    one = Version("acme-northwind-2027", 1, example, "2027-01-11T17:02:00Z", "jordan.lee@northwind.example", "created")
+    two = Version("acme-northwind-2027", 2, v2_plan, "2027-01-14T18:00:00Z", "dana.whitfield@acme.example", "reply")
+    pdf = redline_pdf(one, two)
+    first = " ".join(pdftotext(pdf).split("\f")[0].split())
+    assert "Changes since version 1" in first and "14 January 2027" in first and "version 2" in first
+    assert version_letter(one).pdf == render_letter(example, version=1, created=CREATED).pdf

@@ -23,12 +23,12 @@ from pipeline.compose import compose
 from pipeline.config import Settings
 from pipeline.errors import ChangeError, MailboxError
 from pipeline.mailbox.base import HELD, PROCESSED, Mailbox
-from pipeline.outbox import OutboxEntry
+from pipeline.outbox import OutboxEntry, bracketed
 from pipeline.plan.changes import apply as apply_changes
 from pipeline.plan.changes import conflicts as change_conflicts
 from pipeline.plan.model import Change, Version
 from pipeline.replies.interpret import local_date, read_reply
-from pipeline.replies.message import Incoming
+from pipeline.replies.message import Incoming, plan_reference
 from pipeline.spool import Spool
 from pipeline.store import Store, utc_iso
 
@@ -186,12 +186,20 @@ class Watcher:
         return self._handle_reply(raw, digest, incoming, plan_id, replied, received)
 
     def _match(self, incoming: Incoming) -> tuple[str, int] | None:
-        """The plan and version a message answers: by our Message-IDs in its thread, then the subject token."""
-        for plan_id, number in incoming.replied_versions(self.settings.own_domains):
-            if self.store.has_plan(plan_id):
-                return plan_id, number
+        """The plan and version a message answers: the nearest thread key that is ours, then the subject token.
+
+        A key is ours when it is one of our Message-IDs or the one a server sent our email under instead (the
+        outbox's `sent_as`: Exchange names the replies it builds). Nearest first, one key at a time: an answer
+        to version 3, sent under Exchange's id, also names version 1 (sent as MIME, our id kept) further back
+        in References, and must not be read as an answer to version 1.
+        """
+        domains = self.settings.own_domains
         for key in incoming.thread_keys:
-            entry = self.store.outbox_entry(key)
+            ref = plan_reference(key, domains)
+            if ref is not None and self.store.has_plan(ref[0]):
+                return ref
+            # Thread keys are bare; the outbox keeps Message-IDs as headers write them.
+            entry = self.store.outbox_entry(bracketed(key))
             if entry is not None:
                 return entry.plan_id, entry.version
         return self.store.plan_for_subject(incoming.subject)

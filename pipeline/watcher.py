@@ -376,13 +376,11 @@ class Watcher:
         for entry in self.store.outbox_drafted():
             # In review, the seller sends the draft from their own mail client: it shows up in Sent.
             if self.mailbox.was_sent(entry.message_id):
-                self.store.outbox_mark(entry.message_id, "sent", at=self.clock())
-                report.sent.append(entry.message_id)
+                self._mark_sent(entry, report)
 
     def _deliver(self, entry: OutboxEntry, report: PollReport, *, force_send: bool = False) -> None:
         if entry.state == "sending" and self.mailbox.was_sent(entry.message_id):
-            self.store.outbox_mark(entry.message_id, "sent", at=self.clock())
-            report.sent.append(entry.message_id)
+            self._mark_sent(entry, report)
             return
         message = self.render(entry)
         self.store.outbox_mark(entry.message_id, "sending", at=self.clock())
@@ -392,8 +390,33 @@ class Watcher:
             report.drafted.append(entry.message_id)
         else:
             self.mailbox.send(message)
-            self.store.outbox_mark(entry.message_id, "sent", at=self.clock())
-            report.sent.append(entry.message_id)
+            self._mark_sent(entry, report)
+
+    def _mark_sent(self, entry: OutboxEntry, report: PollReport) -> None:
+        """Record an email as sent, with the Message-ID it went out under when that is not ours."""
+        sent_as = self._sent_as(entry.message_id, report)
+        self.store.outbox_mark(entry.message_id, "sent", at=self.clock(), sent_as=sent_as)
+        report.sent.append(entry.message_id)
+
+    def _sent_as(self, message_id: str, report: PollReport) -> str | None:
+        """The Message-ID the recipients got for our `message_id`, when the server gave the email its own.
+
+        Exchange names the replies it builds; an answer to one carries that id in In-Reply-To, and _match
+        finds it through the outbox's `sent_as`. Only a backend whose server renames mail can tell, so this is
+        an optional method (`sent_message_id`), not part of the Mailbox protocol every backend implements.
+        A failed look-up costs only the alias (References and the subject still find the plan), never the send.
+        """
+        lookup = getattr(self.mailbox, "sent_message_id", None)
+        if lookup is None:
+            return None
+        try:
+            found = lookup(message_id)
+        except MailboxError as exc:
+            report.errors.append(f"learning the Message-ID {message_id} went out under: {exc}")
+            return None
+        if not found or bracketed(found) == bracketed(message_id):
+            return None
+        return bracketed(found)
 
     def render(self, entry: OutboxEntry) -> EmailMessage:
         """The email of an outbox entry, rendered the same way every time, archived once."""

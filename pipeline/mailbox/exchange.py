@@ -430,16 +430,20 @@ class ExchangeMailbox:
     def sent_message_id(self, message_id: str) -> str | None:
         """The Message-ID the recipients got for what we sent as `message_id` (Exchange names replies itself).
 
-        Not part of the Mailbox protocol: a store that records it as an alias can match the client's answer
-        to a reply by its In-Reply-To, not only by the References chain.
+        Not part of the Mailbox protocol: the watcher records it as the outbox entry's alias (`sent_as`), so the
+        client's answer to a reply is matched by its In-Reply-To, not only by the References chain. Like
+        was_sent it looks in the Outbox too, where a message waits until transport files it in Sent Items.
         """
         from exchangelib import Q
 
         with self._errors("look in Sent Items of"):
             account = self._begin()
             query = Q(message_id=message_id) | Q(mutualplan_message_id=message_id)
-            found = list(account.sent.filter(query).only("message_id")[:1])
-            return found[0].message_id if found else None
+            for folder in (account.sent, account.outbox):
+                found = list(folder.filter(query).only("message_id")[:1])
+                if found and found[0].message_id:
+                    return str(found[0].message_id)
+            return None
 
     def _create_from_mime(self, message: EmailMessage, *, send: bool) -> None:
         from exchangelib import Message

@@ -106,8 +106,11 @@ class Watcher:
         except MailboxError as exc:
             # The mailbox is down: handle what is already spooled and try it again next poll.
             report.errors.append(f"fetching mail: {exc}")
+        # Drafts the seller sent come first: an answer to one may be in this batch, and matching it needs the
+        # Message-ID the draft went out under (Exchange names replies itself; see _sent_as).
+        self._sent_drafts(report)
         self.process(report)
-        self.flush(report)
+        self.flush(report, drafts=False)
         return report
 
     def process(self, report: PollReport) -> None:
@@ -364,8 +367,11 @@ class Watcher:
 
     # --- outbound ---------------------------------------------------------------------------------
 
-    def flush(self, report: PollReport) -> None:
-        """Send (or draft) every queued email; before a retry, look in Sent so nothing goes twice."""
+    def flush(self, report: PollReport, *, drafts: bool = True) -> None:
+        """Send (or draft) every queued email; before a retry, look in Sent so nothing goes twice.
+
+        With `drafts`, also notice the drafts the seller has sent since (poll does that before handling mail).
+        """
         for entry in self.store.outbox_pending():
             try:
                 self._deliver(entry, report)
@@ -373,9 +379,19 @@ class Watcher:
                 report.errors.append(f"sending {entry.message_id}: {exc}")
                 if not exc.transient:
                     self.store.outbox_mark(entry.message_id, "failed", at=self.clock(), error=str(exc))
+        if drafts:
+            self._sent_drafts(report)
+
+    def _sent_drafts(self, report: PollReport) -> None:
+        """Mark sent the drafts the seller sent from their own mail client: in review, they show up in Sent."""
         for entry in self.store.outbox_drafted():
-            # In review, the seller sends the draft from their own mail client: it shows up in Sent.
-            if self.mailbox.was_sent(entry.message_id):
+            try:
+                sent = self.mailbox.was_sent(entry.message_id)
+            except MailboxError as exc:
+                # Still a draft as far as the store knows; the next poll looks again.
+                report.errors.append(f"looking in Sent for {entry.message_id}: {exc}")
+                return
+            if sent:
                 self._mark_sent(entry, report)
 
     def _deliver(self, entry: OutboxEntry, report: PollReport, *, force_send: bool = False) -> None:

@@ -329,3 +329,16 @@ def test_our_message_ids_and_quoted_lines_are_understood_by_the_reply_reader(pla
         assert reading.intent == intent, (intent, reading)
         if intent == "amend":
             assert [c.to_dict() for c in reading.changes] == [{"op": "move", "milestone": "M3", "due": "2027-03-08"}]
+
+
+def test_a_plan_with_no_target_or_seller_name_still_reads_well():
+    plan = parse_plan((FIXTURES / "minimal-plan.md").read_text())
+    msg = parse(plan_email(plan, version=1, created=CREATED, pdf=PDF, to=["buyer@buyer.example"]))
+    text = msg.get_body(("plain",)).get_content()
+    assert text.startswith("Hi Buyer GmbH team,\n")
+    assert "what we agreed it takes for Buyer GmbH to reach a decision." in " ".join(text.split())
+    assert "M2  Something undated - Buyer - date to be agreed" in text
+    assert text.endswith("\n\nSolo Seller Ltd · hello@solo.example\n")
+    assert msg["To"].addresses[0].addr_spec == "buyer@buyer.example" and msg["From"] == "hello@solo.example"
+    events = ics_events(attachments(msg)["Mutual Plan buyer-solo v1.ics"][1])
+    assert len(events) == 1 and events[0]["UID"] == "buyer-solo-M1@solo.example"

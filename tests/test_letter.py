@@ -476,3 +476,15 @@ def test_redline_pdf_of_two_stored_versions(example, version_two):
     first = " ".join(pdftotext(pdf).split("\f")[0].split())
     assert "Changes since version 1" in first and "14 January 2027" in first and "version 2" in first
     assert version_letter(one).pdf == render_letter(example, version=1, created=CREATED).pdf
+
+
+def test_a_plan_with_no_target_contacts_or_sections_still_makes_a_letter():
+    plan = parse_plan((FIXTURES / "minimal-plan.md").read_text())
+    letter = render_letter(plan, version=1, created=CREATED)
+    flat = " ".join(pdftotext(letter.pdf).split())
+    assert plan.letterhead is None and letter.letterhead == "default"
+    assert "Dear Buyer GmbH team," in flat
+    assert "no target date yet" in flat and "to be named" in flat
+    assert "M2 Something undated Buyer date to be agreed" in flat
+    assert "Nobody at Buyer GmbH is named yet to confirm this plan" in flat
+    assert f"Page {letter.pages} of {letter.pages}" in flat

@@ -19,7 +19,7 @@ from weasyprint import HTML, Attachment
 
 from pipeline.errors import RenderError
 from pipeline.plan.diff import PlanDiff, diff
-from pipeline.plan.model import Plan, Version, canonical_json
+from pipeline.plan.model import SECTION_KINDS, Plan, Version, canonical_json
 from pipeline.render.format import (
     change_rows,
     days_phrase,
@@ -69,7 +69,7 @@ def letter_context(
     created = parse_created(created)
     today = letter_date(plan, created)
     rows = timeline_rows(plan)
-    sections: dict[str, Any] = {}
+    sections: dict[str, Any] = dict.fromkeys(SECTION_KINDS)  # every kind present, None when the plan lacks it
     free: dict[str, list[dict[str, Any]]] = {"summary": [], "timeline": [], "decision": [], "cta": []}
     slot = "summary"
     for section in plan.sections:
@@ -120,7 +120,7 @@ def letter_context(
         "days_left": days,
         "days_phrase": days_phrase(days),
         "sections": sections,
-        "summary": [sections[k] for k in SUMMARY_KINDS if k in sections],
+        "summary": [sections[k] for k in SUMMARY_KINDS if sections[k]],
         "free": free,
         "rows": rows,
         "before_rows": [r for r in rows if r.phase != "after"],

@@ -216,32 +216,33 @@ def render_letter(
     created = parse_created(created)
     head = load_letterhead(letterhead or plan.letterhead, templates)
     html = _html(head, letter_context(plan, version=version, created=created, diff=diff, inline_styles=False))
-    document = HTML(string=html, base_url=head.base_url, url_fetcher=head.fetcher).render(
-        stylesheets=[head.stylesheet()], font_config=head.fonts
-    )
-    stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
-    meta = document.metadata
-    meta.title = subject(plan, version)
-    meta.authors = [", ".join(p for p in (plan.seller.name, plan.seller.company) if p)]
-    meta.description = f"Mutual Plan between {plan.prospect.company} and {plan.seller.company}" + (
-        f", target {long_date(plan.target)}" if plan.target else ""
-    )
-    meta.keywords = ["Mutual Plan", plan.id, f"version {version}"]
-    meta.generator = "mutualplan"
-    meta.created = meta.modified = stamp
-    meta.lang = "en"
-    meta.attachments = [
-        Attachment(
-            string=canonical_json(plan).encode("utf-8"),
-            name="plan.json",
-            description=f"Mutual Plan {plan.id}, version {version}: the plan as data",
-            created=created,
-            modified=created,
-            relationship="Source",
-            url_fetcher=head.fetcher,
+    with head.lock:
+        document = HTML(string=html, base_url=head.base_url, url_fetcher=head.fetcher).render(
+            stylesheets=[head.stylesheet()], font_config=head.fonts
         )
-    ]
-    pdf = document.write_pdf(pdf_variant=PDF_VARIANT, finisher=_one_entry_per_attachment)
+        stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta = document.metadata
+        meta.title = subject(plan, version)
+        meta.authors = [", ".join(p for p in (plan.seller.name, plan.seller.company) if p)]
+        meta.description = f"Mutual Plan between {plan.prospect.company} and {plan.seller.company}" + (
+            f", target {long_date(plan.target)}" if plan.target else ""
+        )
+        meta.keywords = ["Mutual Plan", plan.id, f"version {version}"]
+        meta.generator = "mutualplan"
+        meta.created = meta.modified = stamp
+        meta.lang = "en"
+        meta.attachments = [
+            Attachment(
+                string=canonical_json(plan).encode("utf-8"),
+                name="plan.json",
+                description=f"Mutual Plan {plan.id}, version {version}: the plan as data",
+                created=created,
+                modified=created,
+                relationship="Source",
+                url_fetcher=head.fetcher,
+            )
+        ]
+        pdf = document.write_pdf(pdf_variant=PDF_VARIANT, finisher=_one_entry_per_attachment)
     return Letter(html=html, pdf=pdf, pages=len(document.pages), letterhead=head.name)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
@@ -84,6 +84,8 @@ class Letterhead:
     fonts: FontConfiguration
     fetcher: LetterheadFetcher
     _css: CSS | None = None
+    # WeasyPrint's font configuration is not made for several threads at once: one render at a time.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stylesheet_text(self) -> str:
         """The shared base.css followed by the letterhead's letter.css."""

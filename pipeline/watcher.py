@@ -71,6 +71,7 @@ class Outcome:
     reason: str
     plan_id: str | None = None
     version: int | None = None
+    first: str | None = None  # a duplicate's: how the first copy ended, which decides where this copy is filed
 
 
 class Watcher:
@@ -137,9 +138,11 @@ class Watcher:
             report.handled.append((entry.meta.get("message_id") or entry.name, outcome.disposition, outcome.reason))
 
     def _ack(self, key: str, outcome: Outcome, report: PollReport) -> None:
-        if outcome.disposition == policy.UNRELATED:
+        # A second copy goes where the first went: a list's double delivery of a newsletter stays in the Inbox.
+        disposition = outcome.first or outcome.disposition
+        if disposition == policy.UNRELATED:
             folder = None  # not ours to move: the seller's other mail stays where it is
-        elif outcome.disposition == policy.HELD:
+        elif disposition == policy.HELD:
             folder = HELD
         else:
             folder = PROCESSED
@@ -160,7 +163,8 @@ class Watcher:
         prior = self.store.message(message_id)
         if prior is not None:
             if prior.raw_sha256 == digest:
-                return Outcome(policy.DUPLICATE, f"already handled as {prior.disposition}", prior.plan_id)
+                return Outcome(policy.DUPLICATE, f"already handled as {prior.disposition}", prior.plan_id,
+                               first=prior.disposition)
             # The same Message-ID with other content: a forgery or a broken client. Keep it, flag it.
             message_id = f"{message_id}#sha256={digest[:16]}"
             if self.store.message(message_id) is not None:

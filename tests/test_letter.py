@@ -488,3 +488,17 @@ def test_a_plan_with_no_target_contacts_or_sections_still_makes_a_letter():
     assert "M2 Something undated Buyer date to be agreed" in flat
     assert "Nobody at Buyer GmbH is named yet to confirm this plan" in flat
     assert f"Page {letter.pages} of {letter.pages}" in flat
+
+
+def test_render_imports_only_the_plan_and_the_errors():
+    import ast
+
+    allowed = ("pipeline.plan", "pipeline.errors", "pipeline.render")
+    for path in (Path(__file__).resolve().parents[1] / "pipeline" / "render").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name == "pipeline" or name.startswith("pipeline."):
+                    assert name.startswith(allowed), f"{path.name} imports {name}"

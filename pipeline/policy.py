@@ -87,6 +87,14 @@ def decide(facts: Facts) -> Decision:
             )
         return Decision(CONFIRMED, f"{facts.sender} confirmed version {facts.current_version}", confirm=True)
     if facts.intent == "amend" and facts.changes:
+        if facts.plan_state == "agreed":
+            # Everyone signed off on this version: reopening it is the seller's call, not a robot's.
+            return Decision(
+                HELD,
+                f"the plan is mutually agreed on version {facts.current_version}; a change to it waits for you",
+                notify_seller=True,
+                notes=tuple(facts.unresolved),
+            )
         if older and facts.conflicts:
             return Decision(
                 HELD,

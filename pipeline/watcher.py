@@ -107,9 +107,11 @@ class Watcher:
         except MailboxError as exc:
             # The mailbox is down: handle what is already spooled and try it again next poll.
             report.errors.append(f"fetching mail: {exc}")
-        # Drafts the seller sent come first: an answer to one may be in this batch, and matching it needs the
-        # Message-ID the draft went out under (Exchange names replies itself; see _sent_as).
-        self._sent_drafts(report)
+        # What went out unbeknown to the store comes first (drafts the seller sent, sends whose answer was
+        # lost): an answer to it may be in this batch, and matching that needs the Message-ID it went out
+        # under (Exchange names replies itself; see _sent_as).
+        interrupted = [e for e in self.store.outbox_pending() if e.state == "sending"]
+        self._find_sent([*self.store.outbox_drafted(), *interrupted], report)
         self.process(report)
         self.flush(report, drafts=False)
         return report
@@ -384,15 +386,15 @@ class Watcher:
                 if not exc.transient:
                     self.store.outbox_mark(entry.message_id, "failed", at=self.clock(), error=str(exc))
         if drafts:
-            self._sent_drafts(report)
+            self._find_sent(self.store.outbox_drafted(), report)
 
-    def _sent_drafts(self, report: PollReport) -> None:
-        """Mark sent the drafts the seller sent from their own mail client: in review, they show up in Sent."""
-        for entry in self.store.outbox_drafted():
+    def _find_sent(self, entries: list[OutboxEntry], report: PollReport) -> None:
+        """Mark sent those of `entries` that are in Sent: drafts the seller sent, sends whose answer was lost."""
+        for entry in entries:
             try:
                 sent = self.mailbox.was_sent(entry.message_id)
             except MailboxError as exc:
-                # Still a draft as far as the store knows; the next poll looks again.
+                # Unchanged as far as the store knows; the next poll looks again.
                 report.errors.append(f"looking in Sent for {entry.message_id}: {exc}")
                 return
             if sent:

@@ -299,7 +299,9 @@ class Watcher:
             )
             self.store.queue_email(OutboxEntry.update(
                 version, since=current.number, reply=incoming, mode=mode,
-                asks=asks if mode == "draft" else [], notes=list(decision.notes),
+                # The sentences that could not be mapped go to the seller in a notice (below), never back to the
+                # prospect: echoed bare in the follow-up they read as if the plan had answered them.
+                asks=asks if mode == "draft" else [], notes=[],
             ), at=self.clock())
             if mode == "send" and asks:
                 self.store.queue_email(OutboxEntry.notice(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import ConfigError
 from pipeline.mailbox.base import Mailbox, SyncState
@@ -31,6 +32,17 @@ class Policy:
     reminders: bool = True
     remind_days_before: int = 3
     digest: bool = True
+    digest_weekday: int = 0  # Monday; the digest goes on the first poll of that day from 8:00
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """How a plan the seller writes in an email is recognized in the watched mailbox (any one sign will do)."""
+
+    addresses: tuple[str, ...] = ()  # the pipeline's address(es) the seller puts in Bcc
+    subject_tag: str = "[Mutual Plan]"  # "" turns the tag off
+    category: str = ""  # an Outlook category (Exchange writes categories as a Keywords header)
+    timezone: str = "UTC"  # a plan written in an email lives here unless it says `Timezone:`
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,7 @@ class Settings:
     letterhead: str = "default"
     mailbox: Mapping[str, Any] = field(default_factory=lambda: {"backend": "maildir"})
     policy: Policy = field(default_factory=Policy)
+    inbound: Inbound = field(default_factory=Inbound)
 
     @property
     def seller_addresses(self) -> tuple[str, ...]:
@@ -72,7 +85,7 @@ def _table(data: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
 
 def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Settings:
     """Check and read the settings; every mistake names the setting and what is allowed."""
-    known = {"seller", "store", "mailbox", "policy", "letter", "reminders"}
+    known = {"seller", "store", "mailbox", "policy", "letter", "reminders", "inbound"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{where}: unknown section [{key}]", hint=f"known sections: {', '.join(sorted(known))}")
@@ -107,10 +120,43 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
         reminders=bool(reminders.get("enabled", True)),
         remind_days_before=int(reminders.get("days_before", 3)),
         digest=bool(reminders.get("digest", True)),
+        digest_weekday=_weekday(reminders.get("digest_day", "monday"), where),
     )
     letter = _table(data, "letter", where)
     return Settings(seller=dict(seller), letterhead=str(letter.get("letterhead", "default")), mailbox=mailbox,
-                    policy=policy)
+                    policy=policy, inbound=_inbound(_table(data, "inbound", where), where))
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(value: Any, where: str) -> int:
+    day = str(value).strip().lower()
+    if day not in _WEEKDAYS:
+        raise ConfigError(f"{where}: [reminders] digest_day {value!r} is not a day of the week",
+                          hint="write e.g. digest_day = \"monday\"")
+    return _WEEKDAYS.index(day)
+
+
+def _inbound(raw: Mapping[str, Any], where: str) -> Inbound:
+    unknown = set(raw) - {"addresses", "subject_tag", "category", "timezone"}
+    if unknown:
+        raise ConfigError(f"{where}: [inbound] has unknown setting(s) {', '.join(sorted(unknown))}",
+                          hint="known: addresses, subject_tag, category, timezone")
+    addresses = raw.get("addresses", [])
+    if isinstance(addresses, str):
+        addresses = [addresses]
+    if not isinstance(addresses, list) or not all(isinstance(a, str) and "@" in a for a in addresses):
+        raise ConfigError(f"{where}: [inbound] addresses is a list of email addresses")
+    timezone = str(raw.get("timezone", "UTC"))
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: [inbound] timezone {timezone!r} is unknown",
+                          hint="use an IANA name such as America/Los_Angeles") from None
+    return Inbound(addresses=tuple(a.strip().lower() for a in addresses),
+                   subject_tag=str(raw.get("subject_tag", "[Mutual Plan]")),
+                   category=str(raw.get("category", "")), timezone=timezone)
 
 
 def _secret(options: Mapping[str, Any], key: str, env: Mapping[str, str], backend: str) -> str | None:

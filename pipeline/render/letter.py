@@ -18,7 +18,8 @@ from markupsafe import Markup
 from weasyprint import HTML, Attachment
 
 from pipeline.errors import RenderError
-from pipeline.plan.diff import PlanDiff, diff
+from pipeline.plan.diff import PlanDiff
+from pipeline.plan.diff import diff as diff_plans
 from pipeline.plan.model import SECTION_KINDS, Plan, Version, canonical_json
 from pipeline.render.format import (
     change_rows,
@@ -270,7 +271,7 @@ def version_letter(
     """The letter of a stored version, dated by its timestamp; with `since`, it opens with the changes."""
     changes = None
     if since is not None:
-        changes = diff(since.plan, version.plan, old_version=since.number, new_version=version.number)
+        changes = diff_plans(since.plan, version.plan, old_version=since.number, new_version=version.number)
     return render_letter(
         version.plan,
         version=version.number,

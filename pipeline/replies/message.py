@@ -28,6 +28,8 @@ MAX_DEPTH = 20
 MAX_KEYS = 50
 MAX_HEADER_CHARS = 1_000
 MAX_DEFECTS = 20
+MAX_RAW_HEADERS = 200
+MAX_RAW_HEADER_CHARS = 4_000
 
 # A Date this far after the time received is a wrong clock; the caller uses the time received instead.
 FUTURE_SLACK = timedelta(days=1)
@@ -74,6 +76,16 @@ _CHARSET_ALIASES = {
 }
 _UNKNOWN_CHARSETS = {"unknown-8bit", "x-unknown", "default", "unknown", "x-user-defined", "charset"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Bidi embeddings, overrides and isolates reorder what a reader sees ("Trojan Source"); the marks (LRM, RLM) only
+# nudge neutral characters and stay.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# What the parser or this reader noted that makes the body unreliable: such a message is held, never acted on.
+_STRUCTURAL = (
+    "NoBoundaryInMultipartDefect", "StartBoundaryNotFoundDefect", "MultipartInvariantViolationDefect",
+    "FirstHeaderLineIsContinuationDefect", "MissingHeaderBodySeparatorDefect", "unparseable message",
+    "not bytes", "parts nested too deep", "the rest were not read", "body could not be decoded",
+    "unreadable; decoded as", "HTML unreadable",
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,14 @@ class Incoming:
     kind_reason: str
     defects: tuple[str, ...]
     size: int
+    # Every header as (name, value), top first, bounded: what Authentication-Results and the like are read from.
+    raw_headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def malformed(self) -> str | None:
+        """The defects that make the body unreliable (the structure or the charset could not be read), or None."""
+        found = [d for d in self.defects if any(d.startswith(s) or s in d for s in _STRUCTURAL)]
+        return "; ".join(found[:3]) if found else None
 
     @property
     def thread_keys(self) -> tuple[str, ...]:
@@ -166,7 +186,7 @@ def _read(raw: Any, *, own_domains: Iterable[str], received: datetime | None) ->
     domains = tuple(d.lower().strip() for d in own_domains if d)
     message_id = _first_id(_header(msg, "Message-ID")) or f"{digest}@sha256.invalid"
     sender, sender_name = _sender(msg, notes)
-    subject = _decoded(_header(msg, "Subject"), notes)[:MAX_HEADER_CHARS]
+    subject = _clean(_decoded(_header(msg, "Subject"), notes))[:MAX_HEADER_CHARS]
     in_reply_to = _ids(_header(msg, "In-Reply-To"))
     references = _ids(_header(msg, "References"))[-MAX_KEYS:]
     date = _date(_header(msg, "Date"), received, notes)
@@ -176,9 +196,10 @@ def _read(raw: Any, *, own_domains: Iterable[str], received: datetime | None) ->
     if plain is not None and plain.strip() and not _placeholder(plain):
         text, html_used = plain, None
     elif html is not None:
-        text, html_used = _html_text(html, notes), html
+        text, html_used = _html_text(html, notes), _clean(html)
     else:
         text, html_used = plain or "", None
+    text = _clean(text)
     if len(text) > MAX_TEXT_CHARS:
         notes.add(f"body text truncated to {MAX_TEXT_CHARS} characters")
         text = text[:MAX_TEXT_CHARS]
@@ -200,7 +221,26 @@ def _read(raw: Any, *, own_domains: Iterable[str], received: datetime | None) ->
         kind_reason=reason,
         defects=tuple(notes.items),
         size=size,
+        raw_headers=_raw_headers(msg),
     )
+
+
+def _clean(text: str) -> str:
+    """Text without control characters (but newlines and tabs) and bidi overrides, before anyone shows it."""
+    return _BIDI.sub("", _CONTROL.sub("", text))
+
+
+def _raw_headers(msg: Message) -> tuple[tuple[str, str], ...]:
+    try:
+        items = msg.raw_items()
+        out = []
+        for name, value in items:
+            if len(out) >= MAX_RAW_HEADERS:
+                break
+            out.append((_CONTROL.sub("", str(name))[:200], _unfold(_raw_text(value)[:MAX_RAW_HEADER_CHARS])))
+        return tuple(out)
+    except Exception:
+        return ()
 
 
 def _header(msg: Message, name: str) -> str:
@@ -295,7 +335,7 @@ def _sender(msg: Message, notes: _Notes) -> tuple[str | None, str]:
     if not _LOCAL.match(local) or not _DOMAIN.match(domain):
         notes.add("From address is not well formed")
         return None, ""
-    return f"{local}@{domain}".lower(), _CONTROL.sub("", address.display_name or "")[:200]
+    return f"{local}@{domain}".lower(), _clean(address.display_name or "")[:200]
 
 
 def _addresses(msg: Message, name: str) -> tuple[str, ...]:
@@ -378,11 +418,20 @@ def _best_bodies(parts: list[Message], notes: _Notes) -> tuple[str | None, str |
             continue
         if disposition == "attachment" or ctype not in ("text/plain", "text/html"):
             continue
+        if _named(part):
+            continue  # a file (notes.html, readme.txt) is evidence kept with the message, not what it says
         if ctype == "text/plain" and plain is None:
             plain = _part_text(part, notes, html=False)
         elif ctype == "text/html" and html is None:
             html = _part_text(part, notes, html=True)
     return plain, html
+
+
+def _named(part: Message) -> bool:
+    try:
+        return bool(part.get_filename())
+    except Exception:
+        return True
 
 
 def _part_text(part: Message, notes: _Notes, *, html: bool) -> str:

@@ -110,9 +110,14 @@ class OutboxEntry:
 
     @classmethod
     def notice(cls, plan: Plan, version: int, reply: Any, *, kind: str, reason: str, notes: list[str],
-               interpretation: Any | None = None) -> OutboxEntry:
-        """A note to the seller alone: what a message said and why nothing (or only part) changed."""
+               interpretation: Any | None = None, changed: bool = False) -> OutboxEntry:
+        """A note to the seller alone: what a message said and why nothing (or only part) changed.
+
+        `changed`: the message did make `version` (the notice carries a suggested ask or leftover sentences).
+        """
         data: dict[str, Any] = {"reason": reason, "notes": list(notes), "reply": _reply_summary(reply)}
+        if changed:
+            data["changed"] = True
         if interpretation is not None:
             data["intent"] = getattr(interpretation, "intent", None)
             data["text"] = (getattr(interpretation, "text", "") or "")[:4000]

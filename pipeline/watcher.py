@@ -307,13 +307,14 @@ class Watcher:
                 self.store.queue_email(OutboxEntry.notice(
                     version.plan, version.number, incoming, kind="ask",
                     reason="the prospect asked for changes; here is something to ask in return",
-                    notes=asks,
+                    notes=asks, interpretation=summary.get("interpretation"), changed=True,
                 ), at=self.clock())
             if decision.notes:
                 summary["reason"] = "applied what could be mapped; these sentences need you"
                 self.store.queue_email(OutboxEntry.notice(
                     version.plan, version.number, incoming, kind="notice",
                     reason=summary["reason"], notes=list(decision.notes),
+                    interpretation=summary.get("interpretation"), changed=True,
                 ), at=self.clock())
             outcome = Outcome(policy.APPLIED, f"made version {version.number}: {decision.reason}",
                               plan.id, version.number)

@@ -401,13 +401,15 @@ def seller_notice_email(
     intent: str | None = None,
     key: str | None = None,
     tag: str = "notice",
+    changed: bool = False,
     auto: bool = True,
     message_id: str | None = None,
     templates: Path | None = None,
 ) -> EmailMessage:
     """To the seller alone: what a reply said (`said`, from `reply_from`) and why nothing changed (`reason`,
     `notes` such as unresolved sentences). `key` (the reply's Message-ID) makes one notice per reply;
-    `tag` is the Message-ID's kind word ("notice", or e.g. "ask" for a suggested ask)."""
+    `tag` is the Message-ID's kind word ("notice", or e.g. "ask" for a suggested ask). `changed`: the reply
+    did make `version` (a suggested ask, or sentences left over from a change request), and the notice says so."""
     version = ensure_version(version)
     created = parse_created(created)
     context = _context(plan, version, created)
@@ -419,13 +421,14 @@ def seller_notice_email(
         said=said.strip(),
         notes=list(notes),
         intent=intent or "",
+        changed=changed,
     )
     text, html = _render(templates, "seller_notice", context)
     who = plan.contact(reply_from)
     about = f"{who.name} ({reply_from})" if who else reply_from
     return _message(
         plan, kind="seller_notice", version=version, created=created,
-        subject_line=f"[Mutual Plan {plan.id}] Nothing changed: {about}",
+        subject_line=f"[Mutual Plan {plan.id}] {f'Version {version}' if changed else 'Nothing changed'}: {about}",
         text=text, html=html, to=[plan.seller.email] if plan.seller.email else [], cc=[],
         msg_id=message_id or message_id_for(plan, version, tag, key), in_reply_to=None, references=(),
         auto=auto, attachments=[],

@@ -226,15 +226,17 @@ class Watcher:
         if sender is None:
             return finish(
                 Outcome(policy.HELD, "no single valid sender address", plan_id, current.number),
-                notice={"reason": "the message has no single valid From address", "incoming": incoming},
+                notice={"reason": "the message has no single valid From address", "incoming": incoming,
+                        "interpretation": read_reply(incoming, base.plan, received=received)},
             )
         is_seller = sender == plan.seller.email.lower() or sender in self.settings.seller_addresses
         contact = plan.contact(sender)
         if not is_seller and contact is None:
             return finish(
                 Outcome(policy.HELD, f"{sender} is not a participant of the plan", plan_id, current.number),
+                # What it said goes to the seller (read, never applied): they decide whether it matters.
                 notice={"reason": f"{sender} is not one of the plan's contacts; nothing was applied",
-                        "incoming": incoming},
+                        "incoming": incoming, "interpretation": read_reply(incoming, base.plan, received=received)},
             )
         auth = self._authentication(incoming)
         when = incoming.date or received

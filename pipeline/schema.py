@@ -140,8 +140,32 @@ def _v3(dialect: str) -> list[str]:
     ]
 
 
+def _v4(dialect: str) -> list[str]:
+    """Per-plan options (reminders on or off), and mail to the seller that belongs to no one plan: the answer to a
+    plan email that did not parse, the weekly digest."""
+    return [
+        """CREATE TABLE plan_options (
+            plan_id TEXT NOT NULL REFERENCES plans (id),
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (plan_id, name)
+        )""",
+        """CREATE TABLE seller_mail (
+            message_id TEXT PRIMARY KEY,  -- deterministic, as in the outbox: a retry never sends a second one
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+            data TEXT NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        )""",
+        "CREATE INDEX seller_mail_state ON seller_mail (state, created)",
+    ]
+
+
 # Step n (1-based) upgrades a database at schema n-1 to schema n. Append only; never edit a released step.
-MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2, _v3, _v4]
 LATEST = len(MIGRATIONS)
 
 
@@ -243,4 +267,25 @@ confirmations = Table(
     Column("email", Text, primary_key=True),
     Column("message_id", Text, nullable=False),
     Column("at", Text, nullable=False),
+)
+
+plan_options = Table(
+    "plan_options",
+    metadata,
+    Column("plan_id", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+seller_mail = Table(
+    "seller_mail",
+    metadata,
+    Column("message_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("created", Text, nullable=False),
+    Column("updated", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),
 )

@@ -99,6 +99,20 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class SellerMail:
+    """An email to the seller that belongs to no one plan (the answer to a plan email that did not parse, the
+    weekly digest), queued as data like the outbox's entries."""
+
+    message_id: str
+    kind: str
+    state: str
+    data: dict[str, Any]
+    created: str
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """One state change: when, to which plan, what happened, and the details."""
 
@@ -620,6 +634,71 @@ class Store:
         # Two plans between the same companies cannot be told apart by subject: match neither.
         return (matches[0], number) if len(matches) == 1 else None
 
+    # --- plan options and mail to the seller -------------------------------------------------------
+
+    def plan_option(self, plan_id: str, name: str) -> str | None:
+        """A plan's own setting (e.g. reminders = "off"), or None when the plan has none."""
+        o = schema.plan_options.c
+        with self._read() as conn:
+            return conn.execute(select(o.value).where(o.plan_id == plan_id, o.name == name)).scalar()
+
+    def set_plan_option(self, plan_id: str, name: str, value: str, *, at: datetime) -> bool:
+        """Set a plan's own setting and audit it; False when it already had this value."""
+        o = schema.plan_options.c
+        when = utc_iso(at)
+        with self._write() as conn:
+            if conn.execute(select(schema.plans.c.id).where(schema.plans.c.id == plan_id)).first() is None:
+                raise _unknown_plan(plan_id)
+            before = conn.execute(select(o.value).where(o.plan_id == plan_id, o.name == name)).scalar()
+            if before == value:
+                return False
+            stmt = _dialect_insert(conn)(schema.plan_options).values(plan_id=plan_id, name=name, value=value)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["plan_id", "name"], set_={"value": value}))
+            self._audit(conn, when, plan_id, "option set", {"name": name, "from": before, "to": value})
+        return True
+
+    def queue_seller_mail(self, message_id: str, kind: str, data: Mapping[str, Any], *, at: datetime) -> bool:
+        """Queue an email to the seller that belongs to no plan; False when this Message-ID was queued before."""
+        when = utc_iso(at)
+        row = {"message_id": message_id, "kind": kind, "state": "pending", "data": _json(dict(data)),
+               "created": when, "updated": when, "attempts": 0}
+        with self._write() as conn:
+            if not _insert_ignore(conn, schema.seller_mail, row):
+                return False
+            self._audit(conn, when, None, "email queued", {"message_id": message_id, "kind": kind})
+        return True
+
+    def seller_mail(self, message_id: str) -> SellerMail | None:
+        """The queued email to the seller with this Message-ID, if any."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(schema.seller_mail).where(schema.seller_mail.c.message_id == message_id)
+            ).first()
+        return _seller_mail(row) if row else None
+
+    def seller_mail_pending(self) -> list[SellerMail]:
+        """Emails to the seller still to send (including one whose send was interrupted), oldest first."""
+        m = schema.seller_mail.c
+        with self._read() as conn:
+            rows = conn.execute(select(schema.seller_mail).where(m.state.in_(("pending", "sending")))
+                                .order_by(m.created, m.message_id)).all()
+        return [_seller_mail(row) for row in rows]
+
+    def seller_mail_mark(self, message_id: str, state: str, *, at: datetime, error: str | None = None) -> None:
+        """Move a queued email to the seller to another state (sending counts an attempt)."""
+        m = schema.seller_mail.c
+        when = utc_iso(at)
+        values: dict[str, Any] = {"state": state, "updated": when, "error": error}
+        if state == "sending":
+            values["attempts"] = m.attempts + 1
+        with self._write() as conn:
+            done = conn.execute(update(schema.seller_mail).where(m.message_id == message_id).values(**values),
+                                execution_options={"preserve_rowcount": True})
+            if done.rowcount != 1:
+                raise StoreError(f"no email {message_id} in the seller's queue")
+            if state != "sending":
+                self._audit(conn, when, None, f"email {state}", {"message_id": message_id, "error": error})
+
     # --- audit ----------------------------------------------------------------------------------
 
     def audit(
@@ -764,6 +843,11 @@ def _outbox_entry(row: Any) -> OutboxEntry:
         state=row.state, to=tuple(recipients.get("to", ())), cc=tuple(recipients.get("cc", ())),
         in_reply_to=row.in_reply_to, references=tuple(json.loads(row.refs)), data=json.loads(row.data),
     )
+
+
+def _seller_mail(row: Any) -> SellerMail:
+    return SellerMail(message_id=row.message_id, kind=row.kind, state=row.state, data=json.loads(row.data),
+                      created=row.created, attempts=row.attempts, error=row.error)
 
 
 def _unknown_plan(plan_id: str) -> StoreError:

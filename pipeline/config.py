@@ -42,7 +42,6 @@ class Inbound:
     addresses: tuple[str, ...] = ()  # the pipeline's address(es) the seller puts in Bcc
     subject_tag: str = "[Mutual Plan]"  # "" turns the tag off
     category: str = ""  # an Outlook category (Exchange writes categories as a Keywords header)
-    timezone: str = "UTC"  # a plan written in an email lives here unless it says `Timezone:`
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,11 @@ class Settings:
         """Domains our Message-IDs are made on (the seller's), for recognizing our own mail."""
         return tuple(sorted({a.rpartition("@")[2] for a in self.seller_addresses}))
 
+    @property
+    def seller_timezone(self) -> str:
+        """[seller] timezone: where the weekly digest goes out at 8:00, and where plans written in an email live."""
+        return str(self.seller.get("timezone") or "UTC")
+
     def plan_defaults(self) -> dict[str, Any]:
         """What a plan's front matter falls back on."""
         out: dict[str, Any] = {"letterhead": self.letterhead}
@@ -90,6 +94,12 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
         if key not in known:
             raise ConfigError(f"{where}: unknown section [{key}]", hint=f"known sections: {', '.join(sorted(known))}")
     seller = _table(data, "seller", where)
+    timezone = str(seller.get("timezone", "UTC"))
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: [seller] timezone {timezone!r} is unknown",
+                          hint="use an IANA name such as America/Los_Angeles") from None
     mailbox = dict(_table(data, "mailbox", where))
     backend = mailbox.setdefault("backend", "maildir")
     if backend not in BACKENDS:
@@ -139,24 +149,17 @@ def _weekday(value: Any, where: str) -> int:
 
 
 def _inbound(raw: Mapping[str, Any], where: str) -> Inbound:
-    unknown = set(raw) - {"addresses", "subject_tag", "category", "timezone"}
+    unknown = set(raw) - {"addresses", "subject_tag", "category"}
     if unknown:
         raise ConfigError(f"{where}: [inbound] has unknown setting(s) {', '.join(sorted(unknown))}",
-                          hint="known: addresses, subject_tag, category, timezone")
+                          hint="known: addresses, subject_tag, category")
     addresses = raw.get("addresses", [])
     if isinstance(addresses, str):
         addresses = [addresses]
     if not isinstance(addresses, list) or not all(isinstance(a, str) and "@" in a for a in addresses):
         raise ConfigError(f"{where}: [inbound] addresses is a list of email addresses")
-    timezone = str(raw.get("timezone", "UTC"))
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{where}: [inbound] timezone {timezone!r} is unknown",
-                          hint="use an IANA name such as America/Los_Angeles") from None
     return Inbound(addresses=tuple(a.strip().lower() for a in addresses),
-                   subject_tag=str(raw.get("subject_tag", "[Mutual Plan]")),
-                   category=str(raw.get("category", "")), timezone=timezone)
+                   subject_tag=str(raw.get("subject_tag", "[Mutual Plan]")), category=str(raw.get("category", "")))
 
 
 def _secret(options: Mapping[str, Any], key: str, env: Mapping[str, str], backend: str) -> str | None:

@@ -132,9 +132,14 @@ class MaildirMailbox:
     # --- writing -------------------------------------------------------------------------------------
 
     def send(self, message: EmailMessage) -> None:
-        """'Deliver' into the outbox folder, then file in Sent (adds a Message-ID if it has none)."""
+        """'Deliver' into the outbox folder, then file in Sent (adds a Message-ID if it has none).
+
+        A draft with the same Message-ID is what goes, the seller's edits included, as their mail client would
+        send it; and it leaves Drafts, so that it cannot go a second time from there.
+        """
         message_id = _ensure_message_id(message)
-        raw = _to_bytes(message)
+        drafts = self._drafts(message_id)
+        raw = drafts[0].read_bytes() if drafts else _to_bytes(message)
         target = self.outbox / _outbox_name(message_id)
         try:
             _write_atomically(target, raw)
@@ -148,11 +153,28 @@ class MaildirMailbox:
                 hint="Do not send it again; " + (exc.hint or ""),
             ) from exc
         self._append_index({key: _normalize_id(message_id)})
+        for path in drafts:
+            path.unlink(missing_ok=True)
 
     def save_draft(self, message: EmailMessage) -> None:
-        """File the message in Drafts, flagged as a draft."""
-        _ensure_message_id(message)
-        self._file(DRAFTS, _to_bytes(message), flags="D")
+        """File the message in Drafts, flagged as a draft; a draft with its Message-ID already there is kept as is
+        (saved before a crash, or edited by the seller since)."""
+        message_id = _ensure_message_id(message)
+        if not self._drafts(message_id):
+            self._file(DRAFTS, _to_bytes(message), flags="D")
+
+    def _drafts(self, message_id: str) -> list[Path]:
+        """The files in Drafts with this Message-ID (Drafts holds a few messages: each is read, headers only)."""
+        wanted = _normalize_id(message_id)
+        base = Path(self._folder(DRAFTS)._path)
+        found = []
+        for path in sorted(base / sub / name for sub in ("new", "cur") for name in _names(base / sub)):
+            try:
+                if _message_id_of(path) == wanted:
+                    found.append(path)
+            except FileNotFoundError:
+                continue  # sent or deleted meanwhile
+        return found
 
     def deliver(self, raw: bytes) -> str:
         """Put a message in the Inbox as a mail server would (tmp/, fsync, then new/); returns its key."""

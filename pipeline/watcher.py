@@ -221,7 +221,8 @@ class Watcher:
         plan = current.plan
         sender = incoming.sender
         finish = lambda outcome, notice=None, **kw: self._finish(  # noqa: E731
-            raw, digest, incoming.message_id, received, plan_id, current.number, outcome, notice=notice, **kw
+            raw, digest, incoming.message_id, received, plan_id, current.number, outcome, notice=notice,
+            sender=sender, **kw
         )
         if sender is None:
             return finish(
@@ -291,6 +292,7 @@ class Watcher:
             return self._finish(
                 raw, digest, incoming.message_id, received, plan.id, current.number,
                 Outcome(policy.HELD, summary["reason"], plan.id, current.number), notice=summary,
+                sender=incoming.sender,
             )
         asks = policy.suggested_asks(plan, decision.changes, self.settings.policy.asks)
         mode = "send" if self.settings.policy.changes == "auto" else "draft"
@@ -320,7 +322,8 @@ class Watcher:
                 ), at=self.clock())
             outcome = Outcome(policy.APPLIED, f"made version {version.number}: {decision.reason}",
                               plan.id, version.number)
-            self._record(raw, digest, incoming.message_id, received, plan.id, current.number, outcome)
+            self._record(raw, digest, incoming.message_id, received, plan.id, current.number, outcome,
+                         sender=incoming.sender)
         return outcome
 
     def _confirm(
@@ -340,13 +343,14 @@ class Watcher:
                 self.store.queue_email(OutboxEntry.agreed(current, reply=incoming), at=self.clock())
                 outcome = Outcome(policy.AGREED, f"every confirming contact confirmed version {current.number}",
                                   plan.id, current.number)
-            self._record(raw, digest, incoming.message_id, received, plan.id, current.number, outcome)
+            self._record(raw, digest, incoming.message_id, received, plan.id, current.number, outcome,
+                         sender=incoming.sender)
         return outcome
 
     def _finish(
         self, raw: bytes, digest: str, message_id: str, received: datetime, plan_id: str | None,
         version: int | None, outcome: Outcome, *, notice: dict[str, Any] | None = None,
-        state: str | None = None, archive: bool = True,
+        state: str | None = None, archive: bool = True, sender: str | None = None,
     ) -> Outcome:
         with self.store.transaction():
             if state and plan_id:
@@ -358,12 +362,13 @@ class Watcher:
                     reason=notice.get("reason", outcome.reason), notes=notice.get("notes", []),
                     interpretation=notice.get("interpretation"),
                 ), at=self.clock())
-            self._record(raw, digest, message_id, received, plan_id, version, outcome, archive=archive)
+            self._record(raw, digest, message_id, received, plan_id, version, outcome, archive=archive,
+                         sender=sender)
         return outcome
 
     def _record(
         self, raw: bytes, digest: str, message_id: str, received: datetime, plan_id: str | None,
-        version: int | None, outcome: Outcome, *, archive: bool = True,
+        version: int | None, outcome: Outcome, *, archive: bool = True, sender: str | None = None,
     ) -> None:
         if archive and raw:
             self.archive.put(raw)
@@ -371,7 +376,7 @@ class Watcher:
                 self.store.add_evidence(plan_id, version, digest, "in", message_id, at=received)
         self.store.record_message(
             message_id=message_id, raw_sha256=digest, plan_id=plan_id, version=version,
-            disposition=outcome.disposition, reason=outcome.reason, received=received,
+            disposition=outcome.disposition, reason=outcome.reason, received=received, sender=sender,
         )
         self.store.audit(f"message.{outcome.disposition}", at=self.clock(), plan_id=plan_id,
                          detail={"message_id": message_id, "reason": outcome.reason, "version": version})

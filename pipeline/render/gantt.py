@@ -158,7 +158,9 @@ def timeline_svg(
         labels.append(f'<div class="{css}"><b>{number}</b> {escape(_truncate(r.title, s.label_chars))}</div>')
         y += s.row_height
         if r.due is None:
-            words.append(f'<span class="g-nodate" style="left:{left(x0 + 4)};top:{_num(mid - 6)}px">'
+            # Written just after the letter's date, clear of its dashed line.
+            x_note = _x(today, start, end, x0, x1) + 4
+            words.append(f'<span class="g-nodate" style="left:{left(x_note)};top:{_num(mid - 6)}px">'
                          "date to be agreed</span>")  # fmt: skip
             continue
         xd = _x(r.due, start, end, x0, x1)

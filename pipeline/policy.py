@@ -50,6 +50,7 @@ class Facts:
     changes: tuple[Change, ...]
     unresolved: tuple[str, ...]
     conflicts: tuple[str, ...] = ()  # changes touching milestones changed since the replied version
+    crossed: bool = False  # the reply was already in the mailbox when the current version was made
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,14 @@ def decide(facts: Facts) -> Decision:
         if not facts.sender_confirms:
             return Decision(
                 NOTED, f"{facts.sender} confirmed but is not one of the confirming contacts", notify_seller=True
+            )
+        if older and facts.crossed:
+            # Two answers at once, one changing and one confirming: the change went first, this one lost.
+            return Decision(
+                HELD,
+                f"crossed with version {facts.current_version}: confirmed version {facts.replied_version}, which "
+                f"another reply changed while this one waited",
+                notify_seller=True,
             )
         if older:
             return Decision(

@@ -10,6 +10,8 @@ Each step commits before the next begins, so a crash anywhere replays at most on
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +35,18 @@ from pipeline.spool import Spool
 from pipeline.store import Store, utc_iso
 
 Clock = Callable[[], datetime]
+
+# Test-only: MUTUALPLAN_CRASH_AT=<point> makes the watcher kill itself with SIGKILL at that point of the loop, as a
+# power cut would, so the crash tests can restart it and prove that every step has one effect. Read once, when a
+# Watcher is made; unset (always, outside the tests) it costs a comparison per step.
+CRASH_ENV = "MUTUALPLAN_CRASH_AT"
+CRASH_POINTS = (
+    "spooled",  # a fetched message is in the spool, the mailbox not yet told
+    "committed",  # a message's effects are committed, the mailbox not yet told
+    "acked",  # the mailbox was told, the spool entry not yet removed
+    "rendered",  # an email is rendered and marked sending, not yet handed to the mailbox
+    "sent",  # the mailbox sent (or drafted) it, the outbox not yet marked
+)
 
 
 def system_clock() -> datetime:
@@ -93,6 +107,7 @@ class Watcher:
         self.spool = spool
         self.settings = settings
         self.clock = clock
+        self._crash_at = os.environ.get(CRASH_ENV) or None
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -103,6 +118,7 @@ class Watcher:
         try:
             for fetched in self.mailbox.fetch():
                 self.spool.enqueue(fetched.raw, key=fetched.key, received=utc_iso(self.clock()))
+                self._crash_point("spooled")
                 report.fetched += 1
         except MailboxError as exc:
             # The mailbox is down: handle what is already spooled and try it again next poll.
@@ -133,9 +149,11 @@ class Watcher:
                         detail={"spool": entry.name, "error": detail, "trace": traceback.format_exc()[-4000:]},
                     )
                 continue
+            self._crash_point("committed")
             key = entry.meta.get("key")
             if key:
                 self._ack(key, outcome, report)
+            self._crash_point("acked")
             self.spool.finish(entry.name)
             report.handled.append((entry.meta.get("message_id") or entry.name, outcome.disposition, outcome.reason))
 
@@ -416,12 +434,15 @@ class Watcher:
             return
         message = self.render(entry)
         self.store.outbox_mark(entry.message_id, "sending", at=self.clock())
+        self._crash_point("rendered")
         if entry.mode == "draft" and not force_send:
             self.mailbox.save_draft(message)
+            self._crash_point("sent")
             self.store.outbox_mark(entry.message_id, "drafted", at=self.clock())
             report.drafted.append(entry.message_id)
         else:
             self.mailbox.send(message)
+            self._crash_point("sent")
             self._mark_sent(entry, report)
 
     def _mark_sent(self, entry: OutboxEntry, report: PollReport) -> None:
@@ -467,6 +488,11 @@ class Watcher:
         for entry in self.store.outbox_drafted(plan_id):
             self._deliver(entry, report, force_send=True)
         return report.sent
+
+    def _crash_point(self, name: str) -> None:
+        """Test-only (see CRASH_ENV): die here, with no chance to clean up, when the tests ask for it."""
+        if self._crash_at == name:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _parse_time(value: Any) -> datetime | None:

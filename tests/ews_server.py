@@ -769,6 +769,23 @@ class _Handler(BaseHTTPRequestHandler):
 
         return self._per("SendItem", list(op.find("m:ItemIds", NS)), one)
 
+    def op_DeleteItem(self, op: ET.Element) -> str:
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/deleteitem-operation
+        kind = op.get("DeleteType", "HardDelete")
+        bin_id = self.box.folder_id("deleteditems")
+
+        def one(ref: ET.Element) -> str:
+            item = self._item(ref.get("Id", ""))
+            del self.box.items[item.id]
+            if kind == "MoveToDeletedItems":  # HardDelete and SoftDelete take it out of the folder's view
+                item.id = self.box.new_item_id()
+                item.folder = bin_id
+                item.touch()
+                self.box.items[item.id] = item
+            return ""
+
+        return self._per("DeleteItem", list(op.find("m:ItemIds", NS)), one)
+
     def op_MoveItem(self, op: ET.Element) -> str:
         # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/moveitem-operation
         to = self._folder_ref(op.find("m:ToFolderId", NS)[0])

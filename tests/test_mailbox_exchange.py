@@ -418,3 +418,73 @@ def test_settings_from_the_mailbox_table_with_secrets_apart():
     with pytest.raises(ConfigError) as caught:
         ExchangeSettings.from_options({"endpoint": "https://x/EWS/Exchange.asmx", "mailbox": SELLER, "folder": "X"})
     assert "folder" in str(caught.value)
+
+
+# --- drafts left behind ------------------------------------------------------------------------------------
+
+
+def _answered(ews, box) -> None:
+    """The plan went out and the client's answer is filed: a follow-up can be a reply in the conversation."""
+    box.send(plan_email())
+    ews.deliver(client_mail(1))
+    (fetched,) = box.fetch()
+    box.ack(fetched.key)
+
+
+V2 = "<mp-acme-v2-plan@mutualplan.example>"
+
+
+def test_sending_a_reviewed_draft_sends_that_draft_with_the_sellers_edits(ews, box):
+    _answered(ews, box)
+    box.save_draft(plan_email(V2, in_reply_to="<client-1@buyer.example>", version=2))
+    (draft,) = ews.folder_items("drafts")
+    draft.body = "Edited by the seller. " + draft.body  # reviewed in Outlook
+    ews.requests.clear()
+
+    box.send(plan_email(V2, in_reply_to="<client-1@buyer.example>", version=2))  # approved
+
+    assert "CreateItem" not in ews.operations()  # no second reply built beside the draft
+    assert ews.folder_items("drafts") == []
+    (sent,) = [i for i in ews.folder_items("sentitems") if i.extended.get(("PublicStrings", "MutualPlanMessageId"))
+               == V2]
+    assert sent.body.startswith("Edited by the seller. ")
+    assert [a.name for a in sent.attachments] == ["acme-v2.pdf", "acme.ics"]
+    assert len(ews.mailbox.outbound) == 2  # the plan and this one reply
+    assert box.sent_message_id(V2) == sent.message_id
+
+
+def test_a_reply_cut_short_before_it_was_sent_is_sent_once_on_retry(ews, state):
+    box = ExchangeMailbox(settings(ews, max_wait=0.5), state)  # gives up after one back-off
+    _answered(ews, box)
+    ews.inject("busy", "SendItem", times=2, back_off_ms=300)  # built and attached, but never sent
+
+    with pytest.raises(MailboxError) as caught:
+        box.send(plan_email(V2, in_reply_to="<client-1@buyer.example>", version=2))
+    assert caught.value.transient
+    assert not box.was_sent(V2)
+    assert len(ews.folder_items("drafts")) == 1
+
+    box.send(plan_email(V2, in_reply_to="<client-1@buyer.example>", version=2))
+
+    assert ews.folder_items("drafts") == []
+    assert len(ews.mailbox.outbound) == 2
+    assert box.was_sent(V2)
+
+
+def test_an_incomplete_reply_draft_is_replaced_not_sent(ews, state):
+    box = ExchangeMailbox(settings(ews, max_wait=0.5), state)  # gives up after one back-off
+    _answered(ews, box)
+    ews.inject("busy", "CreateAttachment", times=2, back_off_ms=300)  # the reply has no letter yet
+
+    with pytest.raises(MailboxError):
+        box.send(plan_email(V2, in_reply_to="<client-1@buyer.example>", version=2))
+    (partial,) = ews.folder_items("drafts")
+    assert partial.attachments == []
+
+    box.save_draft(plan_email(V2, in_reply_to="<client-1@buyer.example>", version=2))
+    box.save_draft(plan_email(V2, in_reply_to="<client-1@buyer.example>", version=2))  # a replay: still one
+
+    (draft,) = ews.folder_items("drafts")
+    assert draft.id != partial.id
+    assert [a.name for a in draft.attachments] == ["acme-v2.pdf", "acme.ics"]
+    assert len(ews.mailbox.outbound) == 1  # only the plan went out

@@ -398,9 +398,18 @@ class ExchangeMailbox:
     # -- sending
 
     def send(self, message: EmailMessage) -> None:
-        """Send as the seller with a copy in Sent Items; a reply goes out as an Outlook reply in its conversation."""
+        """Send as the seller with a copy in Sent Items; a reply goes out as an Outlook reply in its conversation.
+
+        A complete draft of this message in Drafts (left for review, or built by a send cut short) is the one
+        sent, the seller's edits included: no second copy is built beside it.
+        """
         with self._errors("send through"):
-            self._begin()
+            account = self._begin()
+            draft = self._draft(message)
+            if draft is not None:
+                _raise_first(account.bulk_send(ids=[(draft.id, draft.changekey)], save_copy=True,
+                                               copy_to_folder=account.sent))
+                return
             original = self._original(message)
             if original is None:
                 self._create_from_mime(message, send=True)
@@ -411,6 +420,8 @@ class ExchangeMailbox:
         """Leave the message in Drafts (a reply as a reply draft in its conversation) for the seller to send."""
         with self._errors("save a draft in"):
             self._begin()
+            if self._draft(message) is not None:
+                return  # already there and complete: a replay after a crash
             original = self._original(message)
             if original is None:
                 self._create_from_mime(message, send=False)
@@ -444,6 +455,29 @@ class ExchangeMailbox:
                 if found and found[0].message_id:
                     return str(found[0].message_id)
             return None
+
+    def _draft(self, message: EmailMessage) -> Any:
+        """The complete draft of `message` in Drafts, found by our Message-ID; incomplete ones are deleted.
+
+        A reply is built in steps (create, stamp, attach, send), so a send cut short can leave a draft without
+        its letter; that one is deleted and built again. Complete means every file of the message is attached
+        (the seller may have added more).
+        """
+        ours = _message_id(message)
+        if not ours:
+            return None
+        account = self._account
+        wanted = {part.get_filename() or "attachment" for part in message.iter_attachments()}
+        complete, other = None, []
+        for item in account.drafts.filter(mutualplan_message_id=ours).only("attachments"):
+            if complete is None and wanted <= {a.name for a in item.attachments or ()}:
+                complete = item
+            else:
+                other.append(item)
+        if other:
+            log.warning("exchange: deleting %d incomplete draft(s) of %s left by an interrupted send", len(other), ours)
+            _raise_first(account.bulk_delete(ids=[(i.id, i.changekey) for i in other]))
+        return complete
 
     def _create_from_mime(self, message: EmailMessage, *, send: bool) -> None:
         from exchangelib import Message

@@ -257,7 +257,11 @@ class Watcher:
                 notice={"reason": f"{sender} is not one of the plan's contacts; nothing was applied",
                         "incoming": incoming, "interpretation": read_reply(incoming, base.plan, received=received)},
             )
-        auth = self._authentication(incoming)
+        if incoming.malformed:
+            # A body read from a broken structure or an unknown charset may not say what was written.
+            why = f"the message could not be read reliably ({incoming.malformed}); nothing was applied"
+            return finish(Outcome(policy.HELD, why, plan_id, current.number),
+                          notice={"reason": why, "incoming": incoming, "kind": "malformed"})
         when = incoming.date or received
         interpretation = read_reply(incoming, base.plan, received=received)
         facts = policy.Facts(
@@ -272,12 +276,17 @@ class Watcher:
             unresolved=tuple(interpretation.unresolved),
             conflicts=tuple(change_conflicts(base.plan, plan, interpretation.changes))
             if base.number != current.number else (),
+            crossed=base.number != current.number and received <= (_parse_time(current.created) or received),
         )
         decision = policy.decide(facts)
-        if auth is not None and decision.disposition in (policy.APPLIED, policy.CONFIRMED, policy.DECLINED):
+        # A forged From (dmarc=fail) is held whatever it says; an unproven one only when it would change the plan.
+        auth = self._authentication(
+            incoming, changes=decision.disposition in (policy.APPLIED, policy.CONFIRMED, policy.DECLINED)
+        )
+        if auth is not None:
             decision = policy.Decision(policy.HELD, auth, notify_seller=True)
         summary = {"incoming": incoming, "interpretation": interpretation, "reason": decision.reason,
-                   "notes": list(decision.notes)}
+                   "notes": list(decision.notes), "kind": "unauthenticated" if auth else None}
         if decision.disposition == policy.APPLIED:
             return self._apply(raw, digest, incoming, current, decision, received, when, summary)
         if decision.confirm:
@@ -288,14 +297,14 @@ class Watcher:
         return finish(Outcome(decision.disposition, decision.reason, plan_id, current.number),
                       notice=summary if decision.notify_seller else None)
 
-    def _authentication(self, incoming: Incoming) -> str | None:
-        """Why the sender's identity is not proven well enough to change a plan, or None when it is."""
+    def _authentication(self, incoming: Incoming, *, changes: bool = True) -> str | None:
+        """Why the sender's identity is not proven well enough (to change a plan, with `changes`), or None."""
         trusted = self.settings.policy.trusted_authserv_ids
         if not trusted:
             return None
         from pipeline.replies.auth import verdict  # only needed when authentication is configured
 
-        return verdict(incoming.raw_headers, trusted, incoming.sender)
+        return verdict(incoming.raw_headers, trusted, incoming.sender, changes=changes)
 
     def _apply(
         self, raw: bytes, digest: str, incoming: Incoming, current: Version, decision: policy.Decision,

@@ -23,6 +23,7 @@ IGNORED = "ignored"  # automatic mail, our own mail, a bounce
 DUPLICATE = "duplicate"  # seen before: no second effect
 UNRELATED = "unrelated"  # not about any plan: left alone in the mailbox
 REJECTED = "rejected"  # refused outright (too large)
+CREATED = "created"  # the seller wrote a plan in an email: it is version 1, and its letter answers in the thread
 
 # Default asks: "when your prospect requests a difference in your plan, ask for something in return".
 DEFAULT_ASKS: dict[str, str] = {
@@ -64,6 +65,8 @@ class Decision:
     decline: bool = False
     notify_seller: bool = False
     notes: tuple[str, ...] = field(default=())
+    by_seller: bool = False  # the seller's own edit: the new version goes to the prospect to confirm, with no asks
+    reopen: bool = False  # the changes alter an agreed plan: it waits on the prospect's confirmation again
 
 
 def decide(facts: Facts) -> Decision:
@@ -72,6 +75,9 @@ def decide(facts: Facts) -> Decision:
         return Decision(HELD, f"the plan is {facts.plan_state}; nothing changes", notify_seller=True)
     older = facts.replied_version < facts.current_version
     if facts.intent == "decline":
+        if facts.sender_is_seller:
+            # Only the prospect can withdraw; the seller's own words about it change nothing by themselves.
+            return Decision(NOTED, "the seller's own message does not withdraw the prospect; nothing changed")
         return Decision(DECLINED, "the prospect withdrew from the plan", decline=True, notify_seller=True)
     if facts.intent == "confirm":
         if facts.sender_is_seller:
@@ -96,7 +102,9 @@ def decide(facts: Facts) -> Decision:
             )
         return Decision(CONFIRMED, f"{facts.sender} confirmed version {facts.current_version}", confirm=True)
     if facts.intent == "amend" and facts.changes:
-        if facts.plan_state == "agreed":
+        # Marking a step done records progress on the agreed plan; any other change alters what was agreed.
+        progress = all(c.op == "status" for c in facts.changes)
+        if facts.plan_state == "agreed" and not progress and not facts.sender_is_seller:
             # Everyone signed off on this version: reopening it is the seller's call, not a robot's.
             return Decision(
                 HELD,
@@ -112,12 +120,18 @@ def decide(facts: Facts) -> Decision:
                 notify_seller=True,
             )
         notes = tuple(facts.unresolved)
+        # The seller's own change to an agreed plan is that call made: the plan waits on the prospect again.
+        reopen = facts.plan_state == "agreed" and not progress
+        who = f"the seller ({facts.sender})" if facts.sender_is_seller else facts.sender
         return Decision(
             APPLIED,
-            f"{len(facts.changes)} change(s) requested by {facts.sender}",
+            f"{len(facts.changes)} change(s) requested by {who}"
+            + ("; the new version needs the prospect's confirmation" if facts.sender_is_seller or reopen else ""),
             changes=facts.changes,
             notify_seller=bool(notes),
             notes=notes,
+            by_seller=facts.sender_is_seller,
+            reopen=reopen,
         )
     # A comment, a question, or an amend whose requests could not be mapped safely.
     what = "asked for something that could not be mapped safely" if facts.unresolved else "commented"

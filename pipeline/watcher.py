@@ -15,7 +15,7 @@ import signal
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -384,14 +384,32 @@ class Watcher:
                 self.store.set_plan_state(plan_id, state, at=self.clock())
             if notice is not None and plan_id and version is not None:
                 current = self.store.version(plan_id, version)
-                self.store.queue_email(OutboxEntry.notice(
+                entry = OutboxEntry.notice(
                     current.plan, version, notice["incoming"], kind="notice",
                     reason=notice.get("reason", outcome.reason), notes=notice.get("notes", []),
                     interpretation=notice.get("interpretation"),
-                ), at=self.clock())
+                )
+                entry.data["about"] = notice.get("kind") or outcome.disposition
+                if self._told_today(entry):
+                    # One notice per sender, kind and day: a flood, or a forger's hundred tries, tells the seller once.
+                    self.store.audit("notice.skipped", at=self.clock(), plan_id=plan_id,
+                                     detail={"message_id": message_id, "about": entry.data["about"],
+                                             "sender": sender, "reason": outcome.reason})
+                else:
+                    self.store.queue_email(entry, at=self.clock())
             self._record(raw, digest, message_id, received, plan_id, version, outcome, archive=archive,
                          sender=sender)
         return outcome
+
+    def _told_today(self, entry: OutboxEntry) -> bool:
+        """Whether a notice of this kind about this sender went to the seller about this plan in the last day."""
+        since = utc_iso(self.clock() - timedelta(days=1))
+        sender = (entry.data.get("reply") or {}).get("from")
+        return any(
+            e.kind == entry.kind and e.data.get("about") == entry.data["about"]
+            and (e.data.get("reply") or {}).get("from") == sender and str(e.data.get("created", "")) >= since
+            for e in self.store.outbox_entries(entry.plan_id)
+        )
 
     def _record(
         self, raw: bytes, digest: str, message_id: str, received: datetime, plan_id: str | None,

@@ -46,7 +46,10 @@ def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: s
     reply = entry.data.get("reply") or {}
     if entry.kind == "plan":
         pdf = version_letter(store, archive, version, letterhead=letterhead, at=at)
-        return emails.plan_email(plan, created=version.created, pdf=pdf, to=entry.to, cc=entry.cc, **common)
+        # A plan the seller wrote in an email: its letter answers that email, in the same thread.
+        return emails.plan_email(plan, created=version.created, pdf=pdf, to=entry.to, cc=entry.cc,
+                                 in_reply_to=entry.in_reply_to, references=entry.references,
+                                 reply_subject=entry.data.get("reply_subject"), **common)
     if entry.kind == "update":
         pdf = version_letter(store, archive, version, letterhead=letterhead, at=at)
         since = int(entry.data.get("since", version.number - 1))
@@ -54,8 +57,14 @@ def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: s
         return emails.update_email(
             plan, created=version.created, pdf=pdf, diff=changes, in_reply_to=entry.in_reply_to,
             references=entry.references, reply_subject=reply.get("subject"), asks=entry.data.get("asks", []),
-            notes=entry.data.get("notes", []), auto=entry.mode == "send", to=entry.to, cc=entry.cc, **common,
+            notes=entry.data.get("notes", []), auto=entry.mode == "send", to=entry.to, cc=entry.cc,
+            by_seller=bool(entry.data.get("by_seller")), **common,
         )
+    if entry.kind == "reminder":
+        # Counted from the day it was queued (entry.data["created"]), so a retry renders the same words.
+        return emails.reminder_email(plan, created=created, milestone=entry.data["milestone"], to=entry.to,
+                                     cc=entry.cc, in_reply_to=entry.in_reply_to, references=entry.references,
+                                     key=entry.data.get("key"), **common)
     if entry.kind == "agreed":
         pdf = version_letter(store, archive, version, letterhead=letterhead, at=at)
         return emails.agreed_email(plan, created=created, pdf=pdf, in_reply_to=entry.in_reply_to,

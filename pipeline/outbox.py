@@ -82,18 +82,48 @@ class OutboxEntry:
 
     @classmethod
     def update(cls, version: Version, *, since: int, reply: Any, mode: str, asks: list[str],
-               notes: list[str]) -> OutboxEntry:
-        """The next version after a change request, in the thread of that request."""
+               notes: list[str], by_seller: bool = False) -> OutboxEntry:
+        """The next version after a change request, in the thread of that request.
+
+        `by_seller`: the seller asked for the changes; the version goes to the prospect's people to confirm
+        (the seller is not one of its recipients)."""
         plan = version.plan
         sender = reply.sender
-        to = tuple(dict.fromkeys([sender, *(c.email for c in plan.confirmers)]))
+        first = [] if by_seller else [sender]
+        to = tuple(dict.fromkeys([*first, *(c.email for c in plan.confirmers)]))
+        if not to:
+            to = tuple(c.email for c in plan.prospect.contacts[:1])
         cc = tuple(c.email for c in plan.prospect.contacts if c.email not in to)
         in_reply_to, refs = _thread(reply)
+        data: dict[str, Any] = {"since": since, "asks": asks, "notes": notes, "reply": _reply_summary(reply)}
+        if by_seller:
+            data["by_seller"] = True
         return cls(
             message_id=message_id(plan, version.number), plan_id=plan.id, version=version.number, kind="update",
-            mode=mode, to=to, cc=cc, in_reply_to=in_reply_to, references=refs,
-            data={"since": since, "asks": asks, "notes": notes, "reply": _reply_summary(reply)},
+            mode=mode, to=to, cc=cc, in_reply_to=in_reply_to, references=refs, data=data,
         )
+
+    @classmethod
+    def in_thread(cls, version: Version, reply: Any) -> OutboxEntry:
+        """Version 1 of a plan the seller wrote in an email: the letter, sent at once as a reply to that email."""
+        entry = cls.plan(version)
+        in_reply_to, refs = _thread(reply)
+        return replace(entry, in_reply_to=in_reply_to, references=refs,
+                       data={"reply": _reply_summary(reply), "reply_subject": (reply.subject or "")[:300]})
+
+    @classmethod
+    def reminder(cls, version: Version, *, milestone: str, due: str, when: str, to: tuple[str, ...],
+                 cc: tuple[str, ...], thread: tuple[str, ...]) -> OutboxEntry:
+        """A short reminder to a milestone's owner, `when` "before" its due date or "overdue", in the plan's thread.
+
+        Its Message-ID is keyed by milestone, due date and when, so each is sent once; a moved date is a new key."""
+        plan = version.plan
+        key = f"{milestone}|{due}|{when}"
+        refs = tuple(bracketed(t) for t in thread[-20:])
+        return cls(message_id=message_id(plan, version.number, "reminder", key), plan_id=plan.id,
+                   version=version.number, kind="reminder", to=to, cc=cc,
+                   in_reply_to=refs[-1] if refs else None, references=refs,
+                   data={"milestone": milestone, "due": due, "when": when, "key": key})
 
     @classmethod
     def agreed(cls, version: Version, *, reply: Any | None = None) -> OutboxEntry:

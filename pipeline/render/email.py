@@ -48,9 +48,9 @@ from pipeline.render.format import (
 from pipeline.render.ics import calendar
 from pipeline.render.templates import default_templates
 
-KINDS = ("plan", "update", "agreed", "seller_notice")
+KINDS = ("plan", "update", "agreed", "seller_notice", "reminder")
 # The kind's word in Message-IDs; plan and update both announce a version and share the version's id.
-_ID_TAG = {"plan": None, "update": None, "agreed": "agreed", "seller_notice": "notice"}
+_ID_TAG = {"plan": None, "update": None, "agreed": "agreed", "seller_notice": "notice", "reminder": "reminder"}
 
 
 def message_id_for(plan: Plan, version: int, kind: str = "plan", key: str | None = None) -> str:
@@ -272,6 +272,14 @@ def _ics(plan: Plan, version: int, created: datetime) -> list[tuple[bytes, str, 
     return [(data, "text", "calendar", attachment_name(plan, version, ".ics"), {"method": "PUBLISH"})]
 
 
+def _re(reply_subject: str | None) -> str | None:
+    """`Re: <subject>` for an answer in a thread (mail clients group a conversation by subject too)."""
+    if not reply_subject:
+        return None
+    bare = re.sub(r"^\s*((re|aw|sv|antw|r|réf|rif)\s*:\s*)+", "", reply_subject, flags=re.IGNORECASE).strip()
+    return f"Re: {bare}" if bare else None
+
+
 def plan_email(
     plan: Plan,
     *,
@@ -282,6 +290,7 @@ def plan_email(
     cc: Sequence[str] | None = None,
     in_reply_to: str | None = None,
     references: Sequence[str] = (),
+    reply_subject: str | None = None,
     auto: bool = False,
     message_id: str | None = None,
     templates: Path | None = None,
@@ -289,14 +298,16 @@ def plan_email(
     """Version N of the plan to the confirming contacts (the others in Cc), with the letter and the .ics.
 
     `created` is the version's timestamp: the Date header and the calendar's DTSTAMP. `to`/`cc` override
-    the recipients (addresses; names come from the plan's contacts).
+    the recipients (addresses; names come from the plan's contacts). `reply_subject`: the letter answers
+    the seller's own email of that subject (a plan written in an email), as "Re: <that subject>".
     """
     version = ensure_version(version)
     created = parse_created(created)
     to, cc = _recipients(plan, to, cc)
     text, html = _render(templates, "plan", _context(plan, version, created, to))
     return _message(
-        plan, kind="plan", version=version, created=created, subject_line=subject(plan, version),
+        plan, kind="plan", version=version, created=created,
+        subject_line=_re(reply_subject) or subject(plan, version),
         text=text, html=html, to=to, cc=cc,
         msg_id=message_id or message_id_for(plan, version, "plan"), in_reply_to=in_reply_to, references=references,
         auto=auto, attachments=[*_pdf(plan, version, pdf), *_ics(plan, version, created)],
@@ -315,6 +326,7 @@ def update_email(
     reply_subject: str | None = None,
     asks: Sequence[str] = (),
     notes: Sequence[str] = (),
+    by_seller: bool = False,
     auto: bool = False,
     to: Sequence[str] | None = None,
     cc: Sequence[str] | None = None,
@@ -328,6 +340,7 @@ def update_email(
     gives "Re: <that subject>": mail clients group a conversation by subject as well as by headers.
     `asks` are what the seller asks in return (for the seller to keep or delete in a draft); `notes` are
     other sentences for the buyer. `auto` marks it Auto-Submitted (sent without the seller's review).
+    `by_seller`: the seller asked for the changes (it says so, instead of thanking the buyer for a reply).
     """
     version = ensure_version(version)
     created = parse_created(created)
@@ -338,6 +351,7 @@ def update_email(
         since=diff.old_version if diff is not None else version - 1,
         asks=list(asks),
         notes=list(notes),
+        by_seller=by_seller,
     )
     text, html = _render(templates, "update", context)
     subject_line = subject(plan, version)
@@ -435,8 +449,49 @@ def seller_notice_email(
     )  # fmt: skip
 
 
+def reminder_email(
+    plan: Plan,
+    *,
+    version: int,
+    created: datetime | str,
+    milestone: str,
+    to: Sequence[str],
+    cc: Sequence[str] = (),
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    key: str | None = None,
+    message_id: str | None = None,
+    templates: Path | None = None,
+) -> EmailMessage:
+    """A short, polite reminder to the owner of `milestone`: due soon, or overdue, counted from `created` (the
+    day it is sent, in the plan's time zone), with how to answer ("done", a new date, "another week").
+
+    It quotes the milestone's timeline line, so that an answer above it or under it is read as about it.
+    `key` (milestone, due date, before/overdue) makes one reminder of each; `in_reply_to` puts it in the plan's
+    thread. Always Auto-Submitted: nobody wrote it by hand.
+    """
+    version = ensure_version(version)
+    created = parse_created(created)
+    context = _context(plan, version, created, to)
+    row = next((r for r in context["rows"] if r.id == milestone), None)
+    if row is None or row.due is None:
+        raise RenderError(f"no milestone {milestone!r} with a due date in version {version} of {plan.id}")
+    days = (row.due - context["today"]).days
+    context.update(row=row, days=days, due_text=long_date(row.due), due_day=short_date(row.due))
+    text, html = _render(templates, "reminder", context)
+    when = f"is due {short_date(row.due).rsplit(' ', 1)[0]}" if days >= 0 else "is overdue"
+    return _message(
+        plan, kind="reminder", version=version, created=created,
+        subject_line=f"Reminder: {row.title} {when} - {subject(plan, version)}",
+        text=text, html=html, to=to, cc=cc,
+        msg_id=message_id or message_id_for(plan, version, "reminder", key), in_reply_to=in_reply_to,
+        references=references, auto=True, attachments=[],
+    )  # fmt: skip
+
+
 _HEADERS_POLICY = email.policy.default.clone(max_line_length=998)
-_BUILDERS = {"plan": plan_email, "update": update_email, "agreed": agreed_email, "seller_notice": seller_notice_email}
+_BUILDERS = {"plan": plan_email, "update": update_email, "agreed": agreed_email, "seller_notice": seller_notice_email,
+             "reminder": reminder_email}
 
 
 def build_email(kind: str, plan: Plan, **kwargs: Any) -> EmailMessage:

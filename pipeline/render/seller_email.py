@@ -1,0 +1,119 @@
+"""Emails to the seller that belong to no one plan: the answer to a plan email that did not parse, the weekly digest.
+
+Built like the plan's emails (templates/email, text and HTML, deterministic Message-ID and MIME boundaries, the
+same bytes for the same arguments), from the seller's address to the seller, marked Auto-Submitted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.errors import RenderError
+from pipeline.render.email import _HEADERS_POLICY, _address, _fix_boundaries, _render
+from pipeline.render.format import long_date, parse_created, short_date
+
+
+def _zone(timezone: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _message(
+    *, kind: str, seller_name: str, seller_email: str, to: str, subject_line: str, text: str, html: str,
+    created: datetime, timezone: str, msg_id: str, in_reply_to: str | None = None, references: Sequence[str] = (),
+) -> EmailMessage:
+    if not seller_email:
+        raise RenderError("the seller has no email address to write from", hint="set [seller] email in the settings")
+    msg = EmailMessage()
+    msg["From"] = _address(seller_name, seller_email)
+    msg["To"] = _address(seller_name if to.lower() == seller_email.lower() else "", to)
+    msg["Subject"] = subject_line
+    msg["Date"] = format_datetime(created.astimezone(_zone(timezone)))
+    msg["Message-ID"] = msg_id
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+    refs = [r for r in dict.fromkeys([*references, *([in_reply_to] if in_reply_to else [])]) if r]
+    if refs:
+        msg["References"] = " ".join(refs[-20:])
+    # Our own mail, so that the watcher never takes it for the seller's (it may land in the watched Inbox).
+    msg["X-Mutual-Plan"] = f"-; {kind}"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text, cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    for part in msg.iter_parts():
+        del part["MIME-Version"]
+    _fix_boundaries(msg, msg_id)
+    msg.policy = _HEADERS_POLICY
+    return msg
+
+
+def plan_error_email(
+    *,
+    seller_name: str,
+    seller_email: str,
+    to: str,
+    created: datetime | str,
+    subject: str,
+    sent: str | None,
+    reason: str,
+    line: int | None,
+    line_text: str,
+    hint: str | None,
+    recipients: Sequence[str],
+    tag: str,
+    message_id: str,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    timezone: str = "UTC",
+    templates: Path | None = None,
+) -> EmailMessage:
+    """To the seller alone, in the thread of their plan email: which line failed, why, and how to write it."""
+    created = parse_created(created)
+    context = {
+        "seller_name": seller_name, "subject": subject, "sent": sent or "", "reason": reason, "line": line,
+        "line_text": line_text, "hint": hint or "", "recipients": list(recipients), "tag": tag,
+    }  # fmt: skip
+    text, html = _render(templates, "plan_error", context)
+    bare = re.sub(r"^\s*((re|aw|sv|antw)\s*:\s*)+", "", subject or "", flags=re.IGNORECASE).strip()
+    return _message(
+        kind="plan_error", seller_name=seller_name, seller_email=seller_email, to=to,
+        subject_line=f"Not a plan yet: {bare}" if bare else "Not a plan yet: your plan email",
+        text=text, html=html, created=created, timezone=timezone, msg_id=message_id, in_reply_to=in_reply_to,
+        references=references,
+    )  # fmt: skip
+
+
+def digest_email(
+    *,
+    seller_name: str,
+    seller_email: str,
+    created: datetime | str,
+    week: str,
+    sections: Mapping[str, Any],
+    message_id: str,
+    timezone: str = "UTC",
+    templates: Path | None = None,
+) -> EmailMessage:
+    """The weekly digest: plans waiting on the prospect, overdue steps, slips that move a target, held messages."""
+    created = parse_created(created)
+    context = {"seller_name": seller_name, "week": week, "short_date": short_date, "long_date": long_date,
+               **{k: sections.get(k, []) for k in ("waiting", "overdue", "slips", "held", "drafts")}}
+    text, html = _render(templates, "digest", context)
+    counts = [f"{len(context['waiting'])} waiting on the prospect", f"{len(context['overdue'])} overdue"]
+    if context["held"]:
+        counts.append(f"{len(context['held'])} held")
+    return _message(
+        kind="digest", seller_name=seller_name, seller_email=seller_email, to=seller_email,
+        subject_line=f"Mutual Plans, week {week}: {', '.join(counts)}", text=text, html=html, created=created,
+        timezone=timezone, msg_id=message_id,
+    )

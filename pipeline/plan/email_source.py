@@ -1,0 +1,639 @@
+"""A plan written in an email: Outlook's HTML (or plain text) as plan source, and the front matter from the headers.
+
+Outlook desktop writes one `<p class=MsoNormal>` per line, tables as `<table class=MsoTableGrid>`, bullets as
+`<li class=MsoListParagraph>` or, for pasted Word lists, as paragraphs styled `mso-list:l0 level1 lfo1` with the
+bullet in a hidden `mso-list:Ignore` span; Outlook on the web writes `<div>` lines, `<ul><li>` and plain tables.
+Both become the Markdown of plan-format.md (headings `##`, timeline tables, `- ` lists), which parse_plan reads
+with front matter made from the email: contacts from To and Cc, the seller from From and the settings, the target
+from a "Target:" line above the first heading. No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from bs4 import BeautifulSoup, Comment, FeatureNotFound, NavigableString, Tag
+
+from pipeline.errors import PlanError
+from pipeline.plan.model import ROLES, Plan
+from pipeline.plan.source import _SECTION_RULES as SECTION_RULES  # the one list of section names
+from pipeline.plan.source import parse_plan, section_kind
+
+MAX_HTML_CHARS = 2_000_000
+MAX_DEPTH = 120
+
+_SKIP = {"head", "style", "script", "title", "meta", "link", "xml", "noscript", "template", "svg", "object", "img"}
+_BLOCKS = {"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre", "blockquote", "tr",
+           "section", "article", "header", "footer", "center", "address", "dl", "dt", "dd", "hr", "form"}
+_SPACE = re.compile(r"[ \t\r\n\f\v\u00a0\u2007\u202f\u3000]+")
+_INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+_SEPARATOR_LINE = re.compile(rf"[\s|:\-{_DASHES}]+")
+# "T–30d", "M3–3d" or "2027–02–10" after autocorrect: the dash between a due date's parts is a minus again.
+_DUE_DASH = re.compile(rf"(?<=[TtMm0-9])\s*[{_DASHES}]\s*(?=\d)")
+_DUE_LIKE = re.compile(r"(?:T|M\d+)(?:\s*[+-]\s*\d+\s*[a-z]*)?|\d{4}-\d{2}-\d{2}", re.IGNORECASE)
+_MSO_LEVEL = re.compile(r"mso-list:\s*l\d+\s+level(\d+)", re.IGNORECASE)
+_ORDERED_MARKER = re.compile(r"^\(?(\d{1,3}|[a-z]|[ivxlc]{1,6})[.)]$", re.IGNORECASE)
+# Quoted history below the seller's own words (a plan sent as a reply or a forward) is not the plan.
+_HISTORY_IDS = {"appendonsend", "divrplyfwdmsg", "mail-editor-reference-message-container", "x_divrplyfwdmsg"}
+_CLOSING = re.compile(
+    r"^\s*(?:thanks|thank you|many thanks|best|best regards|regards|kind regards|warm regards|cheers|sincerely"
+    r"|all the best|talk soon|looking forward(?: to [\w\s]{1,40})?)\s*[,.!]?\s*$",
+    re.IGNORECASE,
+)
+
+
+# --- HTML to plan Markdown ----------------------------------------------------------------------
+
+
+def html_to_markdown(html: str) -> str:
+    """The plan source a mail client's HTML body says: headings, timeline tables, lists, paragraphs."""
+    soup = _soup(html)
+    root = soup.body or soup
+    writer = _Writer()
+    writer.walk(root, 0)
+    return normalize_text("\n".join(writer.finish()))
+
+
+def text_to_markdown(text: str) -> str:
+    """A plain-text body as plan source: spaces, dashes of table separators and due dates put right."""
+    return normalize_text(text)
+
+
+def normalize_text(text: str) -> str:
+    """What mail clients do to typed Markdown, undone: non-breaking spaces, autocorrected dashes, trailing blanks."""
+    out: list[str] = []
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = _INVISIBLE.sub("", raw).replace("\u00a0", " ").replace("\t", "    ").rstrip()
+        stripped = line.strip()
+        if stripped.startswith("|"):
+            if _SEPARATOR_LINE.fullmatch(stripped) and any(c in stripped for c in "-" + _DASHES):
+                cells = stripped.strip("|").split("|")
+                line = "|" + "|".join("---" for _ in cells) + "|"
+            else:
+                line = "|".join(fix_due_cell(c) for c in re.split(r"(?<!\\)\|", line))
+        out.append(line)
+    text = "\n".join(out)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+
+
+def fix_due_cell(cell: str) -> str:
+    """A table cell with its due date's dashes put right ("T–30d" -> "T-30d"); other text is left as written."""
+    candidate = _DUE_DASH.sub("-", cell.strip())
+    if candidate != cell.strip() and _DUE_LIKE.fullmatch(candidate):
+        return cell.replace(cell.strip(), candidate)
+    return cell
+
+
+def _soup(html: str) -> BeautifulSoup:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return BeautifulSoup(html[:MAX_HTML_CHARS], "lxml")
+        except FeatureNotFound:  # lxml comes with the project's dependencies; the stdlib parser is the fallback
+            return BeautifulSoup(html[:MAX_HTML_CHARS], "html.parser")
+
+
+def _classes(tag: Tag) -> list[str]:
+    value = tag.get("class") or []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _style(tag: Tag) -> str:
+    value = tag.get("style")
+    return value if isinstance(value, str) else ""
+
+
+def _hidden(tag: Tag) -> bool:
+    compact = _style(tag).replace(" ", "").lower()
+    return "display:none" in compact or "mso-list:ignore" in compact or tag.has_attr("hidden")
+
+
+def _is_history(tag: Tag) -> bool:
+    ident = str(tag.get("id") or "").lower()
+    if ident in _HISTORY_IDS or "gmail_quote" in _classes(tag):
+        return True
+    if tag.name == "blockquote" and str(tag.get("type") or "").lower() == "cite":
+        return True
+    # Outlook desktop's reply header: a div with a grey top border holding "From:" ... "Sent:".
+    style = _style(tag).replace(" ", "").lower()
+    if tag.name == "div" and "border-top:solid" in style and "border:none" in style:
+        text = tag.get_text(" ", strip=True)[:400].lower()
+        return text.startswith(("from:", "von:", "de :", "de:", "da:", "van:"))
+    return False
+
+
+@dataclass
+class _Writer:
+    """Walks the tree and writes plan Markdown lines; a quoted history ends the walk."""
+
+    lines: list[str] = field(default_factory=list)
+    line: list[str] = field(default_factory=list)
+    done: bool = False
+    in_table: int = 0
+
+    # --- output ---
+
+    def text(self, value: str) -> None:
+        if value:
+            self.line.append(value)
+
+    def end_line(self, *, keep_empty: bool = False) -> None:
+        text = "".join(self.line)
+        text = _SPACE.sub(" ", text).strip()
+        if text or keep_empty:
+            self.lines.append(text)
+        self.line.clear()
+
+    def blank(self) -> None:
+        self.end_line()
+        if self.lines and self.lines[-1] != "":
+            self.lines.append("")
+
+    def finish(self) -> list[str]:
+        self.end_line()
+        return _drop_closing(self.lines)
+
+    # --- walking ---
+
+    def walk(self, node: Tag, depth: int) -> None:
+        for child in list(node.children):
+            if self.done:
+                return
+            if isinstance(child, Comment):
+                continue
+            if isinstance(child, NavigableString):
+                self.text(_INVISIBLE.sub("", str(child)))
+                continue
+            if not isinstance(child, Tag):
+                continue
+            self.element(child, depth + 1)
+
+    def element(self, tag: Tag, depth: int) -> None:
+        name = (tag.name or "").lower()
+        if name in _SKIP or _hidden(tag):
+            return
+        if _is_history(tag) or (name == "div" and str(tag.get("id") or "").lower() == "signature"):
+            self.done = True  # the seller's signature and the quoted thread end the plan
+            return
+        if depth > MAX_DEPTH:
+            self.text(tag.get_text(" "))
+            return
+        if name == "br":
+            self.end_line(keep_empty=True)
+        elif name == "hr":
+            self.blank()
+        elif name == "table":
+            self.table(tag, depth)
+        elif name in ("ul", "ol"):
+            self.blank()
+            self.list(tag, depth, 0)
+            self.blank()
+        elif name in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            self.blank()
+            text = _inline_text(tag).replace("**", "")
+            if text:
+                marks = "##" if name in ("h1", "h2") else "###"
+                self.lines.append(f"{marks} {text.lstrip('#').strip()}")
+            self.blank()
+        elif name == "p" or (name == "div" and not _has_blocks(tag)):
+            self.paragraph(tag, depth)
+        elif name in ("b", "strong") and not _has_blocks(tag):
+            text = _inline_text(tag)
+            if text:
+                self.text(f"**{text}**" if not text.startswith("**") else text)
+        elif name in _BLOCKS:
+            self.end_line()
+            self.walk(tag, depth)
+            self.end_line()
+        else:
+            self.walk(tag, depth)
+
+    def paragraph(self, tag: Tag, depth: int) -> None:
+        """Lines of text: a heading, a pasted Word bullet, or lines as typed (a <br> ends a line)."""
+        self.end_line()
+        level = _MSO_LEVEL.search(_style(tag))
+        if level:
+            text = " ".join(_inline_lines(tag)).strip()
+            marker = _mso_marker(tag)
+            indent = "  " * (int(level.group(1)) - 1)
+            bullet = "1." if marker and _ORDERED_MARKER.match(marker) else "-"
+            if text:
+                self.lines.append(f"{indent}{bullet} {text}")
+            return
+        lines = _inline_lines(tag)
+        if not any(lines):
+            # Outlook marks an empty line with <o:p>&nbsp;</o:p>, Outlook on the web with <div><br></div>.
+            self.blank()
+            return
+        for text in lines:
+            heading = _heading(text) if text else None
+            if heading:
+                self.blank()
+                self.lines.append(heading)
+                self.blank()
+            elif text:
+                self.lines.append(text)
+            else:
+                self.blank()
+
+    def list(self, tag: Tag, depth: int, level: int) -> None:
+        ordered = tag.name == "ol"
+        number = 0
+        # In document order: Outlook nests a level-2 list in the parent list, after the item it belongs to.
+        for child in tag.find_all(("li", "ul", "ol"), recursive=False):
+            if child.name in ("ul", "ol"):
+                self.list(child, depth + 1, level + 1)
+                continue
+            number += 1
+            nested = child.find_all(("ul", "ol"), recursive=False)
+            for sub in nested:
+                sub.extract()
+            text = " ".join(_inline_lines(child)).strip()
+            bullet = f"{number}." if ordered else "-"
+            if text:
+                self.lines.append(f"{'  ' * level}{bullet} {text}")
+            for sub in nested:
+                self.list(sub, depth + 1, level + 1)
+
+    def table(self, tag: Tag, depth: int) -> None:
+        rows: list[list[str]] = []
+        for tr in tag.find_all("tr"):
+            if tr.find_parent("table") is not tag:
+                continue  # a nested table's rows are read as its cell's text
+            cells = [_cell_text(td) for td in tr.find_all(("td", "th"), recursive=False)]
+            if any(cells):
+                rows.append(cells)
+        if not rows:
+            return
+        self.blank()
+        width = max(len(r) for r in rows)
+        for index, cells in enumerate(rows):
+            cells = cells + [""] * (width - len(cells))
+            self.lines.append("| " + " | ".join(cells) + " |")
+            if index == 0:
+                self.lines.append("|" + "|".join("---" for _ in cells) + "|")
+        self.blank()
+
+
+def _has_blocks(tag: Tag) -> bool:
+    return any(isinstance(c, Tag) and (c.name or "").lower() in _BLOCKS for c in tag.descendants)
+
+
+def _inline_text(tag: Tag) -> str:
+    """A block's text on one line."""
+    return " ".join(line for line in _inline_lines(tag) if line)
+
+
+def _inline_lines(tag: Tag) -> list[str]:
+    """A block's text, a line per <br>: hidden spans (Word's list markers) out, bold kept as **bold**."""
+    lines: list[list[str]] = [[]]
+
+    def walk(node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, Comment):
+                continue
+            if isinstance(child, NavigableString):
+                lines[-1].append(_INVISIBLE.sub("", str(child)))
+                continue
+            if not isinstance(child, Tag):
+                continue
+            name = (child.name or "").lower()
+            if name in _SKIP or _hidden(child):
+                continue
+            if name == "br":
+                lines.append([])
+            elif name in ("b", "strong") or re.search(r"font-weight:(?:bold|[6-9]00)", _style(child).replace(" ", "")):
+                raw = child.get_text()
+                inner = _SPACE.sub(" ", raw).strip()
+                if inner:
+                    lead = " " if raw[:1].isspace() else ""
+                    trail = " " if raw[-1:].isspace() else ""
+                    lines[-1].append(f"{lead}**{inner}**{trail}")
+            else:
+                walk(child)
+
+    walk(tag)
+    out = [_SPACE.sub(" ", "".join(parts)).strip().replace("****", "") for parts in lines]
+    while out and not out[-1]:
+        out.pop()  # Outlook on the web ends a line with a <br> of its own
+    return out
+
+
+def _cell_text(cell: Tag) -> str:
+    # Headings of tables are often bold: a cell is data, so the bold marks go.
+    text = _SPACE.sub(" ", _INVISIBLE.sub("", cell.get_text(" "))).strip()
+    return fix_due_cell(text).replace("|", "\\|")
+
+
+def _mso_marker(tag: Tag) -> str:
+    ignore = tag.find(lambda t: isinstance(t, Tag) and "mso-list:ignore" in _style(t).replace(" ", "").lower())
+    if ignore is None:
+        return ""
+    return _SPACE.sub(" ", ignore.get_text()).strip()
+
+
+def _heading(text: str) -> str | None:
+    """A line that is a section heading: typed `## ...`, or a short bold line naming a section of the format."""
+    if text.startswith("#"):
+        return None  # typed Markdown: already a heading, kept as written
+    plain = text.replace("**", "").strip().rstrip(":").strip()
+    if not plain or len(plain) > 60:
+        return None
+    bold = text.startswith("**") and text.endswith("**") and text.count("**") == 2
+    if bold and re.search(r"\bafter\b", plain, re.IGNORECASE) and len(plain) <= 40:
+        return f"### {plain}"
+    if bold and section_kind(plain):
+        return f"## {plain}"
+    if not bold and _exact_section(plain):
+        return f"## {plain}"
+    return None
+
+
+def _exact_section(text: str) -> bool:
+    """A plain line that is exactly a section name ("Timeline", "Business value:"), not a sentence using one."""
+    key = re.sub(r"[^a-z0-9#]+", " ", text.lower()).strip()
+    return any(key in aliases for _kind, aliases in SECTION_RULES)
+
+
+def _drop_closing(lines: list[str]) -> list[str]:
+    """Cut "Best, Jordan" and the signature under it: near the end, a closing line ends the plan."""
+    for index in range(max(0, len(lines) - 12), len(lines)):
+        if _CLOSING.match(lines[index]):
+            return lines[:index]
+    return lines
+
+
+# --- the email's headers as front matter ---------------------------------------------------------
+
+_KEY_LINE = re.compile(
+    r"^\s*(?:\*\*)?(?P<key>[A-Za-z][A-Za-z /-]{0,30}?)(?:\*\*)?\s*:\s*(?:\*\*)?(?P<value>.*?)(?:\*\*)?\s*$"
+)
+_KEYS = {
+    "target": "target", "target date": "target", "decision date": "target", "signature date": "target",
+    "po date": "target", "close date": "target",
+    "prospect": "prospect", "company": "prospect", "customer": "prospect", "account": "prospect",
+    "confirms": "confirms", "confirming": "confirms", "confirmers": "confirms", "to confirm": "confirms",
+    "confirmed by": "confirms",
+    "timezone": "timezone", "time zone": "timezone",
+    "id": "id", "plan id": "id",
+    "letterhead": "letterhead",
+}  # fmt: skip
+_ROLE_KEYS = {r.replace("-", " "): r for r in ROLES if r != "other"}
+_MONTHS = {m: i for i, m in enumerate(
+    ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+     "december"), start=1)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone in the email's headers: the display name (maybe empty) and the address."""
+
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class EmailPlan:
+    """A plan read from an email, and the source it was read from (for naming lines in errors)."""
+
+    plan: Plan
+    source: str
+
+
+def email_plan(
+    markdown: str,
+    *,
+    sender: Person,
+    to: Sequence[Person],
+    cc: Sequence[Person] = (),
+    seller: Mapping[str, Any] | None = None,
+    exclude: Collection[str] = (),
+    timezone: str = "UTC",
+    letterhead: str | None = None,
+) -> EmailPlan:
+    """The plan an email body says, with front matter from its headers; a PlanError names the line that failed.
+
+    `sender` is the seller (From); `seller` the settings' [seller] (company, name, title); `exclude` addresses
+    that are not contacts (the seller's own, the pipeline's). Lines above the first heading may say
+    `Target: 2027-03-31`, `Prospect: Acme Corp`, `Confirms: Dana Whitfield, Raj Patel`, `Timezone: ...`,
+    or a role and who holds it (`Decision-maker: Raj Patel`, `Legal: Kim Osei`).
+    """
+    lines = markdown.replace("\r\n", "\n").split("\n")
+    has_front = bool(lines) and lines[0].strip() == "---"
+    fields: dict[str, tuple[str, int]] = {}
+    roles: list[tuple[str, str, int]] = []
+    if not has_front:
+        for index, line in enumerate(lines):
+            if line.startswith("## "):
+                break
+            found = _KEY_LINE.match(line)
+            key = re.sub(r"\s+", " ", found.group("key").strip().lower().replace("-", " ")) if found else ""
+            if found and (key in _KEYS or key in _ROLE_KEYS):
+                if key in _KEYS:
+                    fields[_KEYS[key]] = (found.group("value").strip(), index + 1)
+                else:
+                    roles.append((_ROLE_KEYS[key], found.group("value").strip(), index + 1))
+            # Above the first heading is the seller's note to the prospect, not the plan: kept out of the letter,
+            # blanked rather than cut so that every line keeps its number for errors.
+            lines[index] = ""
+    source = "\n".join(lines)
+    exclude_set = {e.lower() for e in exclude} | {sender.email.lower()}
+    people = _contacts(to, cc, exclude_set)
+    confirmers = _confirmers(fields.get("confirms"), people, to)
+    role_of = _roles(roles, people)
+    contacts = [
+        {"name": p.name, "email": p.email, "role": role_of.get(p.email, "other"), "confirms": p.email in confirmers}
+        for p in people
+    ]
+    defaults: dict[str, Any] = {
+        "seller": _seller(sender, seller or {}),
+        "timezone": fields["timezone"][0] if "timezone" in fields else timezone,
+    }
+    if letterhead:
+        defaults["letterhead"] = letterhead
+    if contacts:
+        defaults["prospect"] = {"company": _prospect(fields.get("prospect"), people), "contacts": contacts}
+    if "target" in fields:
+        value, line = fields["target"]
+        defaults["target"] = _target(value, line)
+    if "id" in fields:
+        defaults["id"] = fields["id"][0].lower()
+    if "letterhead" in fields:
+        defaults["letterhead"] = fields["letterhead"][0]
+    if not contacts and not has_front:
+        raise PlanError(
+            "the email has no prospect contact in To or Cc",
+            line=1,
+            hint="send the plan to the prospect's people (those who confirm in To, the others in Cc)",
+        )
+    try:
+        plan = parse_plan(source, defaults=defaults)
+    except PlanError as exc:
+        raise _email_hint(exc) from None
+    return EmailPlan(plan=plan, source=source)
+
+
+def _contacts(to: Sequence[Person], cc: Sequence[Person], exclude: set[str]) -> list[Person]:
+    out: dict[str, Person] = {}
+    for person in [*to, *cc]:
+        address = person.email.lower().strip()
+        if not address or address in exclude or address in out:
+            continue
+        out[address] = Person(name=person.name.strip() or name_from_address(address), email=address)
+    return list(out.values())
+
+
+def name_from_address(address: str) -> str:
+    """A readable name for an address without one: dana.whitfield@... -> Dana Whitfield."""
+    local = address.split("@", 1)[0]
+    words = [w for w in re.split(r"[._+-]+", local) if w and not w.isdigit()]
+    return " ".join(w.capitalize() for w in words) or local
+
+
+def _find_person(text: str, people: Sequence[Person]) -> Person | None:
+    key = text.strip().strip("<>").lower()
+    for p in people:
+        if key == p.email:
+            return p
+    for p in people:
+        name = p.name.lower()
+        if key == name or (key and key in name.split()):
+            return p
+    return None
+
+
+def _names(value: str) -> list[str]:
+    return [n.strip() for n in re.split(r",|;|\band\b|&", value) if n.strip()]
+
+
+def _confirmers(field_: tuple[str, int] | None, people: Sequence[Person], to: Sequence[Person]) -> set[str]:
+    if field_ is None:
+        wanted = {p.email.lower() for p in to}
+        return {p.email for p in people if p.email in wanted}
+    value, line = field_
+    out: set[str] = set()
+    for name in _names(value):
+        person = _find_person(name, people)
+        if person is None:
+            raise PlanError(
+                f"{name!r} is named to confirm but is not in the email's To or Cc",
+                line=line,
+                hint="name people the email is addressed to, e.g. `Confirms: Dana Whitfield, Raj Patel`",
+            )
+        out.add(person.email)
+    return out
+
+
+def _roles(roles: list[tuple[str, str, int]], people: Sequence[Person]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for role, value, line in roles:
+        for name in _names(value):
+            person = _find_person(name, people)
+            if person is None:
+                raise PlanError(
+                    f"{name!r} is named as {role} but is not in the email's To or Cc",
+                    line=line,
+                    hint=f"write `{role.capitalize()}: <a name in To or Cc>`, or add them to the email",
+                )
+            out[person.email] = role
+    return out
+
+
+def _seller(sender: Person, settings: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in settings.items() if k in ("company", "name", "title", "address")}
+    out["email"] = sender.email.lower()
+    if sender.name.strip():
+        out["name"] = sender.name.strip()
+    return out
+
+
+def _prospect(field_: tuple[str, int] | None, people: Sequence[Person]) -> str:
+    if field_ and field_[0].strip():
+        return field_[0].strip()
+    # The company of the first contact's domain: acme-corp.example -> Acme Corp.
+    domain = people[0].email.rpartition("@")[2]
+    labels = domain.split(".")
+    label = labels[-2] if len(labels) >= 2 else labels[0]
+    return " ".join(w.capitalize() for w in re.split(r"[-_]+", label) if w) or domain
+
+
+def _target(value: str, line: int) -> date:
+    found = parse_written_date(value)
+    if found is None:
+        raise PlanError(
+            f"the target {value!r} is not a date",
+            line=line,
+            hint="write it with the year, e.g. `Target: 2027-03-31` or `Target: 31 March 2027`",
+        )
+    return found
+
+
+def parse_written_date(value: str) -> date | None:
+    """A date written with its year: 2027-03-31, March 31, 2027, 31 March 2027, Wed 31 Mar 2027, 31/3/2027
+    (numbers only when the day cannot be read as the month); None otherwise."""
+    text = re.sub(r"(\d)(?:st|nd|rd|th)\b", r"\1", value.strip().rstrip("."), flags=re.IGNORECASE)
+    text = re.sub(r"^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*[.,]?\s+", "", text, flags=re.IGNORECASE)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    words = re.findall(r"[A-Za-z]+|\d+", text)
+    if len(words) == 3:
+        month = next((_MONTHS[m] for m in _MONTHS if words[0].lower() in (m, m[:3], m[:4])), None)
+        if month and words[1].isdigit() and words[2].isdigit():
+            return _date(int(words[2]), month, int(words[1]))
+        month = next((_MONTHS[m] for m in _MONTHS if words[1].lower() in (m, m[:3], m[:4])), None)
+        if month and words[0].isdigit() and words[2].isdigit():
+            return _date(int(words[2]), month, int(words[0]))
+        if all(w.isdigit() for w in words) and len(words[2]) == 4:
+            a, b, year = int(words[0]), int(words[1]), int(words[2])
+            if a > 12 >= b:
+                return _date(year, b, a)
+            if b > 12 >= a:
+                return _date(year, a, b)
+    return None
+
+
+def _date(year: int, month: int, day: int) -> date | None:
+    if year < 1000:
+        return None
+    try:
+        return datetime(year, month, day).date()
+    except ValueError:
+        return None
+
+
+def _email_hint(exc: PlanError) -> PlanError:
+    """Hints that speak of front matter, said for a plan written in an email."""
+    hint = exc.hint
+    if "no target date" in exc.reason:
+        hint = "add a line `Target: 2027-03-31` above the first heading (the PO / signature date)"
+    elif "has no timeline" in exc.reason:
+        hint = ("add a heading `Timeline` (bold, or typed as `## Timeline`) and under it a table with the columns "
+                "# | Activity | Owner | Due")
+    elif "plan names no seller" in exc.reason or "seller needs a company" in exc.reason:
+        hint = "set [seller] company (and name, title) in mutualplan.toml"
+    return replace_hint(exc, hint)
+
+
+def replace_hint(exc: PlanError, hint: str | None) -> PlanError:
+    """The same error with another hint."""
+    return PlanError(exc.reason, file=exc.file, line=exc.line, hint=hint)
+
+
+def source_line(source: str, line: int | None) -> str:
+    """The text of a line of the source (1-based), for showing the seller what failed."""
+    if not line:
+        return ""
+    lines = source.split("\n")
+    return lines[line - 1].strip() if 0 < line <= len(lines) else ""
+
+
+__all__ = ["EmailPlan", "Person", "email_plan", "fix_due_cell", "html_to_markdown", "name_from_address",
+           "normalize_text", "parse_written_date", "source_line", "text_to_markdown"]

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from pipeline import policy
+from pipeline import inbound_plan, policy, seller_mail
 from pipeline.archive import Archive
 from pipeline.compose import compose
 from pipeline.config import Settings
@@ -203,8 +203,12 @@ class Watcher:
         if incoming.kind != "human":
             why = "a delivery failure report" if incoming.kind == "bounce" else incoming.kind_reason or incoming.kind
             return self._finish(raw, digest, message_id, received, None, None, Outcome(policy.IGNORED, why))
-        match = self._match(incoming)
+        # An answer to the seller's own plan email (not to our letter) is in that plan's thread too.
+        match = self._match(incoming) or inbound_plan.thread_match(self.store, incoming)
         if match is None:
+            how = inbound_plan.recognize(incoming, self.settings)
+            if how is not None:
+                return self._plan_email(raw, digest, incoming, received, how)
             return self._finish(
                 raw, digest, message_id, received, None, None,
                 Outcome(policy.UNRELATED, "answers none of our messages"), archive=False,
@@ -296,6 +300,17 @@ class Watcher:
                           notice=summary, state="declined")
         return finish(Outcome(decision.disposition, decision.reason, plan_id, current.number),
                       notice=summary if decision.notify_seller else None)
+
+    def _plan_email(self, raw: bytes, digest: str, incoming: Incoming, received: datetime, how: str) -> Outcome:
+        """A plan the seller wrote in an email: version 1 and its letter in that thread, or the seller told why not."""
+        refused = self._authentication(incoming)
+        with self.store.transaction():
+            done = inbound_plan.accept(self.store, self.settings, incoming, raw, received=received, now=self.clock(),
+                                       how=how, refused=refused)
+            outcome = Outcome(done.disposition, done.reason, done.plan_id, done.version)
+            self._record(raw, digest, incoming.message_id, received, done.plan_id, done.version, outcome,
+                         sender=incoming.sender)
+        return outcome
 
     def _authentication(self, incoming: Incoming, *, changes: bool = True) -> str | None:
         """Why the sender's identity is not proven well enough (to change a plan, with `changes`), or None."""
@@ -442,6 +457,8 @@ class Watcher:
                     self.store.outbox_mark(entry.message_id, "failed", at=self.clock(), error=str(exc))
         if drafts:
             self._find_sent(self.store.outbox_drafted(), report)
+        # Mail to the seller that belongs to no one plan: a plan email that did not parse, the weekly digest.
+        seller_mail.flush(self.store, self.mailbox, self.archive, self.settings, self.clock, report.sent, report.errors)
 
     def _find_sent(self, entries: list[OutboxEntry], report: PollReport) -> None:
         """Mark sent those of `entries` that are in Sent: drafts the seller sent, sends whose answer was lost."""

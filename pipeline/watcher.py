@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from pipeline import inbound_plan, policy, seller_mail
+from pipeline import inbound_plan, policy, reminders, seller_mail
 from pipeline.archive import Archive
 from pipeline.compose import compose
 from pipeline.config import Settings
@@ -267,7 +267,8 @@ class Watcher:
             return finish(Outcome(policy.HELD, why, plan_id, current.number),
                           notice={"reason": why, "incoming": incoming, "kind": "malformed"})
         when = incoming.date or received
-        interpretation = read_reply(incoming, base.plan, received=received)
+        # An answer to a reminder is about the reminder's step ("done", "we need another week").
+        interpretation = reminders.read_answer(self.store, incoming, base.plan, received=received)
         facts = policy.Facts(
             sender=sender,
             sender_is_seller=is_seller,

@@ -337,18 +337,23 @@ class Watcher:
                 Outcome(policy.HELD, summary["reason"], plan.id, current.number), notice=summary,
                 sender=incoming.sender,
             )
-        asks = policy.suggested_asks(plan, decision.changes, self.settings.policy.asks)
+        # Nothing is asked in return for the seller's own change.
+        asks = [] if decision.by_seller else policy.suggested_asks(plan, decision.changes, self.settings.policy.asks)
         mode = "send" if self.settings.policy.changes == "auto" else "draft"
         with self.store.transaction():
             version = self.store.add_version(
-                new_plan, author=incoming.sender or "", reason="reply", changes=decision.changes,
-                message_id=incoming.message_id, created=self.clock(), expect_number=current.number + 1,
+                new_plan, author=incoming.sender or "", reason="seller email" if decision.by_seller else "reply",
+                changes=decision.changes, message_id=incoming.message_id, created=self.clock(),
+                expect_number=current.number + 1,
             )
+            if decision.reopen:
+                # The seller changed what was agreed: the new version waits on the prospect's confirmation.
+                self.store.set_plan_state(plan.id, "open", at=self.clock(), detail={"version": version.number})
             self.store.queue_email(OutboxEntry.update(
                 version, since=current.number, reply=incoming, mode=mode,
                 # The sentences that could not be mapped go to the seller in a notice (below), never back to the
                 # prospect: echoed bare in the follow-up they read as if the plan had answered them.
-                asks=asks if mode == "draft" else [], notes=[],
+                asks=asks if mode == "draft" else [], notes=[], by_seller=decision.by_seller,
             ), at=self.clock())
             if mode == "send" and asks:
                 self.store.queue_email(OutboxEntry.notice(

@@ -532,6 +532,14 @@ class Watcher:
                                     at=self.clock())
         return message
 
+    def remind(self, report: PollReport) -> None:
+        """Queue, by policy, the reminders due now and this week's digest to the seller, and send them
+        (`mutualplan watch` calls it after each poll)."""
+        now = self.clock()
+        reminders.queue_reminders(self.store, self.settings, now)
+        reminders.queue_digest(self.store, self.settings, now)
+        self.flush(report, drafts=False)
+
     def approve(self, plan_id: str) -> list[str]:
         """Send the follow-ups of a plan that wait in Drafts, as the seller would from their mail client."""
         report = PollReport()

@@ -33,9 +33,9 @@ def main(ctx: click.Context, home: str | None) -> None:
 
 def _register() -> None:
     # Imported here so a broken optional backend never stops `--help` from working.
-    from pipeline.cli import loop, plans, plans_store, render, replies, versions
+    from pipeline.cli import loop, milestones, plans, plans_store, render, replies, versions
 
-    for module in (plans, plans_store, versions, render, replies, loop):
+    for module in (plans, plans_store, versions, render, replies, loop, milestones):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -90,7 +90,9 @@ def watch(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
     """Read the seller's mailbox, act on replies, and send what follows from them.
 
     Each new message is stored before it is acknowledged, handled exactly once (by its Message-ID),
-    and answered in its thread by policy: see `mutualplan status` for what waits on whom.
+    and answered in its thread by policy: see `mutualplan status` for what waits on whom. After each
+    poll it sends, by policy ([reminders]), reminders to the owners of steps due soon or late, and the
+    seller's weekly digest.
 
     \b
     Example:
@@ -101,6 +103,7 @@ def watch(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
     while True:
         with watcher_for(home) as watcher:
             report = watcher.poll()
+            watcher.remind(report)  # reminders and the weekly digest, by policy
         if as_json:
             emit_json(report.to_dict())
         else:

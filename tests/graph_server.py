@@ -178,7 +178,8 @@ class Item:
     received: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     sent: dt.datetime | None = None
     headers: list[dict[str, str]] = field(default_factory=list)
-    extended: dict[str, str] = field(default_factory=dict)
+    extended: dict[str, str] = field(default_factory=dict)  # named Internet-header properties, by header name
+    props: dict[str, str] = field(default_factory=dict)  # every singleValueExtendedProperty, by its id
     attachments: list[dict[str, Any]] = field(default_factory=list)
     in_reply_to: str | None = None
     references: str | None = None
@@ -433,6 +434,8 @@ class GraphServer:
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
         self.token_lifetime = 3599
+        # Refuse our Message-ID on reply drafts, to show the adapter copes when Exchange names replies itself.
+        self.refuse_reply_message_id = False
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         # A dropped connection (an injected fault) is the point, not an error to print.
@@ -970,9 +973,21 @@ class GraphServer:
             items = box.in_folder(folder.id)
         else:
             items = list(box.items.values())
-        wanted = _filter_equals(params.get("$filter", ""), "internetMessageId")
+        expression = params.get("$filter", "")
+        wanted = _filter_equals(expression, "internetMessageId")
         if wanted is not None:
             items = [i for i in items if i.internet_message_id == wanted]
+        # Messages with a single-value extended property
+        # (learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get).
+        match = re.match(
+            r"^singleValueExtendedProperties/Any\(ep: ep/id eq '((?:[^']|'')*)' and ep/value eq '((?:[^']|'')*)'\)$",
+            expression.strip(),
+        )
+        if match:
+            prop_id, value = (g.replace("''", "'") for g in match.groups())
+            items = [i for i in items if i.props.get(prop_id) == value]
+        elif expression and wanted is None:
+            return _error(400, "BadRequest", f"Unsupported filter: {expression}")
         top = int(params.get("$top", "10"))
         return _json(200, {"value": [i.to_json(_select(params)) for i in items[:top]]})
 
@@ -1001,15 +1016,15 @@ class GraphServer:
         if "categories" in change:
             item.categories = list(change["categories"])
         if "internetMessageId" in change:
+            if item.in_reply_to and self.refuse_reply_message_id:
+                # What exchangelib's users met with EWS replies; Graph may do the same.
+                return _error(400, "ErrorInvalidPropertySet", "The property InternetMessageId can't be set.")
             item.internet_message_id = change["internetMessageId"]
         if "body" in change:
             item.body = change["body"]
         if "subject" in change:
             item.subject = change["subject"]
-        for prop in change.get("singleValueExtendedProperties", []):
-            name = _internet_header_name(prop["id"])
-            if name:
-                item.extended[name] = prop["value"]
+        _set_properties(item, change.get("singleValueExtendedProperties", []))
         item.changed = box.tick()
         return _json(200, item.to_json())
 
@@ -1227,10 +1242,7 @@ class GraphServer:
             headers=list(message.get("internetMessageHeaders", [])),
             attachments=[_attachment_from_json(a) for a in message.get("attachments", [])],
         )
-        for prop in message.get("singleValueExtendedProperties", []):
-            name = _internet_header_name(prop["id"])
-            if name:
-                item.extended[name] = prop["value"]
+        _set_properties(item, message.get("singleValueExtendedProperties", []))
         return box.add(item)
 
     def _from_base64_mime(self, box: Mailbox, body: bytes) -> Item:
@@ -1368,6 +1380,14 @@ def _attachment_from_json(att: dict[str, Any]) -> dict[str, Any]:
         "isInline": bool(att.get("isInline")),
         "contentId": att.get("contentId"),
     }
+
+
+def _set_properties(item: Item, props: list[dict[str, str]]) -> None:
+    for prop in props:
+        item.props[prop["id"]] = prop["value"]
+        name = _internet_header_name(prop["id"])
+        if name:
+            item.extended[name] = prop["value"]
 
 
 def _internet_header_name(prop_id: str) -> str | None:

@@ -129,7 +129,8 @@ def test_the_app_token_is_fetched_once_and_every_graph_call_carries_it(server, b
     assert [(s.method, s.path.rsplit("/", 2)[-2:]) for s in graph] == [
         ("GET", ["messages", "delta"]),
         ("GET", [graph[1].path.rsplit("/", 2)[-2], "$value"]),
-        ("GET", ["sentitems", "messages"]),
+        ("GET", ["sentitems", "messages"]),  # by internetMessageId,
+        ("GET", ["sentitems", "messages"]),  # then by the MutualPlanMessageId property
     ]
     tokens = {s.headers["authorization"] for s in graph}
     assert len(tokens) == 1 and tokens.pop().removeprefix("Bearer ") in server.tokens
@@ -516,6 +517,27 @@ def test_a_follow_up_is_a_reply_in_the_outlook_conversation(server, box):
     assert wire["In-Reply-To"] == "<reply1@buyer.example>"
     assert wire["Auto-Submitted"] == "auto-generated"  # the Internet-header property, written out
     assert box.was_sent("<plan.acme.v2@seller.example>")
+
+
+def test_a_reply_exchange_renames_is_still_found_by_our_message_id(server, box):
+    server.refuse_reply_message_id = True  # Exchange keeps its own Message-ID for the reply it builds
+    _, follow_up = _reply_in_thread(server, box)
+    box.save_draft(follow_up)
+    box.save_draft(follow_up)  # found again by the MutualPlanMessageId property: still one draft
+    seller = server.mailbox(SELLER)
+    [draft] = seller.in_folder("drafts")
+
+    box.send(follow_up)
+
+    sent = seller.in_folder("sentitems")[-1]
+    assert sent.id == draft.id and sent.in_reply_to == "<reply1@buyer.example>"
+    assert sent.internet_message_id.endswith("@fake.prod.outlook.com>")  # not ours
+    assert box.was_sent("<plan.acme.v2@seller.example>")
+    assert box.sent_message_id("<plan.acme.v2@seller.example>") == sent.internet_message_id
+    assert box.sent_message_id("<plan.acme.v1@seller.example>") == "<plan.acme.v1@seller.example>"
+    assert box.sent_message_id("<never@seller.example>") is None
+    wire = list(server.sent_mime())[-1]
+    assert wire["X-Mutual-Plan"] == "acme; version=2" and wire["Auto-Submitted"] == "auto-generated"
 
 
 def test_save_draft_leaves_the_reply_in_drafts_until_the_seller_sends_it(server, box):

@@ -21,11 +21,12 @@ from pipeline.mailbox.base import HELD, PROCESSED, Fetched, SyncState
 from pipeline.mailbox.graph_auth import AppToken, DeviceCodeToken
 from pipeline.mailbox.graph_http import PREFER_IMMUTABLE, GraphError, GraphHttp, gate_for
 from pipeline.mailbox.graph_json import (
+    OUR_ID_PROPERTY,
     Attachment,
     attachments,
     body,
     custom_headers,
-    extended_headers,
+    extended_properties,
     message_id,
     message_json,
     recipients,
@@ -379,15 +380,36 @@ class GraphMailbox:
         self._deliver(message, draft=True)
 
     def was_sent(self, message_id: str) -> bool:
-        """Whether Sent Items holds a message with this Message-ID (sending takes a moment to land there)."""
+        """Whether Sent Items holds what we sent as `message_id` (sending takes a moment to land there)."""
+        return bool(self._ours("sentitems", message_id))
+
+    def sent_message_id(self, message_id: str) -> str | None:
+        """The Message-ID recipients got for what we sent as `message_id`: ours, unless Exchange renamed it.
+
+        Not part of the Mailbox protocol: the watcher keeps it as an alias when it differs from ours.
+        """
+        for item in self._ours("sentitems", message_id):
+            if item.get("internetMessageId"):
+                return str(item["internetMessageId"])
+        return None
+
+    def _ours(self, folder: str, message_id: str) -> list[dict[str, Any]]:
+        """Items in a well-known folder with this Message-ID, or stamped with it as MutualPlanMessageId."""
         wanted = message_id.strip() if message_id.strip().startswith("<") else f"<{message_id.strip()}>"
+        url = self._url(f"/mailFolders/{folder}/messages")
+        select = {"$select": "id,internetMessageId"}
+        by_id = f"internetMessageId eq '{_quoted(wanted)}'"
+        found = self._http.request("GET", url, what=f"look in {folder}", params={"$filter": by_id, **select}).json()
+        if found.get("value"):
+            return list(found["value"])
+        # Filtering on an extended property: learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get
+        by_property = (
+            f"singleValueExtendedProperties/Any(ep: ep/id eq '{OUR_ID_PROPERTY}' and ep/value eq '{_quoted(wanted)}')"
+        )
         found = self._http.request(
-            "GET",
-            self._url("/mailFolders/sentitems/messages"),
-            what="look for a sent message",
-            params={"$filter": f"internetMessageId eq '{_quoted(wanted)}'", "$select": "id", "$top": "1"},
+            "GET", url, what=f"look in {folder}", params={"$filter": by_property, **select}
         ).json()
-        return bool(found.get("value"))
+        return list(found.get("value", []))
 
     def _deliver(self, message: EmailMessage, *, draft: bool) -> None:
         mid = message_id(message)
@@ -454,19 +476,25 @@ class GraphMailbox:
             f"/messages/{quote(original, safe='')}/createReply", "create the reply", json={"message": reply}
         )
         draft_id = str(created.json()["id"])
-        change: dict[str, Any] = {}
+        draft_url = self._url(f"/messages/{quote(draft_id, safe='')}")
+        props = extended_properties(message)
+        if props:
+            self._http.request(
+                "PATCH", draft_url, what="stamp the reply", json={"singleValueExtendedProperties": props}
+            )
         mid = message_id(message)
         if mid:
-            # internetMessageId is writable while the message is a draft: our deterministic id is what
-            # the outbox and the watcher look for in Sent Items.
-            change["internetMessageId"] = mid
-        props = extended_headers(message)
-        if props:
-            change["singleValueExtendedProperties"] = props
-        if change:
-            self._http.request(
-                "PATCH", self._url(f"/messages/{quote(draft_id, safe='')}"), what="stamp the reply", json=change
-            )
+            # internetMessageId is documented writable while the message is a draft. Should Exchange refuse
+            # it on a reply it built, the reply goes out under Exchange's Message-ID and is still found by
+            # the MutualPlanMessageId property stamped above (see sent_message_id).
+            try:
+                self._http.request(
+                    "PATCH", draft_url, what="give the reply our Message-ID", json={"internetMessageId": mid}
+                )
+            except GraphError as exc:
+                if exc.status != 400:
+                    raise
+                log.warning("%s: Exchange kept its own Message-ID for the reply %s: %s", self.name, mid, exc.message)
         self._attach(draft_id, attachments(message))
         return draft_id
 
@@ -507,14 +535,8 @@ class GraphMailbox:
 
     def _waiting_draft(self, internet_message_id: str, files: list[Attachment]) -> str | None:
         """The complete draft in Drafts with this Message-ID; an incomplete one (a crash midway) is deleted."""
-        found = self._http.request(
-            "GET",
-            self._url("/mailFolders/drafts/messages"),
-            what="look for the message in Drafts",
-            params={"$filter": f"internetMessageId eq '{_quoted(internet_message_id)}'", "$select": "id"},
-        ).json()
         expected = sorted(f.name for f in files)
-        for item in found.get("value", []):
+        for item in self._ours("drafts", internet_message_id):
             draft_url = self._url(f"/messages/{quote(str(item['id']), safe='')}")
             names = self._http.request(
                 "GET", f"{draft_url}/attachments", what="list a draft's files", params={"$select": "name"}

@@ -18,6 +18,9 @@ MAX_CUSTOM_HEADERS = 5
 # (PS_INTERNET_HEADERS). It carries the one header we need that is not an x- header.
 PS_INTERNET_HEADERS = "{00020386-0000-0000-C000-000000000046}"
 EXTENDED_HEADERS = ("Auto-Submitted",)
+# Our Message-ID as a named property (PublicStrings:MutualPlanMessageId, as the exchange backend stamps it):
+# it stays with the item into Sent Items whatever Message-ID Exchange gives a reply it builds.
+OUR_ID_PROPERTY = "String {00020329-0000-0000-C000-000000000046} Name MutualPlanMessageId"
 
 # Headers Graph sets itself from the message's properties, or that we map to properties.
 _MAPPED = {
@@ -111,9 +114,13 @@ def custom_headers(message: EmailMessage) -> list[dict[str, str]]:
     return headers
 
 
-def extended_headers(message: EmailMessage) -> list[dict[str, str]]:
-    """Headers Graph refuses in internetMessageHeaders (not x-) as named Internet-header properties."""
+def extended_properties(message: EmailMessage) -> list[dict[str, str]]:
+    """singleValueExtendedProperties: our Message-ID, and the headers Graph refuses in internetMessageHeaders
+    (not x-) as named Internet-header properties, which Exchange writes out as headers."""
     props = []
+    mid = message_id(message)
+    if mid:
+        props.append({"id": OUR_ID_PROPERTY, "value": mid})
     for name in EXTENDED_HEADERS:
         value = message.get(name)
         if value is not None:
@@ -176,7 +183,7 @@ def message_json(message: EmailMessage) -> dict[str, Any]:
     mid = message_id(message)
     if mid:
         payload["internetMessageId"] = mid
-    props = extended_headers(message)
+    props = extended_properties(message)
     if props:
         payload["singleValueExtendedProperties"] = props
     return payload

@@ -544,7 +544,11 @@ class Watcher:
         """Send the follow-ups of a plan that wait in Drafts, as the seller would from their mail client."""
         report = PollReport()
         for entry in self.store.outbox_drafted(plan_id):
-            self._deliver(entry, report, force_send=True)
+            if self.mailbox.was_sent(entry.message_id):
+                # The seller sent this draft already, from their mail client: not a second time.
+                self._mark_sent(entry, report)
+            else:
+                self._deliver(entry, report, force_send=True)
         return report.sent
 
     def _crash_point(self, name: str) -> None:

@@ -247,9 +247,9 @@ class MailServer:
                 )
             time.sleep(0.05)
 
-    def doveadm(self, *args: str) -> str:
+    def doveadm(self, *args: str, timeout: float = 60) -> str:
         """Run doveadm against this Dovecot (e.g. to change a folder's UIDVALIDITY)."""
-        return _run(["doveadm", "-c", str(self.dovecot_conf), *args], what="doveadm").stdout
+        return _run(["doveadm", "-c", str(self.dovecot_conf), *args], what="doveadm", timeout=timeout).stdout
 
     def logs(self) -> str:
         return "\n".join(
@@ -271,6 +271,7 @@ log_path = {root}/dovecot.log
 first_valid_uid = {server.uid}
 first_valid_gid = {server.gid}
 mail_location = maildir:~/Maildir
+mail_fsync = never
 ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}

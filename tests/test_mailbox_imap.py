@@ -231,6 +231,9 @@ def test_a_poll_asks_only_for_uids_above_the_last_one_handed_over(
     assert b"third" in third[0].raw
     # Nothing new: "UID 4:*" still answers with the highest UID (RFC 3501), which must not come back.
     assert list(open_box(seller, state).fetch()) == []
+    # The first connection, still open with the INBOX selected, sees new mail without selecting again.
+    deliver(mailserver, open_box, prospect, seller[0], "fourth")
+    assert [f.key for f in box.fetch()] == [f"{validity}:4"]
 
 
 @pytest.mark.servers

@@ -248,10 +248,19 @@ class ImapMailbox:
     # --- inside: IMAP --------------------------------------------------------------------------------
 
     def _new_uids(self) -> tuple[int, int, list[int]]:
-        """SELECT the folder and search it: (UIDVALIDITY, the last UID handed over, the UIDs to hand over)."""
+        """Search the folder: (UIDVALIDITY, the last UID handed over, the UIDs to hand over).
+
+        On a kept connection with the folder still selected, NOOP brings in new mail and no SELECT is
+        needed (SELECT costs more as the folder grows); UIDVALIDITY cannot change under a selection, a
+        server that rebuilds the folder closes the connection instead.
+        """
         s = self.settings
-        validity, uid_next = self._select(s.folder)
         saved = self._saved_place()
+        if saved is not None and self._selected and self._selected[0] == s.folder:
+            _ok(self._client().noop(), "check for new mail")
+            validity, uid_next = self._select(s.folder, reuse=True)
+        else:
+            validity, uid_next = self._select(s.folder)
         if saved is not None and saved[0] == validity:
             last = saved[1]
             uids = [u for u in self._search(f"UID {last + 1}:*") if u > last]

@@ -85,6 +85,15 @@ class Spool:
                 os.replace(bak, self.queue / f"{name}.eml")
         return moved
 
+    def keys(self) -> set[str]:
+        """The mailbox keys of the entries waiting or being handled: a fetch that offers one again adds nothing."""
+        found = set()
+        for sidecar in self.queue.glob("*.json"):
+            key = self._meta(sidecar.stem).get("key")
+            if key:
+                found.add(str(key))
+        return found
+
     def pending(self) -> list[str]:
         """Names of entries waiting, oldest first."""
         return sorted(p.stem for p in self.queue.glob("*.eml"))

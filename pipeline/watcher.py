@@ -9,11 +9,14 @@ Each step commits before the next begins, so a crash anywhere replays at most on
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
 import signal
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -114,9 +117,15 @@ class Watcher:
     def poll(self) -> PollReport:
         """Fetch new mail into the spool, handle every spooled message, then send what is queued."""
         report = PollReport()
-        report.shunted.extend(self.spool.recover())
+        for name in self.spool.recover():
+            # Killed MAX_ATTEMPTS times while handling it: kept in spool/bad, and out of the seller's Inbox.
+            report.shunted.append(name)
+            self._hold(_meta_key(self.spool.bad_dir / f"{name}.json"), report)
+        spooled = self.spool.keys()
         try:
             for fetched in self.mailbox.fetch():
+                if fetched.key in spooled:
+                    continue  # offered again before it was acknowledged (it failed, or a crash): spooled already
                 self.spool.enqueue(fetched.raw, key=fetched.key, received=utc_iso(self.clock()))
                 self._crash_point("spooled")
                 report.fetched += 1
@@ -138,12 +147,18 @@ class Watcher:
             try:
                 received = _parse_time(entry.meta.get("received")) or self.clock()
                 outcome = self.handle(entry.raw, received)
+            except _Handled as done:
+                # Another watcher on this home recorded the same message while this one read it.
+                outcome = Outcome(policy.DUPLICATE, f"already handled as {done.record.disposition}",
+                                  done.record.plan_id, first=done.record.disposition)
             except Exception as exc:
                 where = self.spool.fail(entry.name, "".join(traceback.format_exception_only(exc)).strip())
                 detail = f"{entry.name}: {type(exc).__name__}: {exc}"
                 report.errors.append(detail)
                 if where == "shunt":
                     report.shunted.append(entry.name)
+                    # Out of the Inbox into Held for a person: else every fetch would offer it again.
+                    self._hold(entry.meta.get("key"), report)
                     self.store.audit(
                         "message.shunted", at=self.clock(), plan_id=None,
                         detail={"spool": entry.name, "error": detail, "trace": traceback.format_exc()[-4000:]},
@@ -340,7 +355,7 @@ class Watcher:
         # Nothing is asked in return for the seller's own change.
         asks = [] if decision.by_seller else policy.suggested_asks(plan, decision.changes, self.settings.policy.asks)
         mode = "send" if self.settings.policy.changes == "auto" else "draft"
-        with self.store.transaction():
+        with self._commit(incoming.message_id):
             version = self.store.add_version(
                 new_plan, author=incoming.sender or "", reason="seller email" if decision.by_seller else "reply",
                 changes=decision.changes, message_id=incoming.message_id, created=self.clock(),
@@ -379,7 +394,7 @@ class Watcher:
         summary: dict[str, Any],
     ) -> Outcome:
         plan = current.plan
-        with self.store.transaction():
+        with self._commit(incoming.message_id):
             self.store.confirm(plan.id, current.number, incoming.sender or "", incoming.message_id, at=received)
             confirmed = self.store.confirmations(plan.id, current.number)
             waiting = [c.email for c in plan.confirmers if c.email.lower() not in confirmed]
@@ -400,7 +415,7 @@ class Watcher:
         version: int | None, outcome: Outcome, *, notice: dict[str, Any] | None = None,
         state: str | None = None, archive: bool = True, sender: str | None = None,
     ) -> Outcome:
-        with self.store.transaction():
+        with self._commit(message_id):
             if state and plan_id:
                 self.store.set_plan_state(plan_id, state, at=self.clock())
             if notice is not None and plan_id and version is not None:
@@ -454,13 +469,14 @@ class Watcher:
 
         With `drafts`, also notice the drafts the seller has sent since (poll does that before handling mail).
         """
-        for entry in self.store.outbox_pending():
-            try:
-                self._deliver(entry, report)
-            except MailboxError as exc:
-                report.errors.append(f"sending {entry.message_id}: {exc}")
-                if not exc.transient:
-                    self.store.outbox_mark(entry.message_id, "failed", at=self.clock(), error=str(exc))
+        with self._sending():
+            for entry in self.store.outbox_pending():
+                try:
+                    self._deliver(entry, report)
+                except MailboxError as exc:
+                    report.errors.append(f"sending {entry.message_id}: {exc}")
+                    if not exc.transient:
+                        self.store.outbox_mark(entry.message_id, "failed", at=self.clock(), error=str(exc))
         if drafts:
             self._find_sent(self.store.outbox_drafted(), report)
         # Mail to the seller that belongs to no one plan: a plan email that did not parse, the weekly digest.
@@ -543,18 +559,62 @@ class Watcher:
     def approve(self, plan_id: str) -> list[str]:
         """Send the follow-ups of a plan that wait in Drafts, as the seller would from their mail client."""
         report = PollReport()
-        for entry in self.store.outbox_drafted(plan_id):
-            if self.mailbox.was_sent(entry.message_id):
-                # The seller sent this draft already, from their mail client: not a second time.
-                self._mark_sent(entry, report)
-            else:
-                self._deliver(entry, report, force_send=True)
+        with self._sending():
+            for entry in self.store.outbox_drafted(plan_id):
+                if self.mailbox.was_sent(entry.message_id):
+                    # The seller sent this draft already, from their mail client: not a second time.
+                    self._mark_sent(entry, report)
+                else:
+                    self._deliver(entry, report, force_send=True)
         return report.sent
+
+    @contextmanager
+    def _commit(self, message_id: str) -> Iterator[None]:
+        """One message's effects in one transaction, which first makes sure no other watcher recorded it meanwhile
+        (raising _Handled): writers take turns on the store, so of two watchers reading one message, one acts."""
+        with self.store.transaction():
+            prior = self.store.message(message_id)
+            if prior is not None:
+                raise _Handled(prior)
+            yield
+
+    @contextmanager
+    def _sending(self) -> Iterator[None]:
+        """One process at a time sends from a home, the others wait: an email queued once must not go out from two
+        watchers. The lock is the kernel's (flock), so a process that dies holds it no longer."""
+        with open(self.spool.root / "send.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _hold(self, key: str | None, report: PollReport) -> None:
+        """File a message that could not be handled in Held, where the seller sees it."""
+        if not key:
+            return
+        try:
+            self.mailbox.ack(key, HELD)
+        except MailboxError as exc:
+            report.errors.append(f"filing {key} in {HELD}: {exc}")
 
     def _crash_point(self, name: str) -> None:
         """Test-only (see CRASH_ENV): die here, with no chance to clean up, when the tests ask for it."""
         if self._crash_at == name:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Handled(Exception):
+    """The message was recorded by another watcher between reading it and committing its effects."""
+
+    def __init__(self, record: Any) -> None:
+        super().__init__(record.message_id)
+        self.record = record
+
+
+def _meta_key(sidecar: Any) -> str | None:
+    """The mailbox key in a spool sidecar, if it can be read."""
+    try:
+        return json.loads(sidecar.read_text()).get("key")
+    except (OSError, ValueError):
+        return None
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -52,6 +52,11 @@ changes = "{changes}"
 
 [letter]
 letterhead = "northwind"
+
+# Reminders and the weekly digest have tests of their own; here they would only add mail to count.
+[reminders]
+enabled = false
+digest = false
 """
 
 

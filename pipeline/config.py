@@ -186,7 +186,8 @@ def open_mailbox(settings: Settings, mail_dir: Path, state: SyncState, env: Mapp
     if backend == "imap":
         from pipeline.mailbox.imap import ImapMailbox, ImapSettings
 
-        return ImapMailbox(ImapSettings.from_options(options, password=_secret(options, "password", env, backend)),
+        return ImapMailbox(ImapSettings.from_options(options, password=_secret(options, "password", env, backend),
+                                                     smtp_password=_secret(options, "smtp_password", env, backend)),
                            state)
     if backend == "exchange":
         from pipeline.mailbox.exchange import ExchangeMailbox, ExchangeSettings

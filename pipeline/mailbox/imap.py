@@ -33,14 +33,14 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.policy import SMTP, EmailPolicy
 from email.utils import getaddresses, make_msgid, parseaddr
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
@@ -83,6 +83,33 @@ class ImapSettings:
     first_sync: str = "unseen"
     cafile: str | None = None
     timeout: float = 30.0
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, Any], *, password: str | None = None, smtp_password: str | None = None
+    ) -> ImapSettings:
+        """Settings from the [mailbox] table; the passwords come separately, from the environment variables it names
+        (`password_env`, `smtp_password_env`)."""
+        types = {f.name: f.type for f in fields(cls)}
+        values = {k: v for k, v in options.items() if k != "backend" and not k.endswith("_env")}
+        unknown = sorted(set(values) - set(types) | set(values) & {"password", "smtp_password"})
+        if unknown:
+            raise ConfigError(f"[mailbox] has settings the imap backend does not know: {', '.join(unknown)}",
+                              hint="passwords come from environment variables (password_env); see the commented "
+                              "[mailbox] section of config/mutualplan.toml")
+        for required in ("host", "username"):
+            if not values.get(required):
+                raise ConfigError(f"[mailbox] {required} is missing for the imap backend")
+        if password is None:
+            raise ConfigError("[mailbox] password_env is missing for the imap backend",
+                              hint='name the environment variable that holds the password: password_env = "..."')
+        kinds = {"int | None": (int, "a whole number"), "float": ((int, float), "a number"),
+                 "bool": (bool, "true or false")}
+        for name, value in values.items():
+            wanted, what = kinds.get(str(types[name]), (str, "a string"))
+            if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+                raise ConfigError(f"[mailbox] {name} = {value!r} must be {what}")
+        return cls(**values, password=password, smtp_password=smtp_password)
 
     def check(self) -> None:
         """Raise ConfigError naming the first setting that cannot work."""

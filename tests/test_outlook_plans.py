@@ -188,7 +188,10 @@ BODY = "Target: {target}\n{extra}\n## Timeline\n| # | Activity | Owner | Due |\n
        "| M1 | Pilot | Buyer | T-10d |\n| M2 | Signature | Buyer | T |\n"
 
 
-def _plan(body: str, to=(Person("Priya Raman", PRIYA),), cc=()):
+PRIYA_TO = (Person("Priya Raman", PRIYA),)
+
+
+def _plan(body: str, to=PRIYA_TO, cc=()):
     return email_plan(body, sender=Person("Jordan Lee", SELLER), to=to, cc=cc,
                       seller={"company": "Northwind Analytics"}, exclude={PIPELINE})
 
@@ -390,8 +393,8 @@ def test_a_plan_email_that_does_not_parse_answers_the_seller_alone(home: Home) -
     assert answer["Subject"] == "Not a plan yet: [Mutual Plan] Globex: draft plan"
     body = text_of(answer)
     assert "no letter was sent to Priya Raman, Tom Becker" in body
-    assert "Line 10 of the plan, as read from your email:\n\n    | M2 | Demo for Globex IT | Northwind | end of March |" \
-        in body
+    line = "    | M2 | Demo for Globex IT | Northwind | end of March |"
+    assert f"Line 10 of the plan, as read from your email:\n\n{line}" in body
     assert "What is wrong: due date 'end of March' does not parse." in body
     assert "T-30d" in body  # how to write it
     assert folder_count(home, "Held") == 1

@@ -35,7 +35,7 @@ from pipeline.plan.model import Change, Version
 from pipeline.replies.interpret import local_date, read_reply
 from pipeline.replies.message import Incoming, plan_reference
 from pipeline.spool import Spool
-from pipeline.store import Store, utc_iso
+from pipeline.store import MessageRecord, Store, VersionConflict, utc_iso
 
 Clock = Callable[[], datetime]
 
@@ -177,7 +177,7 @@ class Watcher:
         disposition = outcome.first or outcome.disposition
         if disposition == policy.UNRELATED:
             folder = None  # not ours to move: the seller's other mail stays where it is
-        elif disposition == policy.HELD:
+        elif disposition in (policy.HELD, policy.REJECTED):
             folder = HELD
         else:
             folder = PROCESSED
@@ -193,31 +193,30 @@ class Watcher:
         """Everything one message causes, committed at once; a second call with the same bytes does nothing."""
         digest = hashlib.sha256(raw).hexdigest()
         limit = self.settings.policy.max_message_bytes
-        incoming = Incoming.from_bytes(raw[: limit + 1], own_domains=self.settings.own_domains, received=received)
+        incoming = self._read(raw, received, limit)
         message_id = incoming.message_id
         prior = self.store.message(message_id)
         if prior is not None:
-            if prior.raw_sha256 == digest:
+            if prior.raw_sha256 == digest or self._same_message(prior, raw, incoming):
                 return Outcome(policy.DUPLICATE, f"already handled as {prior.disposition}", prior.plan_id,
                                first=prior.disposition)
             # The same Message-ID with other content: a forgery or a broken client. Keep it, flag it.
             message_id = f"{message_id}#sha256={digest[:16]}"
             if self.store.message(message_id) is not None:
-                return Outcome(policy.DUPLICATE, "this altered copy was already flagged")
-            return self._finish(
-                raw, digest, message_id, received, None, None,
-                Outcome(policy.HELD, f"Message-ID {incoming.message_id} was seen before with other content"),
-                notice=None,
-            )
+                return Outcome(policy.DUPLICATE, "this altered copy was already flagged", first=policy.HELD)
+            return self._altered(raw, digest, incoming, message_id, received)
         if len(raw) > limit:
-            return self._finish(
-                raw[:0], digest, message_id, received, None, None,
-                Outcome(policy.REJECTED, f"{len(raw):,} bytes is over the limit of {limit:,}"),
-                notice=None,
-            )
+            return self._too_large(raw, digest, incoming, received, limit)
+        if incoming.kind == "bounce":
+            return self._bounce(raw, digest, incoming, received)
         if incoming.kind != "human":
-            why = "a delivery failure report" if incoming.kind == "bounce" else incoming.kind_reason or incoming.kind
-            return self._finish(raw, digest, message_id, received, None, None, Outcome(policy.IGNORED, why))
+            why = incoming.kind_reason or incoming.kind
+            if incoming.kind != "own" and self._match(incoming) is None:
+                # Someone's out-of-office about the seller's other mail: theirs to read, left where it is.
+                return self._finish(raw, digest, message_id, received, None, None,
+                                    Outcome(policy.UNRELATED, f"{why}, about none of our messages"), archive=False)
+            return self._finish(raw, digest, message_id, received, None, None, Outcome(policy.IGNORED, why),
+                                sender=incoming.sender)
         # An answer to the seller's own plan email (not to our letter) is in that plan's thread too.
         match = self._match(incoming) or inbound_plan.thread_match(self.store, incoming)
         if match is None:
@@ -229,7 +228,114 @@ class Watcher:
                 Outcome(policy.UNRELATED, "answers none of our messages"), archive=False,
             )
         plan_id, replied = match
-        return self._handle_reply(raw, digest, incoming, plan_id, replied, received)
+        throttled = self._throttled(raw, digest, incoming, plan_id, received)
+        if throttled is not None:
+            return throttled
+        try:
+            return self._handle_reply(raw, digest, incoming, plan_id, replied, received)
+        except VersionConflict:
+            # Another watcher made a version while this reply was read: read it again against that version.
+            return self._handle_reply(raw, digest, incoming, plan_id, replied, received)
+
+    # --- what is refused, flagged or throttled before it is read ----------------------------------
+
+    def _read(self, raw: bytes, received: datetime, limit: int) -> Incoming:
+        """The message as read; of one over the size limit only the headers are read, never the body."""
+        own = self.settings.own_domains
+        if len(raw) <= limit:
+            return Incoming.from_bytes(raw, own_domains=own, received=received)
+        ends = [i for i in (raw.find(b"\r\n\r\n", 0, 1 << 20), raw.find(b"\n\n", 0, 1 << 20)) if i >= 0]
+        incoming = Incoming.from_bytes(raw[: min(ends, default=1 << 20)] + b"\n\n", own_domains=own, received=received)
+        if incoming.message_id.endswith("@sha256.invalid"):
+            from dataclasses import replace
+
+            # No Message-ID: its id is the hash of all its bytes, as for any message without one.
+            incoming = replace(incoming, message_id=f"{hashlib.sha256(raw).hexdigest()}@sha256.invalid")
+        return incoming
+
+    def _same_message(self, prior: MessageRecord, raw: bytes, incoming: Incoming) -> bool:
+        """Whether other bytes under a known Message-ID are the same message relayed again: the same sender and
+        body, only the transport headers (Received, Authentication-Results) differ."""
+        if prior.sender is None or prior.sender != incoming.sender or not self.archive.has(prior.raw_sha256):
+            return False
+        return _body(self.archive.get(prior.raw_sha256)) == _body(raw)
+
+    def _altered(self, raw: bytes, digest: str, incoming: Incoming, message_id: str, received: datetime) -> Outcome:
+        """Another body or sender under a Message-ID already seen: kept under its own id, held, the seller told."""
+        from dataclasses import replace
+
+        reason = f"Message-ID {incoming.message_id} was seen before with other content (another body or sender)"
+        match = self._match(incoming)
+        if match is None:
+            return self._finish(raw, digest, message_id, received, None, None, Outcome(policy.UNRELATED, reason),
+                                archive=False, sender=incoming.sender)
+        plan_id = match[0]
+        version = self.store.current(plan_id).number  # type: ignore[union-attr]
+        return self._finish(
+            raw, digest, message_id, received, plan_id, version, Outcome(policy.HELD, reason, plan_id, version),
+            # Under its own id, so that the notice is not taken for one about the first message.
+            notice={"reason": f"{reason}; nothing in it was applied", "kind": "altered",
+                    "incoming": replace(incoming, message_id=message_id)},
+            sender=incoming.sender,
+        )
+
+    def _too_large(self, raw: bytes, digest: str, incoming: Incoming, received: datetime, limit: int) -> Outcome:
+        """Refused unread, nothing of it kept or acted on; filed in Held and the seller told when it is about a plan."""
+        reason = (f"refused unread: {len(raw):,} bytes is over the limit of {limit:,} (max_message_mb); "
+                  "read it in the mailbox")
+        match = self._match(incoming) if incoming.kind == "human" else None
+        if match is None:
+            return self._finish(raw[:0], digest, incoming.message_id, received, None, None,
+                                Outcome(policy.UNRELATED, f"{reason}; about none of our messages"), archive=False)
+        plan_id = match[0]
+        version = self.store.current(plan_id).number  # type: ignore[union-attr]
+        return self._finish(raw[:0], digest, incoming.message_id, received, plan_id, version,
+                            Outcome(policy.REJECTED, reason, plan_id, version),
+                            notice={"reason": reason, "incoming": incoming, "kind": "rejected"},
+                            archive=False, sender=incoming.sender)
+
+    def _bounce(self, raw: bytes, digest: str, incoming: Incoming, received: datetime) -> Outcome:
+        """A delivery failure report: recorded against the email it returns, never acted on, never answered."""
+        from pipeline.replies.bounce import delivery_failure
+
+        failure = delivery_failure(raw)
+        found: tuple[str, int] | None = None
+        if failure.original_id:
+            entry = self.store.outbox_entry(bracketed(failure.original_id))
+            ref = (entry.plan_id, entry.version) if entry else plan_reference(failure.original_id,
+                                                                              self.settings.own_domains)
+            found = ref if ref and self.store.has_plan(ref[0]) else None
+        found = found or self._match(incoming)
+        if found is None:
+            # A bounce of the seller's own mail: theirs to read, left where it is.
+            return self._finish(raw, digest, incoming.message_id, received, None, None,
+                                Outcome(policy.UNRELATED, "a delivery failure report about none of our messages"),
+                                archive=False)
+        plan_id, version = found
+        reason = f"a delivery failure report: {failure.describe()}"
+        if failure.original_id:
+            reason += f"; the email was <{failure.original_id}>"
+        with self.store.transaction():
+            self.store.audit("email.bounced", at=self.clock(), plan_id=plan_id, detail={
+                "message_id": failure.original_id, "recipients": list(failure.recipients), "status": failure.status,
+                "diagnostic": failure.diagnostic, "report": incoming.message_id, "version": version,
+            })
+            return self._finish(raw, digest, incoming.message_id, received, plan_id, version,
+                                Outcome(policy.IGNORED, reason, plan_id, version))
+
+    def _throttled(
+        self, raw: bytes, digest: str, incoming: Incoming, plan_id: str, received: datetime
+    ) -> Outcome | None:
+        """Held unread when its sender is over the hourly limit: a loop or a flood, told to the seller once a day."""
+        limit = self.settings.policy.max_messages_per_sender_per_hour
+        sender = incoming.sender
+        if not sender or limit <= 0 or self.store.messages_from(sender, received - timedelta(hours=1)) < limit:
+            return None
+        version = self.store.current(plan_id).number  # type: ignore[union-attr]
+        reason = f"throttled: more than {limit} messages from {sender} within an hour; held unread"
+        return self._finish(raw, digest, incoming.message_id, received, plan_id, version,
+                            Outcome(policy.HELD, reason, plan_id, version),
+                            notice={"reason": reason, "incoming": incoming, "kind": "throttled"}, sender=sender)
 
     def _match(self, incoming: Incoming) -> tuple[str, int] | None:
         """The plan and version a message answers: the nearest thread key that is ours, then the subject token.
@@ -265,6 +371,7 @@ class Watcher:
             return finish(
                 Outcome(policy.HELD, "no single valid sender address", plan_id, current.number),
                 notice={"reason": "the message has no single valid From address", "incoming": incoming,
+                        "kind": "no-sender",
                         "interpretation": read_reply(incoming, base.plan, received=received)},
             )
         is_seller = sender == plan.seller.email.lower() or sender in self.settings.seller_addresses
@@ -274,6 +381,7 @@ class Watcher:
                 Outcome(policy.HELD, f"{sender} is not a participant of the plan", plan_id, current.number),
                 # What it said goes to the seller (read, never applied): they decide whether it matters.
                 notice={"reason": f"{sender} is not one of the plan's contacts; nothing was applied",
+                        "kind": "outsider",
                         "incoming": incoming, "interpretation": read_reply(incoming, base.plan, received=received)},
             )
         if incoming.malformed:
@@ -395,6 +503,14 @@ class Watcher:
     ) -> Outcome:
         plan = current.plan
         with self._commit(incoming.message_id):
+            latest = self.store.current(plan.id)
+            if latest is not None and latest.number != current.number:
+                # Another watcher made a version while this one read the confirmation: it confirms an old one.
+                why = (f"crossed with version {latest.number}: confirmed version {current.number}, which another "
+                       "reply changed while this one was read")
+                return self._finish(raw, digest, incoming.message_id, received, plan.id, latest.number,
+                                    Outcome(policy.HELD, why, plan.id, latest.number),
+                                    notice={**summary, "reason": why}, sender=incoming.sender)
             self.store.confirm(plan.id, current.number, incoming.sender or "", incoming.message_id, at=received)
             confirmed = self.store.confirmations(plan.id, current.number)
             waiting = [c.email for c in plan.confirmers if c.email.lower() not in confirmed]
@@ -615,6 +731,15 @@ def _meta_key(sidecar: Any) -> str | None:
         return json.loads(sidecar.read_text()).get("key")
     except (OSError, ValueError):
         return None
+
+
+def _body(raw: bytes) -> bytes:
+    """A message's bytes after its headers."""
+    ends = [(at, len(mark)) for mark in (b"\r\n\r\n", b"\n\n") if (at := raw.find(mark)) >= 0]
+    if not ends:
+        return b""
+    at, size = min(ends)
+    return raw[at + size:]
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -36,6 +36,7 @@ import ssl
 from collections.abc import Callable, Iterator, Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field, fields
+from email import message_from_bytes
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.policy import SMTP, EmailPolicy
@@ -245,8 +246,20 @@ class ImapMailbox:
     # --- writing -------------------------------------------------------------------------------------
 
     def send(self, message: EmailMessage) -> None:
-        """Send by SMTP, then APPEND the same bytes to Sent (Bcc kept only in the Sent copy)."""
+        """Send by SMTP, then APPEND the same bytes to Sent (Bcc kept only in the Sent copy).
+
+        A draft with the same Message-ID is what goes, the seller's edits included, as their mail client would
+        send it; and it leaves Drafts, so that it cannot go a second time from there.
+        """
         _ensure_message_id(message, self._sender(message))
+        try:
+            drafts, uids, draft = self._call("look in Drafts of", lambda: self._drafts(str(message["Message-ID"])))
+        except MailboxError as exc:
+            # Not a reason to hold the mail back: SMTP may be up while IMAP is not (the message as rendered goes).
+            log.warning("imap: cannot look in Drafts before sending %s: %s", message["Message-ID"], exc)
+            drafts, uids, draft = "", [], None
+        if draft is not None:
+            message = message_from_bytes(draft, policy=SMTP)  # type: ignore[assignment]
         full = _to_bytes(message)
         recipients = [addr for _, addr in getaddresses(message.get_all("To", []) + message.get_all("Cc", [])
                                                       + message.get_all("Bcc", [])) if addr]
@@ -263,16 +276,53 @@ class ImapMailbox:
                             for addr, (code, text) in refused.items()),
                 hint="Check those addresses; the others got the message, so do not send it again.",
             )
+        if uids:
+            try:
+                self._call("take the sent draft out of", lambda: self._delete(drafts, uids))
+            except MailboxError as exc:
+                # Sent and filed: a draft left behind is the seller's to delete, not a reason to send again.
+                log.warning("imap: %s was sent, but its draft is still in %s: %s", message["Message-ID"], drafts, exc)
 
     def save_draft(self, message: EmailMessage) -> None:
-        """APPEND the message to Drafts with the \\Draft flag."""
+        """APPEND the message to Drafts with the \\Draft flag; a draft with its Message-ID already there is kept as
+        is (saved before a crash, or edited by the seller since)."""
         _ensure_message_id(message, self._sender(message))
+        if self._call("look in Drafts of", lambda: self._drafts(str(message["Message-ID"])))[1]:
+            return
         with self._errors("save a draft in"):
             drafts = self._special_folder("drafts")
             self._ensure_folder(drafts)
             self._append(drafts, _to_bytes(message), (r"\Draft", r"\Seen"))
 
     # --- inside: IMAP --------------------------------------------------------------------------------
+
+    def _drafts(self, message_id: str) -> tuple[str, list[int], bytes | None]:
+        """Drafts with this Message-ID: (the Drafts folder, their UIDs, the bytes of the newest, or None)."""
+        wanted = message_id.strip() if message_id.strip().startswith("<") else f"<{message_id.strip()}>"
+        folder = self._special_folder("drafts")
+        if not self._folder_exists(folder):
+            return folder, [], None
+        client = self._client()
+        self._selected = None
+        _ok(client.select(encode_folder(folder), readonly=True), f"open {folder}")
+        typ, data = client.uid("SEARCH", "HEADER", "Message-ID", _quote(wanted))
+        _ok((typ, data), f"search {folder}")
+        uids = sorted(int(u) for u in (data[0] or b"").split()) if data else []
+        if not uids:
+            return folder, [], None
+        typ, data = client.uid("FETCH", str(uids[-1]), "(BODY.PEEK[])")
+        _ok((typ, data), f"read a draft in {folder}")
+        raw = next((item[1] for item in data or [] if isinstance(item, tuple) and len(item) == 2), None)
+        return folder, uids, raw
+
+    def _delete(self, folder: str, uids: list[int]) -> None:
+        """Delete these messages of `folder` (\\Deleted, then UID EXPUNGE of just them where the server can)."""
+        client = self._client()
+        self._selected = None
+        _ok(client.select(encode_folder(folder)), f"open {folder}")
+        ids = ",".join(map(str, uids))
+        _ok(client.uid("STORE", ids, "+FLAGS.SILENT", r"(\Deleted)"), "mark the draft deleted")
+        _ok(client.uid("EXPUNGE", ids) if "UIDPLUS" in self._capabilities else client.expunge(), "expunge it")
 
     def _new_uids(self) -> tuple[int, int, list[int]]:
         """Search the folder: (UIDVALIDITY, the last UID handed over, the UIDs to hand over).

@@ -77,8 +77,8 @@ _CHARSET_ALIASES = {
 _UNKNOWN_CHARSETS = {"unknown-8bit", "x-unknown", "default", "unknown", "x-user-defined", "charset"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Bidi embeddings, overrides and isolates reorder what a reader sees ("Trojan Source"); the marks (LRM, RLM) only
-# nudge neutral characters and stay.
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# nudge neutral characters and stay. C1 controls are invisible too (bytes a legacy charset left undecoded).
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u0080-\u009f]")
 # What the parser or this reader noted that makes the body unreliable: such a message is held, never acted on.
 _STRUCTURAL = (
     "NoBoundaryInMultipartDefect", "StartBoundaryNotFoundDefect", "MultipartInvariantViolationDefect",

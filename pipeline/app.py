@@ -18,9 +18,10 @@ def settings_of(home: Home) -> Settings:
 
 @contextmanager
 def watcher_for(home: Home, clock: Clock = system_clock) -> Iterator[Watcher]:
-    """A Watcher over a home's store, archive, spool and configured mailbox; the store is closed after."""
+    """A Watcher over a home's store, archive, spool and configured mailbox; both are closed after."""
     settings = settings_of(home)
     store = home.open_store()
+    mailbox = None
     try:
         mailbox = open_mailbox(settings, home.mail_dir, store)
         yield Watcher(
@@ -28,4 +29,8 @@ def watcher_for(home: Home, clock: Clock = system_clock) -> Iterator[Watcher]:
             settings=settings, clock=clock,
         )
     finally:
+        # A server connection (IMAP) is logged out, not left to the server's idle timeout at every poll.
+        close = getattr(mailbox, "close", None)
+        if close is not None:
+            close()
         store.close()

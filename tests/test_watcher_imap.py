@@ -209,3 +209,48 @@ def test_the_whole_loop_over_imap_and_smtp(mailserver: MailServer, people: Peopl
     report = poll(home, clock)
     assert [d for _, d, _ in report.handled] == ["ignored"] and report.sent == []
     assert ids_in(mailserver, people.seller, "Sent") == [V1, V2, AGREED]
+
+
+IMAP_TABLE = {"backend": "imap", "host": "127.0.0.1", "port": 1143, "security": "plain", "username": "jordan",
+              "password_env": "MP_PW", "smtp_port": 1025, "smtp_security": "plain", "timeout": 5}
+
+
+def open_imap(table: dict, env: dict[str, str]) -> ImapMailbox:
+    from pipeline.config import load_settings, open_mailbox
+    from pipeline.mailbox.base import MemoryState
+
+    settings = load_settings({"mailbox": table})
+    return open_mailbox(settings, Path("unused"), MemoryState(), env=env)  # type: ignore[return-value]
+
+
+def test_the_imap_backend_is_set_up_from_the_mailbox_table() -> None:
+    box = open_imap({**IMAP_TABLE, "smtp_password_env": "MP_SMTP"}, {"MP_PW": "imap-secret", "MP_SMTP": "smtp-secret"})
+    assert isinstance(box, ImapMailbox)
+    s = box.settings
+    assert (s.host, s.port, s.username, s.password, s.smtp_password) == (
+        "127.0.0.1", 1143, "jordan", "imap-secret", "smtp-secret")
+    assert s.smtp_server == ("127.0.0.1", 1025) and s.timeout == 5 and s.folder == "INBOX"
+    assert "imap-secret" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("change", "env", "message"),
+    [
+        ({"pasword": "x"}, {"MP_PW": "p"}, "imap backend does not know: pasword"),
+        ({"password": "in-the-file"}, {"MP_PW": "p"}, "imap backend does not know: password"),
+        ({"port": "1143"}, {"MP_PW": "p"}, "port = '1143' must be a whole number"),
+        ({"append_sent": "yes"}, {"MP_PW": "p"}, "append_sent = 'yes' must be true or false"),
+        ({"host": ""}, {"MP_PW": "p"}, "host is missing"),
+        ({}, {}, "password_env names $MP_PW, which is not set"),
+        ({"password_env": None}, {}, "password_env is missing"),
+        ({"security": "ssl"}, {"MP_PW": "p"}, "imap security 'ssl' is not one of tls, starttls, plain"),
+        ({"host": "mail.example.com"}, {"MP_PW": "p"}, "would send the password unencrypted to mail.example.com"),
+    ],
+)
+def test_a_wrong_mailbox_table_says_what_to_fix(change: dict, env: dict[str, str], message: str) -> None:
+    from pipeline.errors import ConfigError
+
+    table = {k: v for k, v in {**IMAP_TABLE, **change}.items() if v is not None}
+    with pytest.raises(ConfigError) as err:
+        open_imap(table, env)
+    assert message in str(err.value)

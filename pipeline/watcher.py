@@ -17,7 +17,7 @@ import signal
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -89,6 +89,7 @@ class Outcome:
     plan_id: str | None = None
     version: int | None = None
     first: str | None = None  # a duplicate's: how the first copy ended, which decides where this copy is filed
+    message_id: str | None = None  # the message's id as read (set by handle)
 
 
 class Watcher:
@@ -170,7 +171,7 @@ class Watcher:
                 self._ack(key, outcome, report)
             self._crash_point("acked")
             self.spool.finish(entry.name)
-            report.handled.append((entry.meta.get("message_id") or entry.name, outcome.disposition, outcome.reason))
+            report.handled.append((outcome.message_id or entry.name, outcome.disposition, outcome.reason))
 
     def _ack(self, key: str, outcome: Outcome, report: PollReport) -> None:
         # A second copy goes where the first went: a list's double delivery of a newsletter stays in the Inbox.
@@ -191,9 +192,14 @@ class Watcher:
 
     def handle(self, raw: bytes, received: datetime) -> Outcome:
         """Everything one message causes, committed at once; a second call with the same bytes does nothing."""
-        digest = hashlib.sha256(raw).hexdigest()
         limit = self.settings.policy.max_message_bytes
         incoming = self._read(raw, received, limit)
+        outcome = self._handle(raw, incoming, received)
+        return outcome if outcome.message_id else replace(outcome, message_id=incoming.message_id)
+
+    def _handle(self, raw: bytes, incoming: Incoming, received: datetime) -> Outcome:
+        digest = hashlib.sha256(raw).hexdigest()
+        limit = self.settings.policy.max_message_bytes
         message_id = incoming.message_id
         prior = self.store.message(message_id)
         if prior is not None:
@@ -753,11 +759,16 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def send_plan(store: Store, plan_id: str, *, at: datetime) -> OutboxEntry:
-    """Queue the current version's plan email (the watcher's flush sends it)."""
+    """Queue the current version's plan email (the watcher's flush sends it); one that failed is tried again."""
     version = store.current(plan_id)
     entry = OutboxEntry.plan(version)
-    if store.outbox_entry(entry.message_id) is None:
+    queued = store.outbox_entry(entry.message_id)
+    if queued is None:
         store.queue_email(entry, at=at)
+    elif queued.state == "failed":
+        # The seller fixed what stopped it (an address, the server): the same email, same Message-ID, again.
+        store.outbox_mark(queued.message_id, "pending", at=at)
+        return queued
     return entry
 
 

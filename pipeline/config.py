@@ -196,5 +196,5 @@ def open_mailbox(settings: Settings, mail_dir: Path, state: SyncState, env: Mapp
         return ExchangeMailbox(ExchangeSettings.from_options(options, **secrets), state)
     from pipeline.mailbox.graph import GraphMailbox, GraphSettings
 
-    secrets = {k: _secret(options, k, env, backend) for k in ("client_secret",)}
+    secrets = {k: _secret(options, k, env, backend) for k in ("client_secret", "certificate_password")}
     return GraphMailbox(GraphSettings.from_options(options, **secrets), state)

@@ -27,6 +27,10 @@ def plan_status(store: Store, plan_id: str, today: date, *, upcoming: int = 3) -
         summary = f"version {current.number} waits on the seller (in Drafts: send it or `mutualplan approve`)"
     elif unsent:
         summary = f"version {current.number} is queued to send"
+    elif not sent and any(e.state == "failed" for e in outbox):
+        # Not "not sent yet": it was tried, and will not be again until the seller says so.
+        summary = (f"version {current.number} could not be sent (`mutualplan watch` shows why); "
+                   f"`mutualplan send {plan_id}` tries again")
     elif not sent:
         summary = f"version {current.number} not sent yet (`mutualplan send {plan_id}`)"
     else:

@@ -584,3 +584,26 @@ def test_status_without_a_plan_id_lists_every_plan(review: Loop) -> None:
     (only,) = json.loads(result.output)["plans"]
     assert only["plan_id"] == PLAN_ID and only["summary"] == WAITING_BOTH
     assert only["days_to_target"] == 79  # 11 Jan to 31 Mar 2027
+
+
+def test_status_says_when_an_email_could_not_be_sent_and_send_tries_it_again(fresh_home: Path, tmp_path: Path) -> None:
+    from pipeline.mailbox.maildir import _outbox_name
+
+    loop = copy_home(fresh_home, tmp_path)
+    blocker = loop.root / "outbox" / _outbox_name(V1)
+    blocker.mkdir(parents=True)  # where the email's file goes a folder is in the way: the send fails for good
+    with watcher_for(loop.home, loop.clock) as watcher:
+        send_plan(watcher.store, PLAN_ID, at=loop.clock())
+        report = watcher.poll()
+    assert report.sent == [] and len(report.errors) == 1 and "cannot write" in report.errors[0]
+    data = check_status(loop, version=1, summary=(
+        f"version 1 could not be sent (`mutualplan watch` shows why); `mutualplan send {PLAN_ID}` tries again"))
+    assert [e["state"] for e in data["outbox"]] == ["failed"]
+    assert loop.poll().sent == []  # not retried behind the seller's back
+
+    blocker.rmdir()
+    result = CliRunner().invoke(main, ["--home", str(loop.root), "send", PLAN_ID, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["sent"] == [V1]
+    check_status(loop, version=1, summary=WAITING_BOTH, waiting=[DANA, RAJ])
+    assert loop.ids_in("Sent") == [V1]

@@ -208,8 +208,10 @@ class Watcher:
                                first=prior.disposition)
             # The same Message-ID with other content: a forgery or a broken client. Keep it, flag it.
             message_id = f"{message_id}#sha256={digest[:16]}"
-            if self.store.message(message_id) is not None:
-                return Outcome(policy.DUPLICATE, "this altered copy was already flagged", first=policy.HELD)
+            flagged = self.store.message(message_id)
+            if flagged is not None:
+                return Outcome(policy.DUPLICATE, "this altered copy was already flagged", flagged.plan_id,
+                               first=flagged.disposition)
             return self._altered(raw, digest, incoming, message_id, received)
         if len(raw) > limit:
             return self._too_large(raw, digest, incoming, received, limit)
@@ -277,12 +279,14 @@ class Watcher:
                                 archive=False, sender=incoming.sender)
         plan_id = match[0]
         version = self.store.current(plan_id).number  # type: ignore[union-attr]
+        keep = len(raw) <= self.settings.policy.max_message_bytes  # a copy over the size limit is not kept either
         return self._finish(
-            raw, digest, message_id, received, plan_id, version, Outcome(policy.HELD, reason, plan_id, version),
+            raw if keep else raw[:0], digest, message_id, received, plan_id, version,
+            Outcome(policy.HELD, reason, plan_id, version),
             # Under its own id, so that the notice is not taken for one about the first message.
             notice={"reason": f"{reason}; nothing in it was applied", "kind": "altered",
                     "incoming": replace(incoming, message_id=message_id)},
-            sender=incoming.sender,
+            archive=keep, sender=incoming.sender,
         )
 
     def _too_large(self, raw: bytes, digest: str, incoming: Incoming, received: datetime, limit: int) -> Outcome:

@@ -368,6 +368,13 @@ def test_a_message_over_the_size_limit_is_refused_unread(loop: Loop) -> None:
     assert loop.folder_of("<big.other@acme.example>") == ["Inbox"]
     assert loop.poll().handled == []
 
+    # Relayed again with one more Received header: flagged under its own id, and still not kept.
+    relayed = b"Received: from relay2.northwind.example by mx.northwind.example\r\n" + raw
+    loop.deliver(relayed)
+    ((_, disposition, reason),) = loop.poll().handled
+    assert disposition == "held" and "seen before with other content" in reason
+    assert not loop.home.open_archive().has(hashlib.sha256(relayed).hexdigest())
+
 
 def _nested(depth: int, leaf: str) -> bytes:
     head = reply(DANA, "x", "<nested.dana@acme.example>").split(b"\n\n", 1)[0].replace(

@@ -328,18 +328,39 @@ def read_reminder_answer(incoming: Incoming, plan: Plan, milestone_id: str, *, r
     blocks = tuple(Block(b.text, b.context or (line,)) for b in extraction.blocks)
     reading = interpret(Extraction(extraction.text, blocks, True, extraction.removed), plan, base.reply_date,
                         sender=incoming.sender)
-    changes, unresolved = list(reading.changes), list(reading.unresolved)
+    # The reminder's step stands in for "it" only to say it is done or when it will be: a removal or a new owner
+    # read from it alone ("we don't need another week" is no request to drop the step) goes to the seller.
+    changes = [c for c in reading.changes
+               if c in base.changes or (c.op in ("status", "move") and c.milestone == milestone_id)]
+    unresolved = list(reading.unresolved)
+    if len(changes) < len(reading.changes) and not unresolved:
+        unresolved.append(reading.text[:400])
     if not changes:
         more = _more_time(reading.text, plan, milestone_id, base.reply_date)
         if more is not None:
             change, sentence = more
             changes.append(change)
             unresolved = [u for u in unresolved if sentence not in u and u not in sentence]
+        elif milestone.status != "done" and _bare_done(reading.text):
+            changes.append(Change(op="status", milestone=milestone_id, status="done"))
     intent = reading.intent
     if changes and intent in ("comment", "confirm"):
         intent = "amend"
+    elif not changes and intent == "amend":
+        intent = "comment"  # what looked like a change is with the seller now
     return replace(base, intent=intent, confirms=reading.confirms, changes=tuple(changes),
                    unresolved=tuple(unresolved), text=reading.text)
+
+
+_BARE_DONE = re.compile(
+    r"^\s*(?:all\s+|it'?s\s+|it is\s+|this is\s+|yes,?\s+)?(?:done|complete|completed|finished)\s*[.!]*\s*$",
+    re.IGNORECASE,
+)
+
+
+def _bare_done(text: str) -> bool:
+    """ "Done." on a line of its own (a one-word line reads like a signed name to the general reader)."""
+    return any(_BARE_DONE.match(line) for line in text.split("\n"))
 
 
 def _more_time(text: str, plan: Plan, milestone_id: str, today: date | None) -> tuple[Change, str] | None:

@@ -29,6 +29,7 @@ from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.model import Plan
 from pipeline.plan.source import parse_plan
 from pipeline.plan.timeline import resolve
+from pipeline.replies.message import Incoming
 from pipeline.resources import templates_dir
 from pipeline.watcher import PollReport, Watcher, send_plan
 
@@ -191,6 +192,52 @@ def test_a_late_step_moves_the_target_only_when_its_chain_passes_it() -> None:
     assert reminders.target_slip(plan, "M5", date(2027, 3, 29)) is None  # nothing hangs on legal's date
     assert reminders.target_slip(plan, "M6", date(2027, 4, 2)) == date(2027, 4, 2)  # the signature itself is late
     assert reminders.target_slip(plan, "M3", date(2027, 2, 1)) is None  # not late at all
+
+
+# --- answers to a reminder, read against the example (the answer written Thu 25 Feb 2027) ------------------
+
+
+@pytest.mark.parametrize("body, intent, changes", [
+    ("Done.\n\nDana", "amend", [{"op": "status", "milestone": "M3", "status": "done"}]),
+    ("Done - thanks!", "amend", [{"op": "status", "milestone": "M3", "status": "done"}]),
+    ("The pilot is finished.", "amend", [{"op": "status", "milestone": "M3", "status": "done"}]),
+    ("Done.\n\nOn Wed, Jordan wrote:\n> M3  Pilot on Q4 data - Acme (Dana) - Mon 1 Mar 2027", "amend",
+     [{"op": "status", "milestone": "M3", "status": "done"}]),
+    ("We need another week.", "amend", [{"op": "move", "milestone": "M3", "due": "2027-03-08"}]),  # 1 Mar + 7
+    ("We need two more weeks.", "amend", [{"op": "move", "milestone": "M3", "due": "2027-03-15"}]),
+    ("Sorry, 3 more days.", "amend", [{"op": "move", "milestone": "M3", "due": "2027-03-04"}]),
+    ("Can we do March 8?", "amend", [{"op": "move", "milestone": "M3", "due": "2027-03-08"}]),
+    ("Please remove M4.", "amend", [{"op": "remove", "milestone": "M4"}]),  # named: read as any reply
+    # Never read into the reminder's step: a negation, a removal or a new owner said of "it" alone.
+    ("Not done yet.", "comment", []),
+    ("We do not need another week.", "comment", []),
+    ("We don't need this step any more.", "comment", []),
+    ("Kim will own it.", "comment", []),
+])
+def test_an_answer_to_a_reminder_is_about_its_step(body: str, intent: str, changes: list[dict]) -> None:
+    msg = EmailMessage()
+    msg["From"] = f"Dana Whitfield <{DANA}>"
+    msg["To"] = SELLER
+    msg["Subject"] = "RE: Reminder"
+    msg["Message-ID"] = "<a1@acme.example>"
+    msg["Date"] = "Thu, 25 Feb 2027 10:00:00 -0800"
+    msg.set_content(body)
+    incoming = Incoming.from_bytes(bytes(msg))
+    reading = reminders.read_reminder_answer(incoming, example(), "M3", received=at("02-25", 18))
+    assert (reading.intent, [c.to_dict() for c in reading.changes]) == (intent, changes)
+    if intent == "comment" and body != "Not done yet.":
+        assert reading.unresolved  # the seller hears of it
+
+
+def test_we_need_another_week_for_a_late_step_counts_from_the_answer() -> None:
+    msg = EmailMessage()
+    msg["From"] = f"Dana Whitfield <{DANA}>"
+    msg["Message-ID"] = "<a2@acme.example>"
+    msg["Date"] = "Fri, 5 Mar 2027 10:00:00 -0800"
+    msg.set_content("We need another week.")
+    reading = reminders.read_reminder_answer(Incoming.from_bytes(bytes(msg)), example(), "M3",
+                                             received=at("03-05", 18))
+    assert [c.to_dict() for c in reading.changes] == [{"op": "move", "milestone": "M3", "due": "2027-03-12"}]
 
 
 # --- the loop -------------------------------------------------------------------------------------

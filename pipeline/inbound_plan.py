@@ -30,7 +30,7 @@ from pipeline.plan.email_source import (
 )
 from pipeline.plan.model import Plan
 from pipeline.replies.message import Incoming
-from pipeline.store import Store, utc_iso
+from pipeline.store import SellerMail, Store, utc_iso
 
 # Headers that name the address a copy was delivered to: a Bcc leaves its trace only here.
 _DELIVERED_TO = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to", "x-delivered-to", "x-rcpt-to",
@@ -49,13 +49,16 @@ class Accepted:
     version: int | None = None
 
 
-def recognize(incoming: Incoming, settings: Settings) -> str | None:
-    """How a message is a plan the seller wrote ("bcc", "subject tag", "category"), or None when it is not one.
+def recognize(incoming: Incoming, settings: Settings, store: Store | None = None) -> str | None:
+    """How a message is a plan the seller wrote ("bcc", "subject tag", "category", or "correction": an answer to
+    our note that an earlier plan email did not parse), or None when it is not one.
 
     Only the seller's own mail can be: From is one of the seller's addresses, and the message is human.
     """
     if incoming.kind != "human" or incoming.sender is None or incoming.sender not in settings.seller_addresses:
         return None
+    if store is not None and corrected(store, incoming) is not None:
+        return "correction"
     rules = settings.inbound
     headers = [(name.lower(), value) for name, value in incoming.raw_headers]
     if rules.addresses:
@@ -80,6 +83,15 @@ def recognize(incoming: Incoming, settings: Settings) -> str | None:
 def _bare(value: str) -> str:
     found = re.search(r"<([^<>]+)>", value)
     return (found.group(1) if found else value).strip().lower()
+
+
+def corrected(store: Store, incoming: Incoming) -> SellerMail | None:
+    """Our note about a plan email that did not parse, when it is what this message answers (nearest first)."""
+    for key in incoming.thread_keys[:5]:
+        entry = store.seller_mail(bracketed(key))
+        if entry is not None:
+            return entry if entry.kind == "plan_error" else None
+    return None
 
 
 def thread_match(store: Store, incoming: Incoming) -> tuple[str, int] | None:
@@ -184,6 +196,14 @@ def accept(
     `refused`: why the sender's identity is not proven (authentication configured and failing): no plan is made.
     """
     mail = read_email(raw)
+    first = corrected(store, incoming) if how == "correction" else None
+    original: Any = incoming
+    if first is not None:
+        # The seller answered our note with the plan corrected: its people and its thread are the first email's.
+        people = first.data.get("people") or {}
+        mail = replace(mail, to=tuple(Person(*p) for p in people.get("to", [])),
+                       cc=tuple(Person(*p) for p in people.get("cc", [])))
+        original = _Original(**first.data["original"])
     if refused is not None:
         _queue_error(store, settings, incoming, mail, reason=refused, line=None, line_text="",
                      hint="send it again from your own mailbox; a copy that fails authentication is never acted on",
@@ -194,13 +214,17 @@ def accept(
     except PlanError as exc:
         source = mail.markdown
         _queue_error(store, settings, incoming, mail, reason=exc.reason, line=exc.line,
-                     line_text=source_line(source, exc.line), hint=exc.hint, now=now)
+                     line_text=source_line(source, exc.line), hint=exc.hint, now=now, first=first)
         where = f"line {exc.line}: " if exc.line else ""
         return Accepted(policy.HELD, f"a plan email ({how}) that does not parse: {where}{exc.reason}")
     plan = _unique(store, parsed.plan)
     version = store.add_version(plan, author=incoming.sender or mail.sender.email, reason="plan email",
                                 message_id=incoming.message_id, created=now)
-    store.queue_email(OutboxEntry.in_thread(version, incoming), at=now)
+    store.queue_email(OutboxEntry.in_thread(version, original), at=now)
+    if first is not None:
+        # An answer to the first email (it never made a plan) is now an answer in this plan's thread.
+        store.set_disposition(original.message_id, policy.CREATED, at=now, plan_id=plan.id, version=version.number,
+                              reason=f"made plan {plan.id} through the correction {incoming.message_id}")
     return Accepted(
         policy.CREATED,
         f"made plan {plan.id} version 1 from the seller's email ({how}); its letter answers in that thread",
@@ -219,17 +243,38 @@ def _unique(store: Store, plan: Plan) -> Plan:
     raise PlanError(f"there are 99 plans with ids like {plan.id!r} already", hint="give this one `Id: ...`")
 
 
+@dataclass(frozen=True)
+class _Original:
+    """The seller's first plan email, as the letter's thread needs it (what OutboxEntry reads of a reply)."""
+
+    message_id: str
+    sender: str | None
+    subject: str
+    references: tuple[str, ...] = ()
+    date: datetime | None = None
+    sender_name: str = ""
+
+
 def _queue_error(store: Store, settings: Settings, incoming: Incoming, mail: PlanEmail, *, reason: str,
-                 line: int | None, line_text: str, hint: str | None, now: datetime) -> None:
+                 line: int | None, line_text: str, hint: str | None, now: datetime,
+                 first: SellerMail | None = None) -> None:
     own = {*settings.seller_addresses, *settings.inbound.addresses}
-    recipients = [p.name or p.email for p in (*mail.to, *mail.cc) if p.email.lower() not in own]
+    to = [[p.name, p.email] for p in mail.to if p.email.lower() not in own]
+    cc = [[p.name, p.email] for p in mail.cc if p.email.lower() not in own]
+    recipients = [name or address for name, address in (*to, *cc)]
     refs = [bracketed(r) for r in incoming.references[-19:]]
+    original = first.data["original"] if first is not None else {
+        "message_id": incoming.message_id, "sender": incoming.sender, "subject": (incoming.subject or "")[:300],
+        "references": list(incoming.references[-19:]),
+    }
     data = {
         "to": incoming.sender or mail.sender.email,
         "subject": (incoming.subject or "")[:300],
         "sent": incoming.date.strftime("%a %-d %b %Y %H:%M") if incoming.date else None,
         "reason": reason, "line": line, "line_text": line_text[:400], "hint": hint,
         "recipients": recipients[:20],
+        # Kept so that an answer with the plan corrected reaches the same people, in the first email's thread.
+        "people": {"to": to[:50], "cc": cc[:50]}, "original": original,
         "in_reply_to": bracketed(incoming.message_id),
         "references": [*refs, bracketed(incoming.message_id)],
         "created": utc_iso(now),

@@ -405,6 +405,52 @@ def test_a_plan_email_that_does_not_parse_answers_the_seller_alone(home: Home) -
     assert _incoming(bytes(answer)).kind == "own"
 
 
+def test_the_seller_answers_the_note_with_the_plan_corrected(home: Home) -> None:
+    clock = Clock()
+    inbox = MaildirMailbox(home.mail_dir)
+    inbox.deliver(fixture("desktop-bad-due"))
+    with loop(home, clock) as watcher:
+        [note_id] = watcher.poll().sent
+    first_id = "<SN6PR05MBD6C4A0E9778C1A136412@SN6PR05MBB8C1.namprd05.prod.outlook.com>"
+    # The seller answers the note (to themselves, as a reply does) with the whole plan again, the date fixed,
+    # in plain text this time, the note quoted under it.
+    plan_text = ("Target: April 30, 2027\n\n## Timeline\n| # | Activity | Owner | Due |\n|---|---|---|---|\n"
+                 "| M1 | Discovery call with the supply chain team | Joint | T-45d |\n"
+                 "| M2 | Demo for Globex IT | Northwind | 2027-03-23 |\n"
+                 "| M3 | Signed order form | Globex (Tom Becker) | T |")
+    note = sent_mail(home)[note_id]
+    correction = EmailMessage()
+    correction["From"] = f"Jordan Lee <{SELLER}>"
+    correction["To"] = f"Jordan Lee <{SELLER}>"
+    correction["Subject"] = f"RE: {note['Subject']}"
+    correction["Date"] = format_datetime(clock.advance(hours=1))
+    correction["Message-ID"] = "<fix1@northwind.example>"
+    correction["In-Reply-To"] = note_id
+    correction["References"] = f"{first_id} {note_id}"
+    correction.set_content(f"Fixed, thanks.\n\n{plan_text}\n\nBest,\nJordan\n\nOn Mon, 1 Mar 2027, Jordan Lee wrote:\n"
+                           + "\n".join(f"> {line}" for line in text_of(note).split("\n")))
+    inbox.deliver(bytes(correction))
+    with loop(home, clock) as watcher:
+        report = watcher.poll()
+        assert [(d, r.split(";")[0]) for _, d, r in report.handled] == [
+            (policy.CREATED, f"made plan {PLAN_ID} version 1 from the seller's email (correction)")]
+        plan = watcher.store.current(PLAN_ID).plan
+        assert resolve(plan)["M2"] == date(2027, 3, 23)
+        assert [c.email for c in plan.prospect.contacts] == [PRIYA, TOM]
+        assert report.sent == [V1]
+    letter = sent_mail(home)[V1]
+    # To the people of the first email, in its thread, under its subject.
+    assert addresses(letter, "To") == [PRIYA, TOM]
+    assert letter["In-Reply-To"] == first_id
+    assert letter["Subject"] == "Re: [Mutual Plan] Globex: draft plan"
+    # Priya answering the first email (which made no plan itself) is now in this plan's thread.
+    inbox.deliver(outlook_reply(("Priya Raman", PRIYA), "Confirmed.", message_id="<p9@globex.example>",
+                                when=clock.advance(hours=1), in_reply_to=first_id, references=[first_id],
+                                subject="[Mutual Plan] Globex: draft plan", to=[SELLER]))
+    with loop(home, clock) as watcher:
+        assert [d for _, d, _ in watcher.poll().handled] == [policy.CONFIRMED]
+
+
 def test_the_prospect_answering_the_sellers_email_is_in_the_plans_thread(home: Home) -> None:
     clock = Clock()
     inbox = MaildirMailbox(home.mail_dir)

@@ -60,9 +60,22 @@ def html_to_markdown(html: str) -> str:
     return normalize_text("\n".join(writer.finish()))
 
 
+# Where a plain-text body's quoted history starts: "On ... wrote:", Outlook's "-----Original Message-----" or its
+# "From: ... / Sent: ..." block, or a quoted line.
+_TEXT_HISTORY = re.compile(
+    r"^\s*(?:>|On\s.{1,200}\swrote:\s*$|-{2,}\s*Original Message\s*-{2,}|_{10,}\s*$|From:\s.*@)",
+    re.IGNORECASE,
+)
+
+
 def text_to_markdown(text: str) -> str:
-    """A plain-text body as plan source: spaces, dashes of table separators and due dates put right."""
-    return normalize_text(text)
+    """A plain-text body as plan source: the quoted history and the closing cut, spaces and dashes put right."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for index, line in enumerate(lines):
+        if _TEXT_HISTORY.match(line):
+            lines = lines[:index]
+            break
+    return normalize_text("\n".join(_drop_closing([line.rstrip() for line in lines])))
 
 
 def normalize_text(text: str) -> str:

@@ -89,6 +89,7 @@ class Outcome:
     plan_id: str | None = None
     version: int | None = None
     first: str | None = None  # a duplicate's: how the first copy ended, which decides where this copy is filed
+    stay: bool = False  # left where it is in the mailbox: the seller's to read (our notices, their Cc copies)
     message_id: str | None = None  # the message's id as read (set by handle)
 
 
@@ -176,7 +177,7 @@ class Watcher:
     def _ack(self, key: str, outcome: Outcome, report: PollReport) -> None:
         # A second copy goes where the first went: a list's double delivery of a newsletter stays in the Inbox.
         disposition = outcome.first or outcome.disposition
-        if disposition == policy.UNRELATED:
+        if disposition == policy.UNRELATED or outcome.stay:
             folder = None  # not ours to move: the seller's other mail stays where it is
         elif disposition in (policy.HELD, policy.REJECTED):
             folder = HELD
@@ -223,12 +224,14 @@ class Watcher:
                 # Someone's out-of-office about the seller's other mail: theirs to read, left where it is.
                 return self._finish(raw, digest, message_id, received, None, None,
                                     Outcome(policy.UNRELATED, f"{why}, about none of our messages"), archive=False)
-            return self._finish(raw, digest, message_id, received, None, None, Outcome(policy.IGNORED, why),
-                                sender=incoming.sender)
+            # Our own mail coming back (a notice to the seller, their Cc of an agreed email) is for them to read:
+            # recorded, never answered, and left in the Inbox rather than filed away before they see it.
+            return self._finish(raw, digest, message_id, received, None, None,
+                                Outcome(policy.IGNORED, why, stay=incoming.kind == "own"), sender=incoming.sender)
         # An answer to the seller's own plan email (not to our letter) is in that plan's thread too.
         match = self._match(incoming) or inbound_plan.thread_match(self.store, incoming)
         if match is None:
-            how = inbound_plan.recognize(incoming, self.settings, self.store)
+            how = inbound_plan.recognize(incoming, self.settings)
             if how is not None:
                 return self._plan_email(raw, digest, incoming, received, how)
             return self._finish(

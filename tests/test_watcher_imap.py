@@ -204,11 +204,13 @@ def test_the_whole_loop_over_imap_and_smtp(mailserver: MailServer, people: Peopl
     assert final["state"] == "agreed" and final["summary"] == "mutually agreed on version 2"
     assert final["confirmed"] == sorted([people.dana, people.raj])
 
-    # The seller is in Cc of the agreed email: their copy comes back in, is recorded as ours, and is not answered.
+    # The seller is in Cc of the agreed email: their copy comes back in, is recorded as ours, and is not answered;
+    # it stays in their INBOX for them to read.
     mailserver.wait_for_message(people.seller, AGREED)
     report = poll(home, clock)
     assert [d for _, d, _ in report.handled] == ["ignored"] and report.sent == []
     assert ids_in(mailserver, people.seller, "Sent") == [V1, V2, AGREED]
+    assert ids_in(mailserver, people.seller, "INBOX") == [AGREED]
 
 
 IMAP_TABLE = {"backend": "imap", "host": "127.0.0.1", "port": 1143, "security": "plain", "username": "jordan",

@@ -518,7 +518,9 @@ def test_automatic_mail_is_recorded_and_never_answered(review: Loop) -> None:
     for message_id in messages:
         assert review.outcome(message_id) == "ignored"
     assert list(review.outbox()) == [V1]
-    assert review.ids_in("Inbox") == []
+    # Our own mail is the seller's to read (a notice, their copy of a plan email): it stays in the Inbox.
+    assert review.ids_in("Inbox") == [V1]
+    assert sorted(review.ids_in("Processed")) == ["<bounce.1@mx.acme.example>", "<ooo.dana@acme.example>"]
     check_status(review, version=1, summary=WAITING_BOTH, waiting=[DANA, RAJ])
 
 

@@ -209,6 +209,15 @@ def test_the_headers_make_the_front_matter() -> None:
     assert resolve(plan)["M1"] == date(2027, 4, 20)
 
 
+def test_front_matter_pasted_at_the_top_wins_over_the_headers() -> None:
+    text = (Path(__file__).parent / "fixtures" / "example-plan.md").read_text(encoding="utf-8")
+    plan = email_plan(normalize_text(text), sender=Person("Jordan Lee", SELLER),
+                      to=[Person("", "dana.whitfield@acme.example")], seller={"company": "Northwind Analytics"}).plan
+    assert plan.id == "acme-northwind-2027" and plan.target == date(2027, 3, 31)
+    assert [(c.name, c.confirms) for c in plan.prospect.contacts] == [
+        ("Dana Whitfield", True), ("Raj Patel", True), ("Kim Osei", False)]
+
+
 def test_what_is_wrong_with_an_email_plan_names_its_line() -> None:
     with pytest.raises(PlanError, match="not in the email's To or Cc") as info:
         _plan(BODY.format(target="2027-04-30", extra="Confirms: Priya, Zed"))

@@ -262,7 +262,10 @@ def test_review_the_next_version_waits_in_drafts_until_the_seller_sends_it(revie
     body = text_body(draft)
     assert ASK_LATER in body  # written into the draft for the seller to keep or delete
     assert "Moved: M3  Pilot on Q4 data, from Mon 1 Mar 2027 to Mon 8 Mar 2027" in body
-    assert "version 2" in pdf_text(attachments(draft)[f"Mutual Plan {PLAN_ID} v2.pdf"][1])
+    letter = pdf_text(attachments(draft)[f"Mutual Plan {PLAN_ID} v2.pdf"][1])
+    # The letter opens with its redline: what changed since version 1, the old date beside the new.
+    assert "Changes since version 1" in letter
+    assert "Moved M3 Pilot on Q4 data Mon 1 Mar 2027 Mon 8 Mar 2027" in " ".join(letter.split())
     assert V2 not in review.outbox() and review.ids_in("Sent") == [V1]
     # Nothing went to the seller separately: the ask is in the draft.
     assert list(review.outbox()) == [V1]

@@ -231,7 +231,7 @@ class Watcher:
         # An answer to the seller's own plan email (not to our letter) is in that plan's thread too.
         match = self._match(incoming) or inbound_plan.thread_match(self.store, incoming)
         if match is None:
-            how = inbound_plan.recognize(incoming, self.settings)
+            how = inbound_plan.recognize(incoming, self.settings, self.store)
             if how is not None:
                 return self._plan_email(raw, digest, incoming, received, how)
             return self._finish(

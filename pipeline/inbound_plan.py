@@ -175,9 +175,15 @@ def _name(display: str) -> str:
 
 
 def plan_of(mail: PlanEmail, settings: Settings) -> EmailPlan:
-    """The plan a seller's email says, with the settings' seller and letterhead; a PlanError names the line."""
+    """The plan a seller's email says, with the settings' seller and letterhead; a PlanError names the line.
+
+    The seller's colleagues in To or Cc (addresses on the seller's own domains) are not the prospect's people."""
+    own = set(settings.own_domains)
+    theirs = [p for p in (*mail.to, *mail.cc) if p.email.rpartition("@")[2].lower() not in own]
+    to = tuple(p for p in mail.to if p in theirs)
+    cc = tuple(p for p in mail.cc if p in theirs)
     return email_plan(
-        mail.markdown, sender=mail.sender, to=mail.to, cc=mail.cc, seller=settings.seller,
+        mail.markdown, sender=mail.sender, to=to, cc=cc, seller=settings.seller,
         exclude={*settings.seller_addresses, *settings.inbound.addresses}, timezone=settings.seller_timezone,
         letterhead=settings.letterhead,
     )  # fmt: skip

@@ -119,6 +119,14 @@ def test_each_outlook_fixture_reads_as_the_plan_checked_by_hand(name: str) -> No
     assert not any("Account Executive" in s.body or "Best" in s.body for s in plan.sections)
 
 
+def test_the_sellers_colleagues_in_copy_are_not_the_prospects_people() -> None:
+    raw = fixture("desktop-table").replace(
+        b"Cc: Ana Lima <ana.lima@globex.example>",
+        b"Cc: Ana Lima <ana.lima@globex.example>, Sam Ortiz <sam.ortiz@northwind.example>")
+    plan = plan_of(read_email(raw), settings()).plan
+    assert [c.email for c in plan.prospect.contacts] == [PRIYA, TOM, ANA]
+
+
 def test_bullets_and_numbers_keep_their_levels_and_lose_words_hidden_markers() -> None:
     plan = plan_of(read_email(fixture("desktop-bullets")), settings()).plan
     assert plan.section("issues").body == (

@@ -478,6 +478,9 @@ def reminder_email(
         raise RenderError(f"no milestone {milestone!r} with a due date in version {version} of {plan.id}")
     days = (row.due - context["today"]).days
     context.update(row=row, days=days, due_text=long_date(row.due), due_day=short_date(row.due))
+    if to and all(a.lower() == plan.seller.email.lower() for a in to):
+        # The seller's own step: the seller is reminded, by first name.
+        context["greeting_names"] = (plan.seller.name.split() or [plan.seller.company])[0]
     text, html = _render(templates, "reminder", context)
     when = f"is due {short_date(row.due).rsplit(' ', 1)[0]}" if days >= 0 else "is overdue"
     return _message(

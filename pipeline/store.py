@@ -374,6 +374,18 @@ class Store:
         with self._read() as conn:
             return conn.execute(select(schema.plans.c.id).where(schema.plans.c.id == plan_id)).first() is not None
 
+    def lock_plan(self, plan_id: str) -> None:
+        """Inside `transaction()`: writers to this plan take turns until it ends, and what they read after this is
+        what the one before them committed (PostgreSQL: a row lock; SQLite's BEGIN IMMEDIATE locks the file already).
+
+        Two confirmations of one plan committed side by side would each see only its own, and neither would find
+        the plan agreed.
+        """
+        with self._write() as conn:
+            conn.execute(
+                select(schema.plans.c.id).where(schema.plans.c.id == plan_id).with_for_update(key_share=True)
+            )
+
     def plan_state(self, plan_id: str) -> str:
         """open, agreed, declined or closed."""
         with self._read() as conn:

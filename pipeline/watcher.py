@@ -476,7 +476,7 @@ class Watcher:
         # Nothing is asked in return for the seller's own change.
         asks = [] if decision.by_seller else policy.suggested_asks(plan, decision.changes, self.settings.policy.asks)
         mode = "send" if self.settings.policy.changes == "auto" else "draft"
-        with self._commit(incoming.message_id):
+        with self._commit(incoming.message_id, plan.id):
             version = self.store.add_version(
                 new_plan, author=incoming.sender or "", reason="seller email" if decision.by_seller else "reply",
                 changes=decision.changes, message_id=incoming.message_id, created=self.clock(),
@@ -515,7 +515,7 @@ class Watcher:
         summary: dict[str, Any],
     ) -> Outcome:
         plan = current.plan
-        with self._commit(incoming.message_id):
+        with self._commit(incoming.message_id, plan.id):
             latest = self.store.current(plan.id)
             if latest is not None and latest.number != current.number:
                 # Another watcher made a version while this one read the confirmation: it confirms an old one.
@@ -544,7 +544,7 @@ class Watcher:
         version: int | None, outcome: Outcome, *, notice: dict[str, Any] | None = None,
         state: str | None = None, archive: bool = True, sender: str | None = None,
     ) -> Outcome:
-        with self._commit(message_id):
+        with self._commit(message_id, plan_id):
             if state and plan_id:
                 self.store.set_plan_state(plan_id, state, at=self.clock())
             if notice is not None and plan_id and version is not None:
@@ -698,10 +698,16 @@ class Watcher:
         return report.sent
 
     @contextmanager
-    def _commit(self, message_id: str) -> Iterator[None]:
+    def _commit(self, message_id: str, plan_id: str | None = None) -> Iterator[None]:
         """One message's effects in one transaction, which first makes sure no other watcher recorded it meanwhile
-        (raising _Handled): writers take turns on the store, so of two watchers reading one message, one acts."""
+        (raising _Handled): writers take turns on the store, so of two watchers reading one message, one acts.
+
+        Writers to the plan take turns too, from the start: on PostgreSQL two confirmations of one plan committed
+        side by side each saw only its own, and neither made the plan agreed.
+        """
         with self.store.transaction():
+            if plan_id is not None:
+                self.store.lock_plan(plan_id)
             prior = self.store.message(message_id)
             if prior is not None:
                 raise _Handled(prior)

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -40,6 +41,7 @@ from tests.loop_support import (
     reply,
     settings_toml,
 )
+from tests.servers import PostgresServer
 
 KILLED = -signal.SIGKILL
 AGREED = "<plan.acme-northwind-2027.v2.agreed@northwind.example>"
@@ -247,7 +249,28 @@ def test_a_message_that_fails_three_times_is_shunted_and_the_rest_go_on(
 
 
 def test_two_watchers_on_one_home_handle_each_message_once(make_home: Callable[[str], Home2]) -> None:
-    h = make_home("auto")
+    two_watchers_at_once(make_home("auto"))
+
+
+def test_two_watchers_on_one_home_with_the_store_in_postgresql(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """PostgreSQL lets the two commit side by side where SQLite makes them take turns: still one effect each."""
+    url = postgres_server.create_database(f"crash_{uuid.uuid4().hex[:8]}")
+    root = tmp_path / "pg"
+    home = init_home(root, env={"MUTUALPLAN_STORE_URL": url})
+    home.settings_path.write_text(settings_toml("auto") + f'\n[store]\nurl = "{url}"\n', encoding="utf-8")
+    clock = Clock()
+    with watcher_for(home, clock) as watcher:
+        watcher.store.add_version(example_plan(), author=SELLER, reason="created", created=START)
+        send_plan(watcher.store, PLAN_ID, at=clock())
+        assert watcher.poll().sent == [V1]
+    h = Home2(root, "auto")
+    h.home.settings_path.write_text(settings_toml("auto") + f'\n[store]\nurl = "{url}"\n', encoding="utf-8")
+    two_watchers_at_once(h)
+
+
+def two_watchers_at_once(h: Home2) -> None:
     deliver_change(h)
     h.mail.deliver(reply(RAJ, "Thanks, I will read it tonight.", message_id="<m1.raj@acme.example>",
                          when=h.clock()))

@@ -6,7 +6,8 @@ Cold runs start a new Python process per render and time the import of the rende
 render separately, besides the whole process. Warm runs render the same letter N times in one process
 and report renders 2..N (the first pays for loading the letterhead's fonts and templates). Two letters:
 the example plan (tests/fixtures/example-plan.md) and the same plan with 25 milestones and long names.
-Times are wall clock; the machine's other load shows in them, so the minimum is the steadiest figure.
+Times are wall clock, and for warm renders also the process's CPU time; the machine's other load shows in
+them (the load average is printed), so the minimum is the steadiest figure.
 """
 
 from __future__ import annotations
@@ -80,20 +81,21 @@ def cold(plan_file: Path, runs: int) -> dict[str, list[float] | int]:
     return out
 
 
-def warm(plan_file: Path, runs: int) -> tuple[list[float], int, int]:
+def warm(plan_file: Path, runs: int) -> tuple[list[float], list[float], int, int]:
     from pipeline.plan.source import parse_plan
     from pipeline.render.letter import render_letter
 
     plan = parse_plan(plan_file.read_text())
     created = datetime.fromisoformat(CREATED)
-    times = []
+    times, cpu = [], []
     letter = None
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         letter = render_letter(plan, version=1, created=created)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     assert letter is not None
-    return times[1:], letter.pages, len(letter.pdf)
+    return times[1:], cpu[1:], letter.pages, len(letter.pdf)
 
 
 def fmt(values: list[float]) -> str:
@@ -116,11 +118,12 @@ def main() -> None:
         print(f"{'letter':28} {'seconds':34} {'min':>6} {'median':>6} {'max':>6}")
         for name, path in letters:
             c = cold(path, args.cold)
-            w, pages, size = warm(path, args.warm)
+            w, w_cpu, pages, size = warm(path, args.warm)
             print(f"{name:28} {'cold: whole process':34} {fmt(c['process'])}")
             print(f"{'':28} {'cold: import of the renderer':34} {fmt(c['import'])}")
             print(f"{'':28} {'cold: first render':34} {fmt(c['render'])}")
             print(f"{'':28} {f'warm: renders 2-{args.warm}':34} {fmt(w)}")
+            print(f"{'':28} {'warm: CPU time of those':34} {fmt(w_cpu)}")
             print(f"{'':28} {'pages, bytes':34} {pages:>6} {size:>13,}")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"run at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load} after")

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.durable import write_atomic
 from pipeline.errors import ArchiveError
 from pipeline.plan.model import Version
 
@@ -67,17 +68,7 @@ class Archive:
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
         # Write, fsync, rename: a crash leaves the whole file or no file, never half of one.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)
+        write_atomic(target, data)
         return digest
 
     def get(self, digest: str) -> bytes:
@@ -111,14 +102,6 @@ class Archive:
         digest = self.put(data)
         store.add_evidence(plan_id, version, digest, kind, message_id, at=at)
         return digest
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- export -----------------------------------------------------------------------------------------

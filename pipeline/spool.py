@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.durable import write_atomic
+
 MAX_ATTEMPTS = 3
 
 
@@ -28,23 +30,6 @@ class Entry:
     name: str
     raw: bytes
     meta: dict[str, Any]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Spool:
@@ -64,9 +49,8 @@ class Spool:
         name = f"{time.time_ns():020d}-{digest[:16]}"
         sidecar = {"sha256": digest, "attempts": 0, "errors": [], **meta}
         # The sidecar first: an .eml without its .json would still be processed, never the reverse.
-        _write_atomic(self.queue / f"{name}.json", json.dumps(sidecar).encode())
-        _write_atomic(self.queue / f"{name}.eml", raw)
-        _fsync_dir(self.queue)
+        write_atomic(self.queue / f"{name}.json", json.dumps(sidecar).encode(), sync_dir=False)
+        write_atomic(self.queue / f"{name}.eml", raw)
         return name
 
     def recover(self) -> list[str]:
@@ -151,7 +135,7 @@ class Spool:
             return {"attempts": 0, "errors": []}
 
     def _save_meta(self, name: str, meta: dict[str, Any]) -> None:
-        _write_atomic(self.queue / f"{name}.json", json.dumps(meta).encode())
+        write_atomic(self.queue / f"{name}.json", json.dumps(meta).encode())
 
     def _move(self, name: str, eml: Path, folder: Path) -> None:
         os.replace(eml, folder / f"{name}.eml")

@@ -1,0 +1,5 @@
+"""`python -m benchmarks`: every benchmark, one table (see benchmarks/run.py)."""
+
+from benchmarks.run import main
+
+main()

@@ -10,6 +10,7 @@ import io
 import mailbox
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -23,6 +24,9 @@ SENT = "Sent"
 DRAFTS = "Drafts"
 FOLDERS = (SENT, DRAFTS, PROCESSED, HELD)
 INDEX_NAME = "message-ids.index"  # Sent's Message-IDs by maildir key, so was_sent() reads each file once
+# A folder's mtime is trusted to show a change only once it is this old: a file added within the
+# filesystem's timestamp granularity of the last change might not move it.
+_SETTLED_NS = 5_000_000_000
 
 _FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]+")
@@ -52,6 +56,8 @@ class MaildirMailbox:
         except OSError as exc:
             raise _error(exc, f"cannot create the mail folders in {self.root}") from exc
         self._index: dict[str, str] | None = None
+        self._ids: set[str] = set()  # the index's Message-IDs
+        self._sent_stamp: tuple[int, int] | None = None  # Sent's new/ and cur/ mtimes when last read whole
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -106,20 +112,26 @@ class MaildirMailbox:
             raise _error(exc, f"cannot move {source} to {destination.parent}") from exc
 
     def was_sent(self, message_id: str) -> bool:
-        """Whether Sent holds this Message-ID: the index answers, and only files it has not seen are read."""
+        """Whether Sent holds this Message-ID: the index answers, and only files it has not seen are read.
+
+        Sent is listed only when its folders changed since the last complete look, so asking about every
+        draft on every poll costs two stat() calls however full Sent is.
+        """
         wanted = _normalize_id(message_id)
         index = self._load_index()
-        if wanted in index.values():
+        if wanted in self._ids:
             return True
         sent = Path(self._folder(SENT)._path)
+        looked = time.time_ns()
+        stamp = _stamp(sent)
+        if stamp is not None and stamp == self._sent_stamp:
+            return False
         unseen = {
             _key(name): sent / sub / name
             for sub in ("new", "cur")
             for name in _names(sent / sub)
             if _key(name) not in index
         }
-        if not unseen:
-            return False
         added = {}
         for key, path in unseen.items():
             try:
@@ -127,6 +139,7 @@ class MaildirMailbox:
             except FileNotFoundError:
                 continue  # moved away meanwhile
         self._append_index(added)
+        self._sent_stamp = stamp if stamp is not None and max(stamp) < looked - _SETTLED_NS else None
         return wanted in added.values()
 
     # --- writing -------------------------------------------------------------------------------------
@@ -250,6 +263,7 @@ class MaildirMailbox:
                 if key and message_id:
                     index[key] = message_id
             self._index = index
+            self._ids = set(index.values())
         return self._index
 
     def _append_index(self, entries: dict[str, str]) -> None:
@@ -263,10 +277,19 @@ class MaildirMailbox:
             except OSError:
                 pass  # the next was_sent() reads those files again
         index.update(entries)
+        self._ids.update(entries.values())
 
 
 def _key(filename: str) -> str:
     return filename.split(":", 1)[0]
+
+
+def _stamp(folder: Path) -> tuple[int, int] | None:
+    """The mtimes of a folder's new/ and cur/: they move whenever a message is added, moved or removed."""
+    try:
+        return (folder / "new").stat().st_mtime_ns, (folder / "cur").stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def _names(directory: Path) -> list[str]:

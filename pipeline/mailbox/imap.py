@@ -159,6 +159,8 @@ class ImapMailbox:
         self._selected: tuple[str, int] | None = None  # (folder, UIDVALIDITY) of the read-write selection
         self._folders: set[str] = set()
         self._special: dict[str, str] = {}
+        # Message-ID -> (UIDVALIDITY, UIDNEXT) of Sent when it was last searched for in vain.
+        self._sent_searched: dict[str, tuple[int, int]] = {}
 
     def close(self) -> None:
         """Log out (quietly: the connection may be gone already)."""
@@ -232,16 +234,37 @@ class ImapMailbox:
         return self._call("look in Sent of", lambda: self._search_sent(wanted))
 
     def _search_sent(self, wanted: str) -> bool:
-        """SEARCH HEADER Message-ID in Sent, opened read-only (EXAMINE) so nothing there changes."""
+        """SEARCH HEADER Message-ID in Sent, opened read-only (EXAMINE) so nothing there changes.
+
+        Only what Sent gained since the last vain search for this Message-ID is searched: UIDs only grow, so
+        "not there" stays true of the UIDs already searched (until UIDVALIDITY changes). Asking about each
+        draft on every poll then costs a STATUS, however full Sent is, and leaves the Inbox selected.
+        """
         sent = self._special_folder("sent")
         if not self._folder_exists(sent):
             return False
         client = self._client()
+        typ, data = client.status(encode_folder(sent), "(UIDVALIDITY UIDNEXT)")
+        _ok((typ, data), f"read the status of {sent}")
+        text = data[0].decode(errors="replace") if data and isinstance(data[0], bytes) else ""
+        validity, uid_next = re.search(r"UIDVALIDITY (\d+)", text), re.search(r"UIDNEXT (\d+)", text)
+        place = (int(validity.group(1)), int(uid_next.group(1))) if validity and uid_next else None
+        before = self._sent_searched.get(wanted)
+        if place and before and before[0] == place[0] and place[1] <= before[1]:
+            return False  # nothing reached Sent since the last look
         _ok(client.select(encode_folder(sent), readonly=True), f"open {sent}")
         self._selected = None
-        typ, data = client.uid("SEARCH", "HEADER", "Message-ID", _quote(wanted))
+        criteria = ["HEADER", "Message-ID", _quote(wanted)]
+        if place and before and before[0] == place[0]:
+            criteria = ["UID", f"{before[1]}:*", *criteria]
+        typ, data = client.uid("SEARCH", *criteria)
         _ok((typ, data), f"search {sent}")
-        return bool(data and data[0] and data[0].split())
+        # Leave Sent (CLOSE after EXAMINE removes nothing): STATUS of a selected folder may be stale.
+        _ok(client.close(), f"leave {sent}")
+        found = bool(data and data[0] and data[0].split())
+        if place and not found:
+            self._sent_searched[wanted] = place
+        return found
 
     # --- writing -------------------------------------------------------------------------------------
 

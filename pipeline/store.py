@@ -6,6 +6,7 @@ one atomic commit with `with store.transaction():` (a reply, the version it make
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -61,7 +62,7 @@ class VersionRecord:
         return Version(
             plan_id=self.plan_id,
             number=self.number,
-            plan=plan_from_dict(json.loads(self.plan_json)),
+            plan=_plan_of(self.plan_json),
             created=self.created,
             author=self.author,
             reason=self.reason,
@@ -821,6 +822,13 @@ def _version_row(record: VersionRecord) -> dict[str, Any]:
         "hash": record.hash,
         "parent_hash": record.parent_hash,
     }
+
+
+@functools.lru_cache(maxsize=512)
+def _plan_of(plan_json: str) -> Plan:
+    """The Plan a version's JSON reads to, parsed once: a version never changes and a Plan is frozen, so the
+    same text always gives the same Plan (one reply reads the current version several times)."""
+    return plan_from_dict(json.loads(plan_json))
 
 
 def _record(row: Any) -> VersionRecord:

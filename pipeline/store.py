@@ -639,11 +639,13 @@ class Store:
         if not found:
             return None
         prospect, seller, number = found.group(1).strip(), found.group(2).strip(), int(found.group(3))
-        matches = []
-        for plan_id in self.plan_ids():
-            plan = self.current(plan_id).plan  # type: ignore[union-attr]
-            if plan.prospect.company == prospect and plan.seller.company == seller:
-                matches.append(plan_id)
+        # Every plan's current version in one query, each read once (_parties): not a query and a parse per plan.
+        v = schema.versions.c
+        latest = select(v.plan_id, func.max(v.number).label("number")).group_by(v.plan_id).subquery()
+        current = schema.versions.join(latest, (v.plan_id == latest.c.plan_id) & (v.number == latest.c.number))
+        with self._read() as conn:
+            rows = conn.execute(select(v.plan_id, v.plan_json).select_from(current).order_by(v.plan_id)).all()
+        matches = [row.plan_id for row in rows if _parties(row.plan_json) == (prospect, seller)]
         # Two plans between the same companies cannot be told apart by subject: match neither.
         return (matches[0], number) if len(matches) == 1 else None
 
@@ -829,6 +831,13 @@ def _plan_of(plan_json: str) -> Plan:
     """The Plan a version's JSON reads to, parsed once: a version never changes and a Plan is frozen, so the
     same text always gives the same Plan (one reply reads the current version several times)."""
     return plan_from_dict(json.loads(plan_json))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parties(plan_json: str) -> tuple[str, str]:
+    """(prospect company, seller company) of a version's JSON: what a subject names."""
+    data = json.loads(plan_json)
+    return data["prospect"]["company"], data["seller"]["company"]
 
 
 def _record(row: Any) -> VersionRecord:

@@ -373,7 +373,7 @@ class Watcher:
         self, raw: bytes, digest: str, incoming: Incoming, plan_id: str, replied: int, received: datetime
     ) -> Outcome:
         current = self.store.current(plan_id)
-        base = self.store.version(plan_id, replied) if replied <= current.number else current
+        base = self.store.version(plan_id, replied) if replied < current.number else current
         plan = current.plan
         sender = incoming.sender
         finish = lambda outcome, notice=None, **kw: self._finish(  # noqa: E731

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -88,7 +89,8 @@ def main() -> None:
         bench_archive(results, versions=200 if quick else 1000)
     print()
     print(results.table())
-    print(f"\n{len(results.rows)} figures in {ms(time.perf_counter() - started)}; {now_utc()}")
+    print(f"\n{len(results.rows)} figures in {ms(time.perf_counter() - started)}; {now_utc()}; "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "rows": [r.__dict__ for r in results.rows],
                                                "data": results.data}, indent=1, default=str) + "\n")

@@ -37,10 +37,12 @@ SECTIONS = ("render", "reply", "replies", "poll", "many", "archive")
 def bench_render(results: Results, cold_runs: int, warm_runs: int, chromium_runs: int) -> None:
     """Section 1, with benchmarks/render.py's cold and warm measurements and Chromium beside them."""
     cold = render.cold(render.EXAMPLE, cold_runs)
-    warm, pages, size = render.warm(render.EXAMPLE, warm_runs)
+    *timings, pages, size = render.warm(render.EXAMPLE, warm_runs)  # wall times, and CPU times when given
+    warm = timings[0]
     w = spread(warm)
+    cpu = f"CPU {ms(spread(timings[1])['median'])}; " if len(timings) > 1 else ""
     results.add("render", f"example letter, warm (renders 2-{warm_runs}, median)", ms(w["median"]),
-                f"min {ms(w['min'])}, max {ms(w['max'])}; {pages} pages, {size:,} bytes")
+                f"{cpu}min {ms(w['min'])}, max {ms(w['max'])}; {pages} pages, {size:,} bytes")
     results.add("render", "example letter, cold: whole new process (median)", ms(spread(cold["process"])["median"]),
                 f"import {ms(spread(cold['import'])['median'])} + first render "
                 f"{ms(spread(cold['render'])['median'])}; {cold_runs} processes")

@@ -6,4 +6,4 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$root/scripts/setup.sh"
 home=${1:-"$root/demo-home"}
-exec mutualplan demo --home "$home" --fresh
+exec mutualplan --home "$home" demo --fresh

@@ -209,7 +209,9 @@ def demo(ctx: click.Context, fresh: bool, as_json: bool) -> None:
     from pipeline.demo import run_demo
 
     root = (ctx.find_root().obj or {}).get("home") or "demo-home"
-    result = run_demo(root, fresh=fresh, echo=None if as_json else console.print)
+    # Paths are printed whole (soft_wrap): a wrapped path cannot be copied.
+    echo = None if as_json else (lambda text: console.print(text, soft_wrap=True, markup=False))
+    result = run_demo(root, fresh=fresh, echo=echo)
     if as_json:
         emit_json(result)
 

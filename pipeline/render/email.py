@@ -224,15 +224,38 @@ def _message(
         msg["To"] = _people(plan, to)
     if cc:
         msg["Cc"] = _people(plan, cc)
+    return assemble(
+        msg, subject_line=subject_line, created=created.astimezone(_zone(plan)), msg_id=msg_id,
+        in_reply_to=in_reply_to, references=references, mark=f"{plan.id}; version={version}", auto=auto,
+        text=text, html=html, attachments=attachments,
+    )
+
+
+def assemble(
+    msg: EmailMessage,
+    *,
+    subject_line: str,
+    created: datetime,
+    msg_id: str,
+    in_reply_to: str | None,
+    references: Sequence[str],
+    mark: str,
+    auto: bool,
+    text: str,
+    html: str,
+    attachments: Sequence[tuple[bytes, str, str, str, dict[str, str]]] = (),
+) -> EmailMessage:
+    """Finish an email addressed by the caller: date, thread, our marks, both bodies, attachments, fixed bytes."""
     msg["Subject"] = subject_line
-    msg["Date"] = format_datetime(created.astimezone(_zone(plan)))
+    msg["Date"] = format_datetime(created)
     msg["Message-ID"] = msg_id
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
     refs = [r for r in dict.fromkeys([*references, *([in_reply_to] if in_reply_to else [])]) if r]
     if refs:
         msg["References"] = " ".join(refs[-20:])
-    msg["X-Mutual-Plan"] = f"{plan.id}; version={version}"
+    # Our own mail: the watcher never takes it for a person's, wherever it lands.
+    msg["X-Mutual-Plan"] = mark
     msg["X-Auto-Response-Suppress"] = "All"
     if auto:
         msg["Auto-Submitted"] = "auto-generated"

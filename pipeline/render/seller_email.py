@@ -10,13 +10,12 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import RenderError
-from pipeline.render.email import _HEADERS_POLICY, _address, _fix_boundaries, _render
+from pipeline.render.email import _address, _render, assemble
 from pipeline.render.format import long_date, parse_created, short_date
 
 
@@ -36,25 +35,10 @@ def _message(
     msg = EmailMessage()
     msg["From"] = _address(seller_name, seller_email)
     msg["To"] = _address(seller_name if to.lower() == seller_email.lower() else "", to)
-    msg["Subject"] = subject_line
-    msg["Date"] = format_datetime(created.astimezone(_zone(timezone)))
-    msg["Message-ID"] = msg_id
-    if in_reply_to:
-        msg["In-Reply-To"] = in_reply_to
-    refs = [r for r in dict.fromkeys([*references, *([in_reply_to] if in_reply_to else [])]) if r]
-    if refs:
-        msg["References"] = " ".join(refs[-20:])
-    # Our own mail, so that the watcher never takes it for the seller's (it may land in the watched Inbox).
-    msg["X-Mutual-Plan"] = f"-; {kind}"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(text, cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", cte="quoted-printable")
-    for part in msg.iter_parts():
-        del part["MIME-Version"]
-    _fix_boundaries(msg, msg_id)
-    msg.policy = _HEADERS_POLICY
-    return msg
+    return assemble(
+        msg, subject_line=subject_line, created=created.astimezone(_zone(timezone)), msg_id=msg_id,
+        in_reply_to=in_reply_to, references=references, mark=f"-; {kind}", auto=True, text=text, html=html,
+    )
 
 
 def plan_error_email(

@@ -5,12 +5,55 @@ Each group of commands lives in its own module and is registered here.
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from pipeline import __version__
 
+# Each command's module and its one-line help, so that `--help` and a command's start import only what that
+# command needs (WeasyPrint, SQLAlchemy and dateparser together take seconds to import). A test holds these
+# lines equal to the commands' own.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "new": ("plans", "Write a starter plan with the standard elements of a Mutual Plan."),
+    "show": ("plans", "Print the resolved timeline of a plan, grouped before and after the PO."),
+    "check": ("plans", "Warn where the plan is exposed; exit 0 clean, 1 with warnings, 2 if it does not parse."),
+    "render": ("render", "Render PLAN's letter to PDF/A-3b, with the plan embedded as plan.json."),
+    "init": ("versions", "Make a home: settings, store, archive and mail folders."),
+    "add": ("plans_store", "Store a plan file as version 1, or as the next version of its plan."),
+    "apply": ("plans_store", "Apply a JSON list of changes to a stored plan as its next version."),
+    "diff": ("plans_store", "What changed between two versions of a plan."),
+    "history": ("versions", "Every version of a plan: when, who, why, its hash."),
+    "archive": ("versions", "Export a plan's evidence for legal review; verify a bundle."),
+    "send": ("loop", "Send the current version of PLAN_ID to its contacts from the seller's mailbox."),
+    "watch": ("loop", "Read the seller's mailbox, act on replies, and send what follows from them."),
+    "status": ("loop", "Per plan: the current version, agreed or waiting on whom, the next milestones, held messages."),
+    "approve": ("loop", "Send the follow-ups of PLAN_ID that wait in the seller's Drafts (the `review` policy)."),
+    "demo": ("loop", "Run the whole loop on a local Maildir: plan out, change requested, version 2, both confirm."),
+    "parse-reply": ("replies", "Show what the pipeline reads in REPLY.eml as an answer to PLAN."),
+    "done": ("milestones", "Mark a step of a plan done: a new version with its status done."),
+    "reminders": ("milestones", "Switch a plan's reminders on or off; show what they owe today."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"pipeline.cli.{COMMANDS[cmd_name][0]}")
+        return next(c for c in module.COMMANDS if c.name == cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mutualplan")
 @click.option(
     "--home",
@@ -31,13 +74,3 @@ def main(ctx: click.Context, home: str | None) -> None:
     ctx.ensure_object(dict)["home"] = home
 
 
-def _register() -> None:
-    # Imported here so a broken optional backend never stops `--help` from working.
-    from pipeline.cli import loop, milestones, plans, plans_store, render, replies, versions
-
-    for module in (plans, plans_store, versions, render, replies, loop, milestones):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import email
 import email.policy
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from pypdf import PdfReader
 
+from pipeline.demo import SimulatedClock as Clock  # noqa: F401 - re-exported as the loop tests' clock
 from pipeline.plan.model import Plan
 from pipeline.plan.source import parse_plan
 from pipeline.resources import templates_dir
@@ -58,20 +59,6 @@ letterhead = "northwind"
 enabled = false
 digest = false
 """
-
-
-class Clock:
-    """The watcher's clock: it moves only when the test moves it."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 def reply(

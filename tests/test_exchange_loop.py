@@ -7,7 +7,7 @@ sends under its own Message-ID), and the prospect's answer to such a reply match
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -18,6 +18,7 @@ import pytest
 from ews_server import EwsServer, Item
 
 from pipeline.app import watcher_for
+from pipeline.demo import SimulatedClock as Clock
 from pipeline.home import Home, init_home
 from pipeline.mailbox.exchange import ExchangeMailbox
 from pipeline.plan.source import parse_plan
@@ -34,19 +35,6 @@ PLAN_ID = "acme-northwind-2027"
 
 def our_id(version: int) -> str:
     return f"<plan.{PLAN_ID}.v{version}@northwind.example>"
-
-
-class Clock:
-    """The watcher's clock, moved by the test (the endpoint's own times stay real)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2027, 1, 11, 17, 2, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ the same Outlook conversation, then the reviewed draft sent and the confirmation
 from __future__ import annotations
 
 import email.policy
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.app import settings_of
 from pipeline.config import open_mailbox
+from pipeline.demo import SimulatedClock as Clock
 from pipeline.home import init_home
 from pipeline.mailbox.graph import GraphMailbox
 from pipeline.plan.source import parse_plan
@@ -27,19 +28,6 @@ RAJ = "raj.patel@acme.example"
 CLIENT_ID = "22222222-3333-4444-5555-666666666666"
 SECRET_ENV = "MUTUALPLAN_TEST_GRAPH_SECRET"
 SECRET = "loop-secret"
-
-
-class Clock:
-    """The watcher's clock, moved by the test (Graph's own times stay real)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2027, 1, 11, 17, 2, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture(scope="module")

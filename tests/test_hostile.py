@@ -31,6 +31,7 @@ import pytest
 from pypdf import PdfReader
 
 from pipeline.app import settings_of, watcher_for
+from pipeline.demo import SimulatedClock as Clock
 from pipeline.errors import MailboxError
 from pipeline.home import Home, init_home
 from pipeline.mailbox.maildir import MaildirMailbox
@@ -71,16 +72,6 @@ trusted_authserv_ids = ["mx.northwind.example"]
 [letter]
 letterhead = "northwind"
 """
-
-
-class Clock:
-    """The watcher's clock, moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 # --- homes ------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from pipeline import policy, reminders
 from pipeline.app import watcher_for
 from pipeline.cli import main
+from pipeline.demo import SimulatedClock as Clock
 from pipeline.home import Home, init_home
 from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.model import Plan
@@ -53,14 +54,6 @@ def reminder_id(key: str, version: int = 1) -> str:
 
 def example() -> Plan:
     return parse_plan((templates_dir() / "plans" / "example.md").read_text(encoding="utf-8"), file="example.md")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def settings_toml(reminders_section: str = "digest = false", changes: str = "review") -> str:

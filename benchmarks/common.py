@@ -18,14 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline.app import settings_of  # noqa: E402
 from pipeline.demo import START, SimulatedClock, reply  # noqa: E402
 from pipeline.home import Home, init_home  # noqa: E402
+from pipeline.loop.parts import Parts, settings_of  # noqa: E402
+from pipeline.loop.service import Service  # noqa: E402
 from pipeline.mailbox.base import Mailbox  # noqa: E402
 from pipeline.plan.model import Plan  # noqa: E402
 from pipeline.plan.source import parse_plan  # noqa: E402
 from pipeline.spool import Spool  # noqa: E402
-from pipeline.watcher import Watcher  # noqa: E402
 
 EXAMPLE = ROOT / "tests" / "fixtures" / "example-plan.md"
 SELLER = "jordan.lee@northwind.example"
@@ -181,10 +181,10 @@ def START_CLOCK() -> datetime:
     return START
 
 
-def watcher(home: Home, mailbox: Mailbox, clock: Callable[[], datetime]) -> Watcher:
-    """A Watcher over a home's store, archive and spool, with the given mailbox (the caller closes the store)."""
-    return Watcher(store=home.open_store(), archive=home.open_archive(), mailbox=mailbox,
-                   spool=Spool(home.spool_dir), settings=settings_of(home), clock=clock)
+def watcher(home: Home, mailbox: Mailbox, clock: Callable[[], datetime]) -> Service:
+    """The loop over a home's store, archive and spool, with the given mailbox (the caller closes the store)."""
+    return Service(Parts(store=home.open_store(), archive=home.open_archive(), mailbox=mailbox,
+                         spool=Spool(home.spool_dir), settings=settings_of(home), clock=clock))
 
 
 # --- replies --------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pipeline.compose
+import pipeline.loop.compose
 from benchmarks.common import (
     SCRIPT,
     START,
@@ -40,12 +40,13 @@ from benchmarks.common import (
     timed,
     watcher,
 )
+from pipeline.loop import deliver, runner
+from pipeline.loop.service import PollReport, Service
 from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.diff import diff
 from pipeline.plan.model import Version
 from pipeline.render.letter import render_letter
 from pipeline.store import utc_iso
-from pipeline.watcher import PollReport, Watcher
 
 CHANGE = ("Hi Jordan,\n\nWe can't start the pilot before March 8 - our Q4 close runs late this year.\n"
           "Please move the pilot to March 8, and add a security review with our CISO before the pilot.\n\n"
@@ -58,7 +59,7 @@ class RenderClock:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
-        self._inner = pipeline.compose.letter_pdf
+        self._inner = pipeline.loop.compose.letter_pdf
 
     def __enter__(self) -> RenderClock:
         def counted(*args: Any, **kwargs: Any) -> bytes:
@@ -67,11 +68,11 @@ class RenderClock:
             self.calls += 1
             return pdf
 
-        pipeline.compose.letter_pdf = counted
+        pipeline.loop.compose.letter_pdf = counted
         return self
 
     def __exit__(self, *exc: object) -> None:
-        pipeline.compose.letter_pdf = self._inner
+        pipeline.loop.compose.letter_pdf = self._inner
 
 
 class FsyncClock:
@@ -95,15 +96,16 @@ class FsyncClock:
         os.fsync = self._inner
 
 
-def fetch(w: Watcher, report: PollReport) -> None:
-    """The first step of Watcher.poll(): new mail into the spool."""
-    report.shunted.extend(w.spool.recover())
-    for fetched in w.mailbox.fetch():
-        w.spool.enqueue(fetched.raw, key=fetched.key, received=utc_iso(w.clock()))
+def fetch(w: Service, report: PollReport) -> None:
+    """The first step of a poll: new mail into the spool."""
+    parts = w.parts
+    report.shunted.extend(parts.spool.recover())
+    for fetched in parts.mailbox.fetch():
+        parts.spool.enqueue(fetched.raw, key=fetched.key, received=utc_iso(parts.clock()))
         report.fetched += 1
 
 
-def one_reply(w: Watcher, n: int, bare_first: Version | None = None) -> dict[str, Any]:
+def one_reply(w: Service, n: int, bare_first: Version | None = None) -> dict[str, Any]:
     """Plan `n`'s change request through the whole loop; its timings, and the bare render of its new letter.
 
     One watcher serves every run, as `mutualplan watch` serves every plan: its store's statements are compiled
@@ -111,7 +113,7 @@ def one_reply(w: Watcher, n: int, bare_first: Version | None = None) -> dict[str
     run's version 2 (the same letter for another prospect), before it: whichever renders second may find the
     machine's caches warm, so the benchmark alternates the order.
     """
-    clock, box = w.clock, w.mailbox
+    clock, box = w.parts.clock, w.parts.mailbox
     plan = example_plan(n)
     clock.advance(days=1)  # type: ignore[attr-defined]
     box.deliver(answer(plan, 1, who="Dana", body=CHANGE, when=clock(), key=f"change.{n}"))  # type: ignore[attr-defined]
@@ -123,10 +125,10 @@ def one_reply(w: Watcher, n: int, bare_first: Version | None = None) -> dict[str
     cpu: dict[str, float] = {}
     report = PollReport()
     with RenderClock() as render, FsyncClock() as fsync:
-        # Watcher.poll(), step by step, so each step is timed on its own.
+        # A poll, step by step, so each step is timed on its own.
         for name, step in (("fetch + spool", lambda: fetch(w, report)),
-                           ("parse + apply + queue", lambda: w.process(report)),
-                           ("render, compose, archive, send", lambda: w.flush(report))):
+                           ("parse + apply + queue", lambda: runner.process(w.parts, report)),
+                           ("render, compose, archive, send", lambda: deliver.flush(w.parts, report))):
             phases[name], cpu[name], _ = clocked(step)
     total = sum(phases.values())
     assert report.handled and report.handled[0][1] == "applied", report.handled
@@ -161,7 +163,7 @@ def bench_one_reply(results: Results, runs: int) -> None:
             for i in range(1, runs + 1):
                 runs_data.append(one_reply(w, i, bare_first=runs_data[-1]["v2"] if i % 2 else None))
         finally:
-            w.store.close()
+            w.parts.close()
         runs_data = runs_data[1:]
         for r in runs_data:
             del r["v2"]
@@ -213,7 +215,7 @@ def many_replies(root: Path, *, plans: int, rounds: int, send: bool) -> dict[str
                 if send:
                     seconds, cpu, report = clocked(w.poll)
                 else:
-                    seconds, cpu, _ = clocked(lambda r=report: (fetch(w, r), w.process(r)))
+                    seconds, cpu, _ = clocked(lambda r=report: (fetch(w, r), runner.process(w.parts, r)))
             renders += render.calls
             assert report.fetched == plans and len(report.handled) == plans and not report.errors, report.errors
             for _, disposition, _ in report.handled:
@@ -231,7 +233,7 @@ def many_replies(root: Path, *, plans: int, rounds: int, send: bool) -> dict[str
                 "render_seconds": sum(r["render"] for r in per_round),
                 "fsync": sum(r["fsync"] for r in per_round), "fsyncs": sum(r["fsyncs"] for r in per_round)}
     finally:
-        w.store.close()
+        w.parts.close()
 
 
 def bench_many(results: Results, plans: int, rounds: int) -> None:

@@ -5,7 +5,7 @@
 N is the number of messages already seen in the Inbox; as many again are filed in Processed and a tenth as
 many are in Sent (each with its Message-ID), all filed an hour before. The home holds 10 plans, each with a
 follow-up waiting in Drafts for the seller, so every poll also asks the mailbox whether the seller has sent
-them (the review policy's steady state). A poll is Watcher.poll(): recover the spool, fetch, handle nothing,
+them (the review policy's steady state). A poll is Service.poll(): recover the spool, fetch, handle nothing,
 look for the drafts in Sent. Beside it, the mailbox's fetch() alone. The mailboxes are written as files
 (benchmarks/mailbox_poll.py's fill_maildir); for IMAP into the user's Maildir on disk, which Dovecot indexes
 on the first poll (timed apart as "first poll"). Last, a few polls each right after a message lands in Sent
@@ -28,9 +28,9 @@ from typing import Any
 
 from benchmarks.common import START, Results, SimulatedClock, make_home, ms, spread, timed, watcher
 from benchmarks.mailbox_poll import MESSAGE, fill_maildir
+from pipeline.loop.outbox import OutboxEntry
 from pipeline.mailbox.base import Mailbox
 from pipeline.mailbox.maildir import MaildirMailbox
-from pipeline.outbox import OutboxEntry
 from pipeline.store import Store
 
 PLANS = 10
@@ -91,7 +91,7 @@ def time_polls(home_root: Path, box: Mailbox, polls: int, sent_changes: Callable
             after_sent.append(seconds)
         return {"first": first, "poll": spread(times), "fetch": spread(fetches), "after_sent": spread(after_sent)}
     finally:
-        w.store.close()
+        w.parts.close()
 
 
 def maildir_polls(sizes: list[int], polls: int) -> list[tuple[int, dict[str, Any]]]:

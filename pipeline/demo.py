@@ -14,16 +14,15 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.app import watcher_for
 from pipeline.archive import export
 from pipeline.errors import ConfigError
 from pipeline.home import Home, init_home
+from pipeline.loop.service import Reason, Service, make_version, queue_plan
 from pipeline.mailbox.maildir import MaildirMailbox
+from pipeline.plan import ids
 from pipeline.plan.source import parse_plan
 from pipeline.redline import render_redline
 from pipeline.resources import templates_dir
-from pipeline.status import plan_status
-from pipeline.watcher import Watcher, send_plan
 
 START = datetime(2027, 1, 11, 17, 2, tzinfo=UTC)  # Mon 11 Jan 2027, 9:02 in Portland
 
@@ -103,7 +102,7 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
     inbox = MaildirMailbox(home.mail_dir)
     steps: list[dict[str, Any]] = []
 
-    def poll(watcher: Watcher, what: str) -> None:
+    def poll(watcher: Service, what: str) -> None:
         report = watcher.poll()
         steps.append({"step": what, **report.to_dict()})
         for _message_id, disposition, reason in report.handled:
@@ -113,14 +112,14 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
         for message_id in report.sent:
             say(f"  sent      {message_id}")
 
-    with watcher_for(home, clock) as watcher:
+    with Service.open(home, clock) as watcher:
         store = watcher.store
         say(f"Home: {home.root}")
         say("1. The seller adds the example plan and sends version 1.")
-        store.add_version(plan, author=plan.seller.email, reason="created", created=clock())
-        v1 = send_plan(store, plan.id, at=clock())
+        make_version(store, plan, author=plan.seller.email, reason=Reason.CREATED, created=clock())
+        v1 = queue_plan(store, plan.id, at=clock())
         poll(watcher, "send version 1")
-        subject = f"Mutual Plan: {plan.prospect.company} and {plan.seller.company} (version 1)"
+        subject = ids.subject(plan.prospect.company, plan.seller.company, 1)
 
         say("2. Dana asks for a later pilot and a security review before it.")
         clock.advance(days=1, hours=1)
@@ -145,8 +144,9 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
         for message_id in approved:
             say(f"  sent      {message_id}")
         v2 = store.current(plan.id)
-        v2_id = f"<plan.{plan.id}.v{v2.number}@{plan.seller.domain}>"
-        subject2 = f"Mutual Plan: {plan.prospect.company} and {plan.seller.company} (version {v2.number})"
+        assert v2 is not None
+        v2_id = ids.message_id(plan.id, v2.number, plan.seller.domain)
+        subject2 = ids.subject(plan.prospect.company, plan.seller.company, v2.number)
 
         say("4. Dana and Raj confirm version 2.")
         for n, (name, address, text) in enumerate((
@@ -162,9 +162,9 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
         clock.advance(minutes=5)
         poll(watcher, "the confirmations")
 
-        status = plan_status(store, plan.id, clock().date())
+        status = watcher.status(plan.id, clock().date())
         bundle = home.root / "export" / plan.id
-        export_result = export(store, watcher.archive, plan.id, bundle, redline=render_redline)
+        export_result = export(store, watcher.parts.archive, plan.id, bundle, redline=render_redline)
 
     letters = sorted(str(p) for p in (bundle / "versions").glob("*.pdf"))
     outbox = sorted(str(p) for p in (home.mail_dir.parent / "outbox").glob("*.eml"))

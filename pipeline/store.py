@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModu
 
 from pipeline import schema
 from pipeline.errors import StoreError
-from pipeline.outbox import OutboxEntry
+from pipeline.loop.outbox import OutboxEntry
 from pipeline.plan.model import Change, Plan, Version, canonical_json, plan_from_dict
 
 PLAN_STATES = ("open", "agreed", "declined", "closed")

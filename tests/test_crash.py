@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.app import watcher_for
 from pipeline.home import Home, init_home
+from pipeline.loop.parts import CRASH_ENV, CRASH_POINTS
+from pipeline.loop.service import Service, queue_plan
 from pipeline.mailbox.maildir import MaildirMailbox
-from pipeline.watcher import CRASH_ENV, CRASH_POINTS, send_plan
 from tests.loop_support import (
     DANA,
     PLAN_ID,
@@ -54,9 +54,9 @@ def sent_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = init_home(root)
     home.settings_path.write_text(settings_toml("auto"), encoding="utf-8")
     clock = Clock()
-    with watcher_for(home, clock) as watcher:
+    with Service.open(home, clock) as watcher:
         watcher.store.add_version(example_plan(), author=SELLER, reason="created", created=START)
-        send_plan(watcher.store, PLAN_ID, at=clock())
+        queue_plan(watcher.store, PLAN_ID, at=clock())
         assert watcher.poll().sent == [V1]
     return root
 
@@ -100,7 +100,7 @@ def _child(root: str, now: datetime, crash_at: str | None, action: str) -> None:
         os.environ[CRASH_ENV] = crash_at
     else:
         os.environ.pop(CRASH_ENV, None)
-    with watcher_for(Home(Path(root)), lambda: now) as watcher:
+    with Service.open(Home(Path(root)), lambda: now) as watcher:
         if action == "approve":
             watcher.approve(PLAN_ID)
         else:
@@ -206,7 +206,7 @@ def test_the_watch_command_killed_after_sending_does_not_send_again(make_home: C
 def test_a_message_that_fails_three_times_is_shunted_and_the_rest_go_on(
     make_home: Callable[[str], Home2], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.watcher as watcher_module
+    import pipeline.loop.receive as receive_module
     from pipeline.replies.message import Incoming
 
     class Unreadable:
@@ -218,14 +218,14 @@ def test_a_message_that_fails_three_times_is_shunted_and_the_rest_go_on(
                 raise RuntimeError("cannot read this one")
             return Incoming.from_bytes(raw, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(watcher_module, "Incoming", Unreadable)
+    monkeypatch.setattr(receive_module, "Incoming", Unreadable)
     h = make_home("auto")
     h.mail.deliver(reply(RAJ, "Confirmed, with one question.", message_id="<poison@acme.example>", when=h.clock()))
     h.mail.deliver(reply(DANA, "Confirmed.", message_id="<c1.dana@acme.example>", when=h.clock()))
     reports = []
     for _ in range(4):
         h.clock.advance(minutes=5)
-        with watcher_for(h.home, h.clock) as watcher:
+        with Service.open(h.home, h.clock) as watcher:
             reports.append(watcher.poll())
     assert [r.fetched for r in reports] == [2, 0, 0, 0]
     assert [len(r.shunted) for r in reports] == [0, 0, 1, 0]
@@ -257,9 +257,9 @@ def test_two_watchers_on_one_home_with_the_store_in_postgresql(
     home = init_home(root, env={"MUTUALPLAN_STORE_URL": url})
     home.settings_path.write_text(settings_toml("auto") + f'\n[store]\nurl = "{url}"\n', encoding="utf-8")
     clock = Clock()
-    with watcher_for(home, clock) as watcher:
+    with Service.open(home, clock) as watcher:
         watcher.store.add_version(example_plan(), author=SELLER, reason="created", created=START)
-        send_plan(watcher.store, PLAN_ID, at=clock())
+        queue_plan(watcher.store, PLAN_ID, at=clock())
         assert watcher.poll().sent == [V1]
     h = Home2(root, "auto")
     h.home.settings_path.write_text(settings_toml("auto") + f'\n[store]\nurl = "{url}"\n', encoding="utf-8")

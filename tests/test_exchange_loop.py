@@ -17,13 +17,12 @@ from pathlib import Path
 import pytest
 from ews_server import EwsServer, Item
 
-from pipeline.app import watcher_for
 from pipeline.demo import SimulatedClock as Clock
 from pipeline.home import Home, init_home
+from pipeline.loop.service import Service, queue_plan
 from pipeline.mailbox.exchange import ExchangeMailbox
 from pipeline.plan.source import parse_plan
 from pipeline.resources import templates_dir
-from pipeline.watcher import Watcher, send_plan
 
 SELLER = "jordan.lee@northwind.example"
 DANA = ("Dana Whitfield", "dana.whitfield@acme.example")
@@ -114,7 +113,7 @@ def start(ews: EwsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chang
     return make_home(tmp_path / "home", ews, changes), Clock()
 
 
-def add_plan(watcher: Watcher, clock: Clock) -> None:
+def add_plan(watcher: Service, clock: Clock) -> None:
     plan = parse_plan((templates_dir() / "plans" / "example.md").read_text(encoding="utf-8"), file="example.md")
     assert plan.id == PLAN_ID
     watcher.store.add_version(plan, author=SELLER, reason="created", created=clock())
@@ -124,13 +123,13 @@ def test_plan_out_replies_in_each_version_out_in_the_conversation_and_answers_to
     ews: EwsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     home, clock = start(ews, tmp_path, monkeypatch, "auto")
-    with watcher_for(home, clock) as watcher:
+    with Service.open(home, clock) as watcher:
         store = watcher.store
-        assert isinstance(watcher.mailbox, ExchangeMailbox)
+        assert isinstance(watcher.parts.mailbox, ExchangeMailbox)
         add_plan(watcher, clock)
 
         # 1. Version 1 goes out as new mail, our Message-ID kept, a copy in Sent Items, letter and calendar.
-        v1 = send_plan(store, PLAN_ID, at=clock())
+        v1 = queue_plan(store, PLAN_ID, at=clock())
         report = watcher.poll()
         assert (report.sent, report.errors, report.fetched) == ([our_id(1)], [], 0)
         plan_item = sent_item(ews, our_id(1))
@@ -244,10 +243,10 @@ def test_in_review_the_next_version_waits_as_a_reply_draft_and_answers_to_it_are
     ews: EwsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str,
 ) -> None:
     home, clock = start(ews, tmp_path, monkeypatch, "review")
-    with watcher_for(home, clock) as watcher:
+    with Service.open(home, clock) as watcher:
         store = watcher.store
         add_plan(watcher, clock)
-        send_plan(store, PLAN_ID, at=clock())
+        queue_plan(store, PLAN_ID, at=clock())
         assert watcher.poll().sent == [our_id(1)]
         plan_item = sent_item(ews, our_id(1))
 

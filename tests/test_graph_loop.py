@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.app import settings_of
 from pipeline.config import open_mailbox
 from pipeline.demo import SimulatedClock as Clock
 from pipeline.home import init_home
+from pipeline.loop.parts import Parts, settings_of
+from pipeline.loop.service import Service, queue_plan
 from pipeline.mailbox.graph import GraphMailbox
 from pipeline.plan.source import parse_plan
 from pipeline.resources import templates_dir
 from pipeline.spool import Spool
-from pipeline.watcher import Watcher, send_plan
 from tests.graph_server import GraphServer, Tls, make_tls
 
 SELLER = "jordan.lee@northwind.example"
@@ -91,19 +91,19 @@ def test_plan_out_reply_in_next_version_out_in_the_thread(tmp_path: Path, tls: T
             # The adapter comes from the [mailbox] table, and keeps its deltaLink in the store.
             mailbox = open_mailbox(settings, home.mail_dir, store, env={SECRET_ENV: SECRET})
             assert isinstance(mailbox, GraphMailbox)
-            watcher = Watcher(
+            watcher = Service(Parts(
                 store=store,
                 archive=home.open_archive(),
                 mailbox=mailbox,
                 spool=Spool(home.spool_dir),
                 settings=settings,
                 clock=clock,
-            )
+            ))
             plan = parse_plan((templates_dir() / "plans" / "example.md").read_text(encoding="utf-8"), file="example.md")
             store.add_version(plan, author=SELLER, reason="created", created=clock())
 
             # 1. Version 1 goes out from the seller's mailbox.
-            v1 = send_plan(store, plan.id, at=clock())
+            v1 = queue_plan(store, plan.id, at=clock())
             report = watcher.poll()
             assert report.sent == [v1.message_id] and report.errors == []
             [plan_mail] = seller_box.in_folder("sentitems")

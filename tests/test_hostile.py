@@ -30,10 +30,12 @@ from typing import Any, ClassVar
 import pytest
 from pypdf import PdfReader
 
-from pipeline.app import settings_of, watcher_for
 from pipeline.demo import SimulatedClock as Clock
 from pipeline.errors import MailboxError
 from pipeline.home import Home, init_home
+from pipeline.loop import act, runner
+from pipeline.loop.parts import Parts, settings_of
+from pipeline.loop.service import PollReport, Service, queue_plan
 from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.changes import apply as apply_changes
 from pipeline.plan.model import Change
@@ -41,7 +43,6 @@ from pipeline.plan.source import parse_plan
 from pipeline.resources import templates_dir
 from pipeline.spool import Spool
 from pipeline.store import Store
-from pipeline.watcher import PollReport, Watcher, send_plan
 
 CORPUS = Path(__file__).parent / "fixtures" / "hostile"
 CASES = sorted(p.stem for p in CORPUS.glob("*.json"))
@@ -85,9 +86,9 @@ def sent_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home.settings_path.write_text(SETTINGS, encoding="utf-8")
     plan = parse_plan((templates_dir() / "plans" / "example.md").read_text(encoding="utf-8"), file="example.md")
     clock = Clock(START)
-    with watcher_for(home, clock) as watcher:
+    with Service.open(home, clock) as watcher:
         watcher.store.add_version(plan, author=SELLER, reason="created", created=START)
-        send_plan(watcher.store, PLAN_ID, at=START)
+        queue_plan(watcher.store, PLAN_ID, at=START)
         assert watcher.poll().sent == [V1]
     return root
 
@@ -111,7 +112,7 @@ class Loop:
         return key
 
     def poll(self, *, errors: bool = False) -> PollReport:
-        with watcher_for(self.home, self.clock) as watcher:
+        with Service.open(self.home, self.clock) as watcher:
             report = watcher.poll()
         if not errors:
             assert report.errors == [], report.errors
@@ -524,8 +525,8 @@ def test_a_send_that_times_out_is_retried_under_the_same_message_id(loop: Loop, 
     mailbox = _TimesOut(MaildirMailbox(loop.home.mail_dir), v2, delivered=delivered)
     loop.deliver(reply(DANA, "Please move the pilot to March 8.", "<t1.dana@acme.example>"))
     with loop.store() as store:
-        watcher = Watcher(store=store, archive=loop.home.open_archive(), mailbox=mailbox,
-                          spool=Spool(loop.home.spool_dir), settings=settings, clock=loop.clock)
+        watcher = Service(Parts(store=store, archive=loop.home.open_archive(), mailbox=mailbox,
+                                spool=Spool(loop.home.spool_dir), settings=settings, clock=loop.clock))
         report = watcher.poll()
         assert [d for _, d, _ in report.handled] == ["applied"]
         assert any("timed out" in e for e in report.errors)
@@ -543,31 +544,36 @@ def test_a_send_that_times_out_is_retried_under_the_same_message_id(loop: Loop, 
     assert len(list((loop.root / "outbox").glob("plan.acme-northwind-2027.v2@*.eml"))) == 1
 
 
-class _Racing(Watcher):
-    """A watcher that lets another one finish a message at the worst moment: after reading, before committing."""
+class _Racing(Parts):
+    """A watcher's parts that let another watcher finish a message at the worst moment: after reading and
+    deciding (the receive steps), before committing (act.commit)."""
 
     meanwhile: Any = None
 
-    def _interleave(self) -> None:
+    def interleave(self) -> None:
         if self.meanwhile is not None:
             run, self.meanwhile = self.meanwhile, None
             run()
 
-    def _confirm(self, *args: Any, **kwargs: Any) -> Any:
-        self._interleave()
-        return super()._confirm(*args, **kwargs)
 
-    def _apply(self, *args: Any, **kwargs: Any) -> Any:
-        self._interleave()
-        return super()._apply(*args, **kwargs)
+@pytest.fixture(autouse=True)
+def _racing_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = act.commit
+
+    def commit(parts: Parts, msg: Any, effects: Any) -> Any:
+        if isinstance(parts, _Racing):
+            parts.interleave()
+        return real(parts, msg, effects)
+
+    monkeypatch.setattr(runner.act, "commit", commit)
 
 
-def _two_watchers(loop: Loop) -> tuple[_Racing, Watcher, list[Store]]:
+def _two_watchers(loop: Loop) -> tuple[_Racing, Parts, list[Store]]:
     settings = settings_of(loop.home)
     stores = [loop.store(), loop.store()]
     a, b = (cls(store=s, archive=loop.home.open_archive(), mailbox=MaildirMailbox(loop.home.mail_dir),
                 spool=Spool(loop.home.spool_dir), settings=settings, clock=loop.clock)
-            for cls, s in zip((_Racing, Watcher), stores, strict=True))
+            for cls, s in zip((_Racing, Parts), stores, strict=True))
     return a, b, stores  # type: ignore[return-value]
 
 
@@ -593,8 +599,8 @@ def test_two_answers_at_once_are_serialized_by_version(
     raws = [reply(people[who], text, f"<race.{who}@acme.example>") for who, text in (first, second)]
     try:
         got: dict[str, str] = {}
-        a.meanwhile = lambda: got.__setitem__("b", b.handle(raws[1], ARRIVAL).disposition)
-        got["a"] = a.handle(raws[0], ARRIVAL).disposition
+        a.meanwhile = lambda: got.__setitem__("b", runner.handle(b, raws[1], ARRIVAL).disposition)
+        got["a"] = runner.handle(a, raws[0], ARRIVAL).disposition
         assert (got["a"], got["b"]) == outcomes
         numbers = [v.number for v in stores[0].versions(PLAN_ID)]
         assert numbers == list(range(1, versions + 1))  # no number twice, none skipped

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from pipeline import policy
-from pipeline.app import watcher_for
 from pipeline.config import load_settings
 from pipeline.errors import PlanError
 from pipeline.home import Home, init_home
-from pipeline.inbound_plan import plan_of, read_email, recognize
+from pipeline.loop import policy
+from pipeline.loop.inbound_plan import plan_of, read_email, recognize
+from pipeline.loop.service import Service
 from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.email_source import (
     Person,
@@ -37,7 +37,6 @@ from pipeline.plan.email_source import (
 from pipeline.plan.model import Change
 from pipeline.plan.timeline import resolve
 from pipeline.replies.message import Incoming
-from pipeline.watcher import Watcher
 
 FIXTURES = Path(__file__).parent / "fixtures" / "outlook"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.eml"))
@@ -294,8 +293,8 @@ def home(tmp_path: Path) -> Home:
 
 
 @contextmanager
-def loop(home: Home, clock: Clock) -> Iterator[Watcher]:
-    with watcher_for(home, clock) as watcher:
+def loop(home: Home, clock: Clock) -> Iterator[Service]:
+    with Service.open(home, clock) as watcher:
         yield watcher
 
 

@@ -21,18 +21,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import policy, reminders
-from pipeline.app import watcher_for
 from pipeline.cli import main
 from pipeline.demo import SimulatedClock as Clock
 from pipeline.home import Home, init_home
+from pipeline.loop import policy, reminders
+from pipeline.loop.service import PollReport, Service, queue_plan
 from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.model import Plan
 from pipeline.plan.source import parse_plan
 from pipeline.plan.timeline import resolve
 from pipeline.replies.message import Incoming
 from pipeline.resources import templates_dir
-from pipeline.watcher import PollReport, Watcher, send_plan
 
 PLAN_ID = "acme-northwind-2027"
 SELLER = "jordan.lee@northwind.example"
@@ -84,8 +83,8 @@ def home(tmp_path: Path) -> Home:
 
 
 @contextmanager
-def loop(home: Home, clock: Clock) -> Iterator[Watcher]:
-    with watcher_for(home, clock) as watcher:
+def loop(home: Home, clock: Clock) -> Iterator[Service]:
+    with Service.open(home, clock) as watcher:
         yield watcher
 
 
@@ -95,8 +94,8 @@ def start(home: Home, clock: Clock, *, send: bool = True) -> None:
         plan = example()
         watcher.store.add_version(plan, author=SELLER, reason="created", created=clock())
         if send:
-            send_plan(watcher.store, plan.id, at=clock())
-            watcher.flush(PollReport())
+            queue_plan(watcher.store, plan.id, at=clock())
+            watcher.flush()
 
 
 def remind(home: Home, clock: Clock, when: datetime) -> PollReport:
@@ -442,7 +441,7 @@ def test_done_from_the_command_line(home: Home) -> None:
 
 def test_watch_sends_reminders_after_each_poll(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[PollReport] = []
-    monkeypatch.setattr(Watcher, "remind", lambda self, report: calls.append(report))
+    monkeypatch.setattr(Service, "remind", lambda self, report: calls.append(report))
     code, output = cli(home, "watch", "--once", "--json")
     assert code == 0, output
     assert len(calls) == 1 and calls[0].fetched == 0

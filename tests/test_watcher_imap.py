@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 from imap_tools import MailBoxStartTls
 
-from pipeline.app import watcher_for
 from pipeline.home import Home, init_home
+from pipeline.loop.service import PollReport, Service, queue_plan
+from pipeline.loop.status import plan_status
 from pipeline.mailbox.imap import ImapMailbox
 from pipeline.plan.source import parse_plan
 from pipeline.resources import templates_dir
-from pipeline.status import plan_status
-from pipeline.watcher import PollReport, send_plan
 from tests.loop_support import (
     DANA,
     KIM,
@@ -99,8 +98,8 @@ timeout = 10"""
 
 def poll(home: Home, clock: Clock) -> PollReport:
     clock.advance(minutes=5)
-    with watcher_for(home, clock) as watcher:
-        assert isinstance(watcher.mailbox, ImapMailbox)
+    with Service.open(home, clock) as watcher:
+        assert isinstance(watcher.parts.mailbox, ImapMailbox)
         report = watcher.poll()
     assert report.errors == [], report.errors
     return report
@@ -140,7 +139,7 @@ def test_the_whole_loop_over_imap_and_smtp(mailserver: MailServer, people: Peopl
     plan = parse_plan(people.rename(text), file="example.md")
     with home.open_store() as store:
         store.add_version(plan, author=people.seller, reason="created", created=START)
-        send_plan(store, PLAN_ID, at=clock())
+        queue_plan(store, PLAN_ID, at=clock())
 
     # Version 1 goes out by SMTP: the confirming contacts in To, Kim in Cc; a copy in the seller's Sent.
     assert poll(home, clock).sent == [V1]
@@ -168,7 +167,7 @@ def test_the_whole_loop_over_imap_and_smtp(mailserver: MailServer, people: Peopl
 
     # The seller approves: version 2 reaches Dana in the thread of her answer, and leaves Drafts.
     clock.advance(hours=1)
-    with watcher_for(home, clock) as watcher:
+    with Service.open(home, clock) as watcher:
         assert watcher.approve(PLAN_ID) == [V2]
     v2 = as_prospect(mailserver, people, people.dana, V2)
     assert v2["In-Reply-To"] == change

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.app import watcher_for
 from pipeline.cli import main
 from pipeline.home import Home, init_home
+from pipeline.loop.deliver import render
+from pipeline.loop.service import PollReport, Service, queue_plan
+from pipeline.loop.status import plan_status
 from pipeline.mailbox.maildir import MaildirMailbox
-from pipeline.status import plan_status
 from pipeline.store import Store
-from pipeline.watcher import PollReport, send_plan
 from tests.loop_support import (
     DANA,
     KIM,
@@ -68,7 +68,7 @@ class Loop:
 
     def poll(self, advance_minutes: float = 5) -> PollReport:
         self.clock.advance(minutes=advance_minutes)
-        with watcher_for(self.home, self.clock) as watcher:
+        with Service.open(self.home, self.clock) as watcher:
             report = watcher.poll()
         assert report.errors == [], report.errors
         return report
@@ -146,8 +146,8 @@ def sent_home(fresh_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     root = tmp_path_factory.mktemp("watcher") / "sent"
     shutil.copytree(fresh_home, root)
     home, clock = Home(root), Clock()
-    with watcher_for(home, clock) as watcher:
-        send_plan(watcher.store, PLAN_ID, at=clock())
+    with Service.open(home, clock) as watcher:
+        queue_plan(watcher.store, PLAN_ID, at=clock())
         assert watcher.poll().sent == [V1]
     return root
 
@@ -202,8 +202,8 @@ def test_version_one_goes_to_the_confirmers_with_the_others_in_cc(fresh_home: Pa
     loop = copy_home(fresh_home, tmp_path)
     check_status(loop, version=1, summary=f"version 1 not sent yet (`mutualplan send {PLAN_ID}`)")
 
-    with watcher_for(loop.home, loop.clock) as watcher:
-        entry = send_plan(watcher.store, PLAN_ID, at=loop.clock())
+    with Service.open(loop.home, loop.clock) as watcher:
+        entry = queue_plan(watcher.store, PLAN_ID, at=loop.clock())
     assert entry.message_id == V1
     check_status(loop, version=1, summary="version 1 is queued to send")
 
@@ -238,8 +238,8 @@ def test_the_same_entry_renders_the_same_bytes(sent_home: Path, tmp_path: Path) 
     loop = copy_home(sent_home, tmp_path)
     sent = (loop.root / "outbox").glob("*.eml").__next__().read_bytes()
     loop.clock.advance(days=3)  # rendering later changes nothing: every time in it was fixed when it was queued
-    with watcher_for(loop.home, loop.clock) as watcher:
-        again = watcher.render(watcher.store.outbox_entry(V1))
+    with Service.open(loop.home, loop.clock) as watcher:
+        again = render(watcher.parts, watcher.store.outbox_entry(V1))
     assert parse(sent).as_bytes() == parse(bytes(again)).as_bytes()
 
 
@@ -597,8 +597,8 @@ def test_status_says_when_an_email_could_not_be_sent_and_send_tries_it_again(fre
     loop = copy_home(fresh_home, tmp_path)
     blocker = loop.root / "outbox" / _outbox_name(V1)
     blocker.mkdir(parents=True)  # where the email's file goes a folder is in the way: the send fails for good
-    with watcher_for(loop.home, loop.clock) as watcher:
-        send_plan(watcher.store, PLAN_ID, at=loop.clock())
+    with Service.open(loop.home, loop.clock) as watcher:
+        queue_plan(watcher.store, PLAN_ID, at=loop.clock())
         report = watcher.poll()
     assert report.sent == [] and len(report.errors) == 1 and "cannot write" in report.errors[0]
     data = check_status(loop, version=1, summary=(

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime
-from typing import Any
 
 import click
 from rich.table import Table
 
-from pipeline.app import watcher_for
 from pipeline.cli.common import console, emit_json, err_console, handles_errors, json_option, open_home
-from pipeline.errors import StoreError
-from pipeline.status import plan_status
-from pipeline.watcher import PollReport, send_plan
-
-
-def _known(store: Any, plan_id: str) -> None:
-    if not store.has_plan(plan_id):
-        ids = store.plan_ids()
-        raise StoreError(
-            f"no plan {plan_id!r} in the store",
-            hint=f"known plans: {', '.join(ids)}" if ids else "add one with `mutualplan add PLAN.md`",
-        )
+from pipeline.loop.service import PollReport, Service
 
 
 @click.command()
@@ -41,11 +28,8 @@ def send(ctx: click.Context, plan_id: str, as_json: bool) -> None:
       mutualplan add acme.md && mutualplan send acme-northwind-2027
     """
     home = open_home(ctx)
-    with watcher_for(home) as watcher:
-        _known(watcher.store, plan_id)
-        entry = send_plan(watcher.store, plan_id, at=watcher.clock())
-        report = PollReport()
-        watcher.flush(report)
+    with Service.open(home) as service:
+        entry, report = service.send_plan(plan_id)
     if as_json:
         emit_json({"message_id": entry.message_id, "to": list(entry.to), "cc": list(entry.cc), **report.to_dict()})
         return
@@ -101,9 +85,9 @@ def watch(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
     """
     home = open_home(ctx)
     while True:
-        with watcher_for(home) as watcher:
-            report = watcher.poll()
-            watcher.remind(report)  # reminders and the weekly digest, by policy
+        with Service.open(home) as service:
+            report = service.poll()
+            service.remind(report)  # reminders and the weekly digest, by policy
         if as_json:
             emit_json(report.to_dict())
         else:
@@ -127,9 +111,8 @@ def approve(ctx: click.Context, plan_id: str, as_json: bool) -> None:
       mutualplan approve acme-northwind-2027
     """
     home = open_home(ctx)
-    with watcher_for(home) as watcher:
-        _known(watcher.store, plan_id)
-        sent = watcher.approve(plan_id)
+    with Service.open(home) as service:
+        sent = service.approve(plan_id)
     if as_json:
         emit_json({"plan_id": plan_id, "sent": sent})
     elif sent:
@@ -160,11 +143,9 @@ def status(ctx: click.Context, plan_id: str | None, today: datetime | None, as_j
     """
     home = open_home(ctx)
     now = today.date() if today else datetime.now(UTC).date()
-    with home.open_store() as store:
-        ids = [plan_id] if plan_id else store.plan_ids()
-        if plan_id:
-            _known(store, plan_id)
-        statuses = [plan_status(store, pid, now) for pid in ids]
+    with Service.open(home) as service:
+        ids = [plan_id] if plan_id else service.store.plan_ids()
+        statuses = [service.status(pid, now) for pid in ids]
     if as_json:
         emit_json({"plans": statuses} if not plan_id else statuses[0])
         return

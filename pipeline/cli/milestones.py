@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import click
 
-from pipeline.app import settings_of, watcher_for
 from pipeline.cli.common import console, emit_json, handles_errors, json_option, open_home
-from pipeline.errors import ChangeError, StoreError
-from pipeline.outbox import OutboxEntry
-from pipeline.plan.changes import apply as apply_changes
-from pipeline.plan.model import Change
+from pipeline.loop.service import Service
 from pipeline.plan.timeline import resolve
-from pipeline.reminders import OPTION, enabled, owed, switch
-from pipeline.replies.interpret import local_date
-from pipeline.store import Store
-from pipeline.watcher import PollReport
-
-
-def _plan(store: Store, plan_id: str) -> Any:
-    current = store.current(plan_id)
-    if current is None:
-        ids = store.plan_ids()
-        raise StoreError(f"no plan {plan_id!r} in the store",
-                         hint=f"known plans: {', '.join(ids)}" if ids else "add one with `mutualplan add PLAN.md`")
-    return current
 
 
 @click.command("done", short_help="Mark a step of a plan done: a new version with its status done.")
@@ -47,38 +27,22 @@ def done(ctx: click.Context, plan_id: str, milestone: str, send: bool, as_json: 
       mutualplan done acme-northwind-2027 M3
       mutualplan done acme-northwind-2027 M3 --send --json
     """
-    home = open_home(ctx)
-    seller = str(settings_of(home).seller.get("email", ""))
-    with watcher_for(home) as watcher:
-        store = watcher.store
-        current = _plan(store, plan_id)
-        state = store.plan_state(plan_id)
-        if state in ("declined", "closed"):
-            raise StoreError(f"plan {plan_id} is {state}; nothing changes", hint="a closed plan keeps its last version")
-        key = milestone.strip().upper().lstrip("#")
-        key = f"M{key}" if key.isdigit() else key
-        step = current.plan.milestone(key)
-        if step is not None and step.status == "done":
-            raise ChangeError(f"{step.id} ({step.title}) is done already in version {current.number}")
-        now = watcher.clock()
-        change = Change(op="status", milestone=key, status="done")
-        new_plan = apply_changes(current.plan, [change], today=local_date(now, current.plan.timezone))
-        version = store.add_version(new_plan, author=seller or current.plan.seller.email, reason="seller marked done",
-                                    changes=[change], created=now, expect_number=current.number + 1)
-        report = PollReport()
-        if send:
-            entry = OutboxEntry.plan(version)
-            store.queue_email(entry, at=now)
-            watcher.flush(report, drafts=False)
-    title = new_plan.milestone(key).title  # type: ignore[union-attr]
+    with Service.open(open_home(ctx)) as service:
+        seller = str(service.parts.settings.seller.get("email", ""))
+        version = service.mark_done(plan_id, milestone, author=seller)
+        report = service.send_version(version) if send else None
+    key = version.changes[0].milestone or milestone
+    step = version.plan.milestone(key)
+    title = step.title if step is not None else key
+    sent, errors = (report.sent, report.errors) if report is not None else ([], [])
     if as_json:
         emit_json({"plan_id": plan_id, "milestone": key, "title": title, "version": version.number,
-                   "sent": report.sent, "errors": report.errors})
+                   "sent": sent, "errors": errors})
         return
     console.print(f"{key} ({title}) is done: version {version.number} of {plan_id}.", soft_wrap=True)
-    for message_id in report.sent:
+    for message_id in sent:
         console.print(f"sent {message_id}")
-    for error in report.errors:
+    for error in errors:
         console.print(f"[yellow]warning:[/] {error}", soft_wrap=True)
 
 
@@ -99,35 +63,13 @@ def reminders_command(ctx: click.Context, plan_id: str, on: bool | None, as_json
       mutualplan reminders acme-northwind-2027
       mutualplan reminders acme-northwind-2027 --off
     """
-    home = open_home(ctx)
-    settings = settings_of(home)
-    now = datetime.now(UTC)
-    with home.open_store() as store:
-        current = _plan(store, plan_id)
-        if on is not None:
-            switch(store, plan_id, on, at=now)
-        plan = current.plan
-        today = local_date(now, plan.timezone)
-        entries = store.outbox_entries(plan_id)
-        sent = [e for e in entries if e.kind == "reminder"]
-        dues = owed(plan, today, settings.policy.remind_days_before, {str(e.data.get("key")) for e in sent})
-        dates = resolve(plan)
-        data = {
-            "plan_id": plan_id,
-            "enabled": enabled(store, settings, plan_id),
-            "settings": settings.policy.reminders,
-            "plan": store.plan_option(plan_id, OPTION) or "on",
-            "state": store.plan_state(plan_id),
-            "days_before": settings.policy.remind_days_before,
-            "owed": [{"milestone": d.milestone.id, "title": d.milestone.title, "due": d.due.isoformat(),
-                      "when": d.when, "to": list(d.to)} for d in dues],
-            "sent": [{"message_id": e.message_id, "milestone": e.data.get("milestone"), "due": e.data.get("due"),
-                      "when": e.data.get("when"), "state": e.state, "queued": e.data.get("created")} for e in sent],
-        }
+    with Service.open(open_home(ctx)) as service:
+        data = service.reminders(plan_id, on)
+        dates = resolve(service.current(plan_id).plan)
     if as_json:
         emit_json(data)
         return
-    why = "on" if data["enabled"] else ("off in the settings" if not settings.policy.reminders else "off for this plan")
+    why = "on" if data["enabled"] else ("off in the settings" if not data["settings"] else "off for this plan")
     console.print(f"Reminders for {plan_id}: [bold]{why}[/] ({data['days_before']} days before a due date, and when "
                   "late; one a week at most)", soft_wrap=True)
     for item in data["owed"]:

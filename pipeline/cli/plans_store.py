@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +19,11 @@ from pipeline.cli.common import (
     resolve_today,
     today_option,
 )
-from pipeline.config import load_settings
-from pipeline.errors import ChangeError, PipelineError, RenderError, StoreError
-from pipeline.plan.changes import apply as apply_changes
+from pipeline.errors import ChangeError, PipelineError, RenderError
+from pipeline.loop.service import Reason, Service
 from pipeline.plan.diff import PlanDiff, diff
-from pipeline.plan.model import Change, Plan, Version, plan_hash
-from pipeline.plan.source import parse_plan
+from pipeline.plan.model import Change, Plan, Version
 from pipeline.render.format import change_rows
-from pipeline.store import Store
-
-
-def _now() -> datetime:
-    # When a version is stored: the one clock reading these commands make, kept in the version.
-    return datetime.now(UTC)
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -43,19 +33,6 @@ def _read_text(path: Path, what: str) -> str:
         raise PipelineError(f"{path}: no such file", hint=f"give the path of {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PipelineError(f"{path}: cannot read it ({exc})", hint=f"{what} is a UTF-8 text file") from None
-
-
-def _unknown_plan(store: Store, plan_id: str) -> StoreError:
-    ids = store.plan_ids()
-    hint = "stored plans: " + ", ".join(ids) if ids else "add one first with `mutualplan add PLAN.md`"
-    return StoreError(f"no plan {plan_id!r} in the store", hint=hint)
-
-
-def _current(store: Store, plan_id: str) -> Version:
-    current = store.current(plan_id)
-    if current is None:
-        raise _unknown_plan(store, plan_id)
-    return current
 
 
 # --- add ----------------------------------------------------------------------------------------
@@ -78,47 +55,28 @@ def add(ctx: click.Context, plan_file: Path, author: str | None, as_json: bool) 
       mutualplan add acme.md
       vi acme.md && mutualplan add acme.md      # version 2: the seller's edits
     """
-    home = open_home(ctx)
-    defaults = load_settings(home.settings(), str(home.settings_path)).plan_defaults()
     text = _read_text(plan_file, "a plan's .md file")
-    with home.open_store() as store:
-        first = parse_plan(text, file=str(plan_file), defaults=defaults)
-        current = store.current(first.id)
-        plan = first
-        if current is not None:
-            # Rows written without an id are numbered after every id the plan ever used, never reusing one.
-            counter = {"next_milestone": current.plan.next_number}
-            plan = parse_plan(text, file=str(plan_file), defaults={**counter, **defaults})
-            plan = _keep_counter(plan, current.plan)
-            if plan_hash(plan) == current.hash:
-                if as_json:
-                    emit_json({"plan_id": plan.id, "version": current.number, "stored": False, "hash": current.hash})
-                else:
-                    console.print(
-                        f"{plan_file} is the same as version {current.number} of {plan.id}: no new version.",
-                        soft_wrap=True,
-                    )
-                return
-        version = store.add_version(
-            plan,
-            author=(author or plan.seller.email or "seller").lower(),
-            reason="created" if current is None else "seller edit",
-            created=_now(),
-            expect_number=1 if current is None else current.number + 1,
-        )
-    changes = diff(current.plan, plan, old_version=current.number, new_version=version.number) if current else None
+    with Service.open(open_home(ctx)) as service:
+        added = service.add_source(text, file=str(plan_file), author=author)
+    current, version = added.previous, added.version
+    if version is None:
+        assert current is not None  # nothing stored happens only when the plan was there already
+        if as_json:
+            emit_json({"plan_id": added.plan.id, "version": current.number, "stored": False, "hash": current.hash})
+        else:
+            console.print(f"{plan_file} is the same as version {current.number} of {added.plan.id}: no new version.",
+                          soft_wrap=True)
+        return
+    changes = diff(current.plan, version.plan, old_version=current.number, new_version=version.number) \
+        if current else None
     _report(version, changes, as_json)
-    if current is not None and current.reason not in ("created", "seller edit") and not as_json:
+    if current is not None and not Reason(current.reason).from_seller_file and not as_json:
         # A file edited from an older copy silently undoes what the prospect asked for: say so.
         console.print(
             f"[yellow]note:[/] version {current.number} came from {current.reason} by {current.author}; the table "
             "above is everything this file changes from it, including any of those changes it undoes.",
             soft_wrap=True,
         )
-
-
-def _keep_counter(plan: Plan, stored: Plan) -> Plan:
-    return replace(plan, next_number=max(plan.next_number, stored.next_number))
 
 
 def _report(version: Version, changes: PlanDiff | None, as_json: bool) -> None:
@@ -192,24 +150,16 @@ def apply_command(
       mutualplan apply acme-northwind-2027 reply.json --today 2027-01-20
     """
     changes = read_changes(changes_file)
-    with open_home(ctx).open_store() as store:
-        current = _current(store, plan_id)
-        plan = apply_changes(current.plan, changes, today=resolve_today(today))
-        if plan_hash(plan) == current.hash:
-            if as_json:
-                emit_json({"plan_id": plan_id, "version": current.number, "stored": False, "hash": current.hash})
-            else:
-                console.print(f"The changes leave version {current.number} of {plan_id} as it is: no new version.")
-            return
-        version = store.add_version(
-            plan,
-            author=(author or current.plan.seller.email or "seller").lower(),
-            reason="changes",
-            changes=changes,
-            created=_now(),
-            expect_number=current.number + 1,
-        )
-    _report(version, diff(current.plan, plan, old_version=current.number, new_version=version.number), as_json)
+    with Service.open(open_home(ctx)) as service:
+        applied = service.apply_changes(plan_id, changes, author=author, today=resolve_today(today))
+    current, version = applied.previous, applied.version
+    if version is None:
+        if as_json:
+            emit_json({"plan_id": plan_id, "version": current.number, "stored": False, "hash": current.hash})
+        else:
+            console.print(f"The changes leave version {current.number} of {plan_id} as it is: no new version.")
+        return
+    _report(version, diff(current.plan, version.plan, old_version=current.number, new_version=version.number), as_json)
 
 
 # --- diff ---------------------------------------------------------------------------------------
@@ -237,9 +187,9 @@ def diff_command(ctx: click.Context, plan_id: str, a: int, b: int, as_json: bool
     """
     if as_json and pdf_out:
         raise PipelineError("--json and --pdf cannot be used together", hint="pick one")
-    with open_home(ctx).open_store() as store:
-        _current(store, plan_id)
-        old, new = store.version(plan_id, a), store.version(plan_id, b)
+    with Service.open(open_home(ctx)) as service:
+        service.current(plan_id)
+        old, new = service.store.version(plan_id, a), service.store.version(plan_id, b)
     changes = diff(old.plan, new.plan, old_version=a, new_version=b)
     if as_json:
         emit_json({"plan_id": plan_id, **changes.to_dict()})

@@ -19,10 +19,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pipeline import seller_mail
 from pipeline.config import Settings
-from pipeline.outbox import OutboxEntry, bracketed
+from pipeline.loop.outbox import OutboxEntry
+from pipeline.loop.thread import answered
 from pipeline.plan.changes import is_signature_step
+from pipeline.plan.ids import seller_message_id
 from pipeline.plan.model import Change, Milestone, Plan, Version
 from pipeline.plan.timeline import dependents, resolve
 from pipeline.render.format import short_date
@@ -119,6 +120,28 @@ def owed(plan: Plan, today: date, days_before: int, already: set[str]) -> list[D
             out.append(item)
     out.sort(key=lambda d: (d.when != "overdue", d.due, d.milestone.number))
     return out
+
+
+def overview(store: Store, settings: Settings, plan_id: str, now: datetime) -> dict[str, Any]:
+    """Whether a plan's reminders are on, what is owed today and what was sent (the `reminders` command)."""
+    current = store.current(plan_id)
+    assert current is not None  # the caller names a stored plan
+    plan = current.plan
+    sent = [e for e in store.outbox_entries(plan_id) if e.kind == "reminder"]
+    dues = owed(plan, local_date(now, plan.timezone), settings.policy.remind_days_before,
+                {str(e.data.get("key")) for e in sent})
+    return {
+        "plan_id": plan_id,
+        "enabled": enabled(store, settings, plan_id),
+        "settings": settings.policy.reminders,
+        "plan": store.plan_option(plan_id, OPTION) or "on",
+        "state": store.plan_state(plan_id),
+        "days_before": settings.policy.remind_days_before,
+        "owed": [{"milestone": d.milestone.id, "title": d.milestone.title, "due": d.due.isoformat(),
+                  "when": d.when, "to": list(d.to)} for d in dues],
+        "sent": [{"message_id": e.message_id, "milestone": e.data.get("milestone"), "due": e.data.get("due"),
+                  "when": e.data.get("when"), "state": e.state, "queued": e.data.get("created")} for e in sent],
+    }
 
 
 def next_reminder(store: Store, settings: Settings, plan_id: str, now: datetime) -> OutboxEntry | None:
@@ -270,7 +293,8 @@ def queue_digest(store: Store, settings: Settings, now: datetime) -> str | None:
     ):
         return None
     week = week_of(now, timezone)
-    message_id = seller_mail.message_id(settings, "digest", f"digest|{week}")
+    domain = settings.own_domains[0] if settings.own_domains else None
+    message_id = seller_message_id("digest", f"digest|{week}", domain)
     if store.seller_mail(message_id) is not None:
         return None
     sections = digest(store, now, timezone)
@@ -292,18 +316,10 @@ _NOT = re.compile(r"\b(?:not|no|never|without)\b|n't\b|n’t\b", re.IGNORECASE)
 _WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "a couple of": 2}
 
 
-def answered_reminder(store: Store, incoming: Incoming) -> OutboxEntry | None:
-    """The reminder a message answers, when the nearest of our emails in its thread is one."""
-    for key in incoming.thread_keys:
-        entry = store.outbox_entry(bracketed(key))
-        if entry is not None:
-            return entry if entry.kind == "reminder" else None
-    return None
-
-
 def read_answer(store: Store, incoming: Incoming, plan: Plan, *, received: datetime) -> Interpretation:
     """A reply read against its plan; an answer to a reminder is read as about the reminder's step."""
-    entry = answered_reminder(store, incoming)
+    entry = answered(store, incoming)
+    entry = entry if entry is not None and entry.kind == "reminder" else None
     milestone = plan.milestone(str(entry.data.get("milestone"))) if entry is not None else None
     if milestone is None:
         return read_reply(incoming, plan, received=received)

@@ -1,4 +1,4 @@
-"""Outbox entries rendered into emails: the version's letter (rendered once, kept) and the message around it."""
+"""Queued entries rendered into emails: the version's letter (rendered once, kept) and the message around it."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ from email.message import EmailMessage
 from typing import Any
 
 from pipeline.archive import Archive
-from pipeline.outbox import OutboxEntry
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+from pipeline.loop.outbox import OutboxEntry
 from pipeline.plan.diff import diff as plan_diff
 from pipeline.plan.model import Version
 from pipeline.render import email as emails
 from pipeline.render.letter import letter_pdf
 from pipeline.render.letterhead import load_letterhead
-from pipeline.store import Store
+from pipeline.render.seller_email import digest_email, plan_error_email
+from pipeline.store import SellerMail, Store
+
+SELLER_KINDS = ("plan_error", "digest")
 
 
 def version_letter(store: Store, archive: Archive, version: Version, *, letterhead: str,
@@ -75,3 +80,25 @@ def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: s
         notes=entry.data.get("notes", []), intent=entry.data.get("intent"), key=reply.get("message_id"),
         tag=entry.kind, changed=bool(entry.data.get("changed")), **common,
     )
+
+
+def seller_mail(entry: SellerMail, settings: Settings) -> EmailMessage:
+    """The email of a queued entry to the seller that belongs to no one plan; the same entry, the same bytes."""
+    data = entry.data
+    common: dict[str, Any] = {
+        "seller_name": str(settings.seller.get("name", "")),
+        "seller_email": str(settings.seller.get("email", "")),
+        "created": data.get("created") or entry.created,
+        "message_id": entry.message_id,
+        "timezone": settings.seller_timezone,
+    }
+    if entry.kind == "plan_error":
+        return plan_error_email(
+            to=data["to"], subject=data.get("subject", ""), sent=data.get("sent"), reason=data["reason"],
+            line=data.get("line"), line_text=data.get("line_text", ""), hint=data.get("hint"),
+            recipients=data.get("recipients", []), tag=settings.inbound.subject_tag or "[Mutual Plan]",
+            in_reply_to=data.get("in_reply_to"), references=data.get("references", []), **common,
+        )
+    if entry.kind == "digest":
+        return digest_email(week=data["week"], sections=data["sections"], **common)
+    raise PipelineError(f"no email to the seller of kind {entry.kind!r}", hint=f"kinds: {', '.join(SELLER_KINDS)}")

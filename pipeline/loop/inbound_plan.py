@@ -2,7 +2,7 @@
 that email's thread with the formal letter; a plan that does not parse gets an answer to the seller alone.
 
 The watcher calls `recognize` for a message that answers none of our emails, `accept` inside the transaction that
-records the message, and `thread_match` to find the plan of a reply to the seller's own plan email.
+records the message (loop/thread.py finds the plan of a reply to the seller's own plan email).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from datetime import datetime
 from email.message import Message
 from typing import Any
 
-from pipeline import policy, seller_mail
 from pipeline.config import Settings
 from pipeline.errors import PlanError
-from pipeline.outbox import OutboxEntry, bracketed
+from pipeline.loop import policy, service
+from pipeline.loop.outbox import OutboxEntry
 from pipeline.plan.email_source import (
     EmailPlan,
     Person,
@@ -28,6 +28,7 @@ from pipeline.plan.email_source import (
     source_line,
     text_to_markdown,
 )
+from pipeline.plan.ids import bracketed, seller_message_id
 from pipeline.plan.model import Plan
 from pipeline.replies.message import Incoming
 from pipeline.store import SellerMail, Store, utc_iso
@@ -91,15 +92,6 @@ def corrected(store: Store, incoming: Incoming) -> SellerMail | None:
         entry = store.seller_mail(bracketed(key))
         if entry is not None:
             return entry if entry.kind == "plan_error" else None
-    return None
-
-
-def thread_match(store: Store, incoming: Incoming) -> tuple[str, int] | None:
-    """The plan (and version 1) a message answers when its thread holds the seller's own plan email."""
-    for key in incoming.thread_keys:
-        record = store.message(key)
-        if record is not None and record.disposition == policy.CREATED and record.plan_id:
-            return record.plan_id, record.version or 1
     return None
 
 
@@ -224,8 +216,8 @@ def accept(
         where = f"line {exc.line}: " if exc.line else ""
         return Accepted(policy.HELD, f"a plan email ({how}) that does not parse: {where}{exc.reason}")
     plan = _unique(store, parsed.plan)
-    version = store.add_version(plan, author=incoming.sender or mail.sender.email, reason="plan email",
-                                message_id=incoming.message_id, created=now)
+    version = service.make_version(store, plan, author=incoming.sender or mail.sender.email,
+                                   reason=service.Reason.PLAN_EMAIL, message_id=incoming.message_id, created=now)
     store.queue_email(OutboxEntry.in_thread(version, original), at=now)
     if first is not None:
         # An answer to the first email (it never made a plan) is now an answer in this plan's thread.
@@ -285,5 +277,5 @@ def _queue_error(store: Store, settings: Settings, incoming: Incoming, mail: Pla
         "references": [*refs, bracketed(incoming.message_id)],
         "created": utc_iso(now),
     }  # fmt: skip
-    store.queue_seller_mail(seller_mail.message_id(settings, "plan_error", incoming.message_id), "plan_error",
-                            data, at=now)
+    domain = settings.own_domains[0] if settings.own_domains else None
+    store.queue_seller_mail(seller_message_id("plan_error", incoming.message_id, domain), "plan_error", data, at=now)

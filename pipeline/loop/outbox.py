@@ -6,34 +6,14 @@ every time, so a retry after a crash sends exactly what the first attempt would 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pipeline.plan.ids import bracketed, message_id
 from pipeline.plan.model import Plan, Version
 
 KINDS = ("plan", "update", "agreed", "notice", "ask", "reminder", "digest")
 STATES = ("pending", "sending", "drafted", "sent", "failed")
-
-
-def message_id(plan: Plan, version: int, kind: str = "plan", key: str | None = None) -> str:
-    """Our Message-ID: <plan.<id>.v<N>@domain> announces version N; other kinds add their word and a key hash.
-
-    The same scheme as render.email.message_id_for (a test holds them equal); kept here so that queueing
-    mail does not import the renderer.
-    """
-    parts = [f"plan.{plan.id}.v{version}"]
-    if kind not in ("plan", "update"):
-        parts.append("notice" if kind == "seller_notice" else kind)
-    if key:
-        parts.append(hashlib.sha256(key.encode()).hexdigest()[:12])
-    return f"<{'.'.join(parts)}@{plan.seller.domain}>"
-
-
-def bracketed(message_id: str) -> str:
-    """A Message-ID as headers write it: <id@host>."""
-    bare = message_id.strip().strip("<>")
-    return f"<{bare}>"
 
 
 def _thread(reply: Any) -> tuple[str, tuple[str, ...]]:
@@ -77,8 +57,8 @@ class OutboxEntry:
         plan = version.plan
         to = tuple(c.email for c in plan.confirmers) or tuple(c.email for c in plan.prospect.contacts[:1])
         cc = tuple(c.email for c in plan.prospect.contacts if c.email not in to)
-        return cls(message_id=message_id(plan, version.number), plan_id=plan.id, version=version.number,
-                   kind="plan", to=to, cc=cc)
+        return cls(message_id=message_id(plan.id, version.number, plan.seller.domain), plan_id=plan.id,
+                   version=version.number, kind="plan", to=to, cc=cc)
 
     @classmethod
     def update(cls, version: Version, *, since: int, reply: Any, mode: str, asks: list[str],
@@ -99,7 +79,8 @@ class OutboxEntry:
         if by_seller:
             data["by_seller"] = True
         return cls(
-            message_id=message_id(plan, version.number), plan_id=plan.id, version=version.number, kind="update",
+            message_id=message_id(plan.id, version.number, plan.seller.domain), plan_id=plan.id, version=version.number,
+            kind="update",
             mode=mode, to=to, cc=cc, in_reply_to=in_reply_to, references=refs, data=data,
         )
 
@@ -120,8 +101,8 @@ class OutboxEntry:
         plan = version.plan
         key = f"{milestone}|{due}|{when}"
         refs = tuple(bracketed(t) for t in thread[-20:])
-        return cls(message_id=message_id(plan, version.number, "reminder", key), plan_id=plan.id,
-                   version=version.number, kind="reminder", to=to, cc=cc,
+        return cls(message_id=message_id(plan.id, version.number, plan.seller.domain, "reminder", key),
+                   plan_id=plan.id, version=version.number, kind="reminder", to=to, cc=cc,
                    in_reply_to=refs[-1] if refs else None, references=refs,
                    data={"milestone": milestone, "due": due, "when": when, "key": key})
 
@@ -134,8 +115,8 @@ class OutboxEntry:
         in_reply_to = None
         if reply is not None:
             in_reply_to, refs = _thread(reply)
-        return cls(message_id=message_id(plan, version.number, "agreed"), plan_id=plan.id, version=version.number,
-                   kind="agreed", to=to, cc=(plan.seller.email,) if plan.seller.email else (),
+        return cls(message_id=message_id(plan.id, version.number, plan.seller.domain, "agreed"), plan_id=plan.id,
+                   version=version.number, kind="agreed", to=to, cc=(plan.seller.email,) if plan.seller.email else (),
                    in_reply_to=in_reply_to, references=refs)
 
     @classmethod
@@ -151,9 +132,5 @@ class OutboxEntry:
         if interpretation is not None:
             data["intent"] = getattr(interpretation, "intent", None)
             data["text"] = (getattr(interpretation, "text", "") or "")[:4000]
-        return cls(message_id=message_id(plan, version, kind, reply.message_id), plan_id=plan.id, version=version,
-                   kind=kind, to=(plan.seller.email,), data=data)
-
-    def with_state(self, state: str) -> OutboxEntry:
-        """The same entry in another state."""
-        return replace(self, state=state)
+        return cls(message_id=message_id(plan.id, version, plan.seller.domain, kind, reply.message_id),
+                   plan_id=plan.id, version=version, kind=kind, to=(plan.seller.email,), data=data)

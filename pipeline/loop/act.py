@@ -1,0 +1,235 @@
+"""A step's effects, as data, and the one place they are committed: in one transaction, once per message.
+
+A step of the receive path (receive.py) reads and decides; it returns `Effects`. `commit` carries them out:
+the plan's row lock first, then a check that no other watcher recorded the message meanwhile, then the version,
+the confirmation, the plan's state, the notice to the seller, the archive and the message's record, all or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pipeline.loop import inbound_plan, policy, service
+from pipeline.loop.outbox import OutboxEntry
+from pipeline.plan.model import Change, Plan, Version
+from pipeline.store import MessageRecord, utc_iso
+
+if TYPE_CHECKING:
+    from pipeline.loop.parts import Parts
+    from pipeline.loop.receive import Received
+    from pipeline.replies.message import Incoming
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one message ended."""
+
+    disposition: str
+    reason: str
+    plan_id: str | None = None
+    version: int | None = None
+    first: str | None = None  # a duplicate's: how the first copy ended, which decides where this copy is filed
+    stay: bool = False  # left where it is in the mailbox: the seller's to read (our notices, their Cc copies)
+    message_id: str | None = None  # the message's id as read (set by the runner)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A note to the seller about the message: what it said and why nothing (or only part) changed."""
+
+    about: str  # what the note is about (held, outsider, throttled ...): one note per sender, `about` and day
+    reason: str
+    incoming: Incoming
+    notes: tuple[str, ...] = ()
+    interpretation: Any = None
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """Changes a reply asked for, to store as the next version and send in its thread."""
+
+    plan: Plan  # the plan with the changes applied
+    base: Version  # the current version the changes apply to
+    changes: tuple[Change, ...]
+    reason: service.Reason
+    why: str  # the decision's reason, for the message's record
+    mode: str  # send | draft: the follow-up goes out at once, or waits in Drafts for the seller
+    asks: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # sentences that could not be mapped: told to the seller
+    by_seller: bool = False
+    reopen: bool = False
+    interpretation: Any = None
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What one message causes; `commit` carries it out in one transaction."""
+
+    outcome: Outcome
+    record_id: str | None = None  # recorded under this id instead of the message's own (an altered copy)
+    keep: bool = True  # the raw bytes go into the archive (and the plan's evidence)
+    notice: Notice | None = None
+    state: str | None = None  # the plan's new state (declined ...)
+    audit: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    version: NewVersion | None = None
+    confirm: Version | None = None  # the sender confirms this (current) version
+    plan_email: str | None = None  # how the message is a plan the seller wrote (bcc, subject tag ...)
+    refused: str | None = None  # a plan email whose sender is not proven: why
+    sender: str | None = None  # recorded as the message's sender (counted by the hourly limit per sender)
+    record: bool = True  # False: nothing to commit (a duplicate)
+
+
+class Handled(Exception):
+    """The message was recorded by another watcher between reading it and committing its effects."""
+
+    def __init__(self, record: MessageRecord) -> None:
+        super().__init__(record.message_id)
+        self.record = record
+
+
+def commit(parts: Parts, msg: Received, fx: Effects) -> Outcome:
+    """Carry out a step's effects in one transaction; raises Handled if another watcher recorded the message."""
+    if not fx.record:
+        return fx.outcome
+    record_id = fx.record_id or msg.message_id
+    plan_id = fx.outcome.plan_id
+    with exclusive(parts, record_id, plan_id):
+        outcome = fx.outcome
+        if fx.plan_email is not None:
+            done = inbound_plan.accept(parts.store, parts.settings, msg.incoming, msg.raw, received=msg.received,
+                                       now=parts.clock(), how=fx.plan_email, refused=fx.refused)
+            outcome = replace(outcome, disposition=done.disposition, reason=done.reason, plan_id=done.plan_id,
+                              version=done.version)
+        elif fx.confirm is not None:
+            outcome, fx = _confirm(parts, msg, fx, fx.confirm)
+        elif fx.version is not None:
+            outcome = _new_version(parts, msg, fx.version)
+        for event, detail in fx.audit:
+            parts.store.audit(event, at=parts.clock(), plan_id=outcome.plan_id, detail=detail)
+        if fx.state and outcome.plan_id:
+            parts.store.set_plan_state(outcome.plan_id, fx.state, at=parts.clock())
+        if fx.notice is not None and outcome.plan_id and outcome.version is not None:
+            _notify(parts, fx.notice, outcome, record_id)
+        _record(parts, msg, outcome, record_id, keep=fx.keep, sender=fx.sender)
+    return outcome
+
+
+@contextmanager
+def exclusive(parts: Parts, message_id: str, plan_id: str | None = None) -> Iterator[None]:
+    """One message's effects in one transaction, which first makes sure no other watcher recorded it meanwhile
+    (raising Handled): writers take turns on the store, so of two watchers reading one message, one acts.
+
+    Writers to the plan take turns too, from the start: on PostgreSQL two confirmations of one plan committed
+    side by side each saw only its own, and neither made the plan agreed.
+    """
+    with parts.store.transaction():
+        if plan_id is not None:
+            parts.store.lock_plan(plan_id)
+        prior = parts.store.message(message_id)
+        if prior is not None:
+            raise Handled(prior)
+        yield
+
+
+def _confirm(parts: Parts, msg: Received, fx: Effects, current: Version) -> tuple[Outcome, Effects]:
+    plan = current.plan
+    store = parts.store
+    latest = store.current(plan.id)
+    if latest is not None and latest.number != current.number:
+        # Another watcher made a version while this one read the confirmation: it confirms an old one.
+        why = (f"crossed with version {latest.number}: confirmed version {current.number}, which another "
+               "reply changed while this one was read")
+        notice = replace(fx.notice or Notice("held", why, msg.incoming), about="held", reason=why)
+        return Outcome(policy.HELD, why, plan.id, latest.number), replace(fx, notice=notice)
+    sender = msg.incoming.sender or ""
+    store.confirm(plan.id, current.number, sender, msg.message_id, at=msg.received)
+    confirmed = store.confirmations(plan.id, current.number)
+    waiting = [c.email for c in plan.confirmers if c.email.lower() not in confirmed]
+    if waiting:
+        outcome = Outcome(policy.CONFIRMED, f"{sender} confirmed version {current.number}; "
+                          f"waiting on {', '.join(waiting)}", plan.id, current.number)
+    else:
+        store.set_plan_state(plan.id, "agreed", at=parts.clock())
+        store.queue_email(OutboxEntry.agreed(current, reply=msg.incoming), at=parts.clock())
+        outcome = Outcome(policy.AGREED, f"every confirming contact confirmed version {current.number}",
+                          plan.id, current.number)
+    return outcome, replace(fx, notice=None)
+
+
+def _new_version(parts: Parts, msg: Received, nv: NewVersion) -> Outcome:
+    """Store the changes as the next version and queue its follow-up (and the seller's notes) in the thread."""
+    incoming, now = msg.incoming, parts.clock()
+    version = service.make_version(
+        parts.store, nv.plan, author=incoming.sender or "", reason=nv.reason, changes=nv.changes,
+        message_id=incoming.message_id, created=now, expect_number=nv.base.number + 1,
+    )
+    if nv.reopen:
+        # The seller changed what was agreed: the new version waits on the prospect's confirmation.
+        parts.store.set_plan_state(nv.plan.id, "open", at=now, detail={"version": version.number})
+    parts.store.queue_email(OutboxEntry.update(
+        version, since=nv.base.number, reply=incoming, mode=nv.mode,
+        # The sentences that could not be mapped go to the seller in a notice (below), never back to the
+        # prospect: echoed bare in the follow-up they read as if the plan had answered them.
+        asks=list(nv.asks) if nv.mode == "draft" else [], notes=[], by_seller=nv.by_seller,
+    ), at=now)
+    if nv.mode == "send" and nv.asks:
+        parts.store.queue_email(OutboxEntry.notice(
+            version.plan, version.number, incoming, kind="ask",
+            reason="the prospect asked for changes; here is something to ask in return",
+            notes=list(nv.asks), interpretation=nv.interpretation, changed=True,
+        ), at=now)
+    if nv.notes:
+        parts.store.queue_email(OutboxEntry.notice(
+            version.plan, version.number, incoming, kind="notice",
+            reason="applied what could be mapped; these sentences need you", notes=list(nv.notes),
+            interpretation=nv.interpretation, changed=True,
+        ), at=now)
+    return Outcome(policy.APPLIED, f"made version {version.number}: {nv.why}", nv.plan.id, version.number)
+
+
+def _notify(parts: Parts, notice: Notice, outcome: Outcome, record_id: str) -> None:
+    """Queue the seller's note, unless one of the same kind about the same sender went out in the last day."""
+    assert outcome.plan_id is not None and outcome.version is not None  # checked by the caller
+    current = parts.store.version(outcome.plan_id, outcome.version)
+    entry = OutboxEntry.notice(current.plan, outcome.version, notice.incoming, kind="notice", reason=notice.reason,
+                               notes=list(notice.notes), interpretation=notice.interpretation)
+    entry.data["about"] = notice.about
+    if _told_today(parts, entry):
+        # One notice per sender, kind and day: a flood, or a forger's hundred tries, tells the seller once.
+        parts.store.audit("notice.skipped", at=parts.clock(), plan_id=outcome.plan_id,
+                          detail={"message_id": record_id, "about": notice.about,
+                                  "sender": notice.incoming.sender, "reason": outcome.reason})
+    else:
+        parts.store.queue_email(entry, at=parts.clock())
+
+
+def _told_today(parts: Parts, entry: OutboxEntry) -> bool:
+    """Whether a notice of this kind about this sender went to the seller about this plan in the last day."""
+    since = utc_iso(parts.clock() - timedelta(days=1))
+    sender = (entry.data.get("reply") or {}).get("from")
+    return any(
+        e.kind == entry.kind and e.data.get("about") == entry.data["about"]
+        and (e.data.get("reply") or {}).get("from") == sender and str(e.data.get("created", "")) >= since
+        for e in parts.store.outbox_entries(entry.plan_id)
+    )
+
+
+def _record(parts: Parts, msg: Received, outcome: Outcome, record_id: str, *, keep: bool,
+            sender: str | None) -> None:
+    """The message's record (and its bytes in the archive, as evidence of its plan, when kept)."""
+    if keep and msg.raw:
+        parts.archive.put(msg.raw)
+        if outcome.plan_id:
+            parts.store.add_evidence(outcome.plan_id, outcome.version, msg.digest, "in", record_id, at=msg.received)
+    parts.store.record_message(
+        message_id=record_id, raw_sha256=msg.digest, plan_id=outcome.plan_id, version=outcome.version,
+        disposition=outcome.disposition, reason=outcome.reason, received=msg.received, sender=sender,
+    )
+    parts.store.audit(f"message.{outcome.disposition}", at=parts.clock(), plan_id=outcome.plan_id,
+                      detail={"message_id": record_id, "reason": outcome.reason, "version": outcome.version})
+
+

@@ -1,0 +1,146 @@
+"""The one delivery loop for everything we send, under the send lock; before a retry, a look in Sent.
+
+Each queued email is rendered from its data (the same bytes every time), archived once, marked `sending`, handed
+to the mailbox, then marked `sent` or `drafted`: a crash anywhere sends it at most once, since a retry of an
+entry left `sending` first asks the mailbox whether its Message-ID is in Sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from email.message import EmailMessage
+from typing import TYPE_CHECKING
+
+from pipeline.errors import MailboxError, PipelineError
+from pipeline.loop import compose
+from pipeline.loop.outbox import OutboxEntry
+from pipeline.loop.parts import PollReport
+from pipeline.plan.ids import bracketed
+
+if TYPE_CHECKING:
+    from pipeline.loop.parts import Parts
+
+
+def flush(parts: Parts, report: PollReport, *, drafts: bool = True) -> None:
+    """Send (or draft) every queued email; with `drafts`, also notice the drafts the seller has sent since."""
+    with parts.sending():
+        for entry in parts.store.outbox_pending():
+            try:
+                _deliver(parts, entry, report)
+            except MailboxError as exc:
+                report.errors.append(f"sending {entry.message_id}: {exc}")
+                if not exc.transient:
+                    parts.store.outbox_mark(entry.message_id, "failed", at=parts.clock(), error=str(exc))
+        if drafts:
+            find_sent(parts, parts.store.outbox_drafted(), report)
+        # Mail to the seller that belongs to no one plan: a plan email that did not parse, the weekly digest.
+        _flush_seller_mail(parts, report)
+
+
+def find_sent(parts: Parts, entries: list[OutboxEntry], report: PollReport) -> None:
+    """Mark sent those of `entries` that are in Sent: drafts the seller sent, sends whose answer was lost."""
+    for entry in entries:
+        try:
+            sent = parts.mailbox.was_sent(entry.message_id)
+        except MailboxError as exc:
+            # Unchanged as far as the store knows; the next poll looks again.
+            report.errors.append(f"looking in Sent for {entry.message_id}: {exc}")
+            return
+        if sent:
+            _mark_sent(parts, entry, report)
+
+
+def approve(parts: Parts, plan_id: str) -> list[str]:
+    """Send the follow-ups of a plan that wait in Drafts, as the seller would from their mail client."""
+    report = PollReport()
+    with parts.sending():
+        for entry in parts.store.outbox_drafted(plan_id):
+            if parts.mailbox.was_sent(entry.message_id):
+                # The seller sent this draft already, from their mail client: not a second time.
+                _mark_sent(parts, entry, report)
+            else:
+                _deliver(parts, entry, report, force_send=True)
+    return report.sent
+
+
+def render(parts: Parts, entry: OutboxEntry) -> EmailMessage:
+    """The email of a queued entry, rendered the same way every time, and archived once as evidence."""
+    message = compose.compose(entry, parts.store, parts.archive, letterhead=parts.settings.letterhead,
+                              at=parts.clock())
+    data = bytes(message)
+    digest = hashlib.sha256(data).hexdigest()
+    if not parts.archive.has(digest):
+        parts.archive.put(data)
+        parts.store.add_evidence(entry.plan_id, entry.version, digest, "out", entry.message_id, at=parts.clock())
+    return message
+
+
+def _deliver(parts: Parts, entry: OutboxEntry, report: PollReport, *, force_send: bool = False) -> None:
+    if entry.state == "sending" and parts.mailbox.was_sent(entry.message_id):
+        _mark_sent(parts, entry, report)
+        return
+    message = render(parts, entry)
+    parts.store.outbox_mark(entry.message_id, "sending", at=parts.clock())
+    parts.crash_point("rendered")
+    if entry.mode == "draft" and not force_send:
+        parts.mailbox.save_draft(message)
+        parts.crash_point("sent")
+        parts.store.outbox_mark(entry.message_id, "drafted", at=parts.clock())
+        report.drafted.append(entry.message_id)
+    else:
+        parts.mailbox.send(message)
+        parts.crash_point("sent")
+        _mark_sent(parts, entry, report)
+
+
+def _mark_sent(parts: Parts, entry: OutboxEntry, report: PollReport) -> None:
+    """Record an email as sent, with the Message-ID it went out under when that is not ours."""
+    sent_as = _sent_as(parts, entry.message_id, report)
+    parts.store.outbox_mark(entry.message_id, "sent", at=parts.clock(), sent_as=sent_as)
+    report.sent.append(entry.message_id)
+
+
+def _sent_as(parts: Parts, message_id: str, report: PollReport) -> str | None:
+    """The Message-ID the recipients got for our `message_id`, when the server gave the email its own.
+
+    Exchange names the replies it builds; an answer to one carries that id in In-Reply-To, and the thread's
+    resolution finds it through the queue's `sent_as`. Only a backend whose server renames mail can tell, so this
+    is an optional method (`sent_message_id`), not part of the Mailbox protocol every backend implements.
+    A failed look-up costs only the alias (References and the subject still find the plan), never the send.
+    """
+    lookup = getattr(parts.mailbox, "sent_message_id", None)
+    if lookup is None:
+        return None
+    try:
+        found = lookup(message_id)
+    except MailboxError as exc:
+        report.errors.append(f"learning the Message-ID {message_id} went out under: {exc}")
+        return None
+    if not found or bracketed(found) == bracketed(message_id):
+        return None
+    return bracketed(found)
+
+
+def _flush_seller_mail(parts: Parts, report: PollReport) -> None:
+    """Send every queued email to the seller; before a retry, look in Sent so that nothing goes twice."""
+    store, clock = parts.store, parts.clock
+    for entry in store.seller_mail_pending():
+        try:
+            if entry.state == "sending" and parts.mailbox.was_sent(entry.message_id):
+                store.seller_mail_mark(entry.message_id, "sent", at=clock())
+                report.sent.append(entry.message_id)
+                continue
+            message = compose.seller_mail(entry, parts.settings)
+            parts.archive.put(bytes(message))
+            store.seller_mail_mark(entry.message_id, "sending", at=clock())
+            parts.mailbox.send(message)
+            store.seller_mail_mark(entry.message_id, "sent", at=clock())
+            report.sent.append(entry.message_id)
+        except MailboxError as exc:
+            report.errors.append(f"sending {entry.message_id}: {exc}")
+            if not exc.transient:
+                store.seller_mail_mark(entry.message_id, "failed", at=clock(), error=str(exc))
+        except PipelineError as exc:
+            # A template or setting that cannot render it: said once, kept for a person, not retried forever.
+            report.errors.append(f"rendering {entry.message_id}: {exc}")
+            store.seller_mail_mark(entry.message_id, "failed", at=clock(), error=str(exc))

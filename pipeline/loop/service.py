@@ -1,0 +1,234 @@
+"""The one place a version is made or sent: the CLI, the watcher, plans typed in mail and reminders all come here.
+
+`make_version` is the only caller of `Store.add_version`; `Service` is the loop as the commands see it (add a plan
+source, apply changes, mark a step done, send, approve, poll, remind), over one home's parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import ChangeError, StoreError
+from pipeline.loop.outbox import OutboxEntry
+from pipeline.loop.parts import Clock, Parts, PollReport, open_parts, system_clock
+from pipeline.plan.changes import apply as apply_changes
+from pipeline.plan.model import Change, Plan, Version, plan_hash
+from pipeline.plan.source import parse_plan
+from pipeline.replies.interpret import local_date
+from pipeline.store import Store
+
+if TYPE_CHECKING:
+    from pipeline.home import Home
+    from pipeline.mailbox.base import Mailbox
+
+
+class Reason(StrEnum):
+    """Why a version was made; stored as its text, which `history` and the archive show."""
+
+    CREATED = "created"  # version 1 from a plan file
+    SELLER_EDIT = "seller edit"  # a plan file with the seller's edits
+    CHANGES = "changes"  # a list of changes applied by command
+    REPLY = "reply"  # the prospect's reply asked for the changes
+    SELLER_EMAIL = "seller email"  # the seller's own email in the thread asked for them
+    PLAN_EMAIL = "plan email"  # version 1 from a plan the seller typed in an email
+    MARKED_DONE = "seller marked done"  # the seller marked a step done
+
+    @property
+    def from_seller_file(self) -> bool:
+        """Whether the version came from a plan file the seller wrote (not from anyone's request)."""
+        return self in (Reason.CREATED, Reason.SELLER_EDIT)
+
+
+def make_version(
+    store: Store, plan: Plan, *, author: str, reason: Reason, created: datetime,
+    changes: Iterable[Change] = (), message_id: str | None = None, expect_number: int | None = None,
+) -> Version:
+    """Store `plan` as its plan's next version (the one way a version is made)."""
+    return store.add_version(plan, author=author, reason=reason.value, changes=list(changes), message_id=message_id,
+                             created=created, expect_number=expect_number)
+
+
+def queue_plan(store: Store, plan_id: str, *, at: datetime) -> OutboxEntry:
+    """Queue the current version's plan email; one that failed is queued again (the same Message-ID)."""
+    version = store.current(plan_id)
+    if version is None:
+        raise StoreError(f"no plan {plan_id!r} in the store", hint="add one first with `mutualplan add PLAN.md`")
+    entry = OutboxEntry.plan(version)
+    queued = store.outbox_entry(entry.message_id)
+    if queued is None:
+        store.queue_email(entry, at=at)
+    elif queued.state == "failed":
+        # The seller fixed what stopped it (an address, the server): the same email, same Message-ID, again.
+        store.outbox_mark(queued.message_id, "pending", at=at)
+        return queued
+    return entry
+
+
+@dataclass(frozen=True)
+class Added:
+    """What `add_source` did: the version before, the version stored (None when nothing changed)."""
+
+    previous: Version | None
+    version: Version | None
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `apply` did: the version the changes applied to, and the new one (None when nothing changed)."""
+
+    previous: Version
+    version: Version | None
+    plan: Plan
+
+
+class Service:
+    """The loop as the commands see it, over one home's parts."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    @classmethod
+    @contextmanager
+    def open(cls, home: Home, clock: Clock = system_clock, mailbox: Mailbox | None = None) -> Iterator[Service]:
+        """The service of a home: its settings, store, archive and spool, and its mailbox when first used."""
+        with open_parts(home, clock, mailbox) as parts:
+            yield cls(parts)
+
+    @property
+    def store(self) -> Store:
+        return self.parts.store
+
+    def now(self) -> datetime:
+        return self.parts.clock()
+
+    def current(self, plan_id: str) -> Version:
+        """The current version of a stored plan, or a StoreError naming the plans there are."""
+        current = self.store.current(plan_id)
+        if current is None:
+            ids = self.store.plan_ids()
+            hint = "stored plans: " + ", ".join(ids) if ids else "add one first with `mutualplan add PLAN.md`"
+            raise StoreError(f"no plan {plan_id!r} in the store", hint=hint)
+        return current
+
+    # --- making versions ------------------------------------------------------------------------
+
+    def add_source(self, text: str, *, file: str, author: str | None = None,
+                   defaults: Mapping[str, Any] | None = None) -> Added:
+        """Store plan source as version 1 of a new plan, or as the next version of its stored plan (a seller edit);
+        the same content again makes no version."""
+        defaults = dict(defaults or self.parts.settings.plan_defaults())
+        first = parse_plan(text, file=file, defaults=defaults)
+        current = self.store.current(first.id)
+        plan = first
+        if current is not None:
+            # Rows written without an id are numbered after every id the plan ever used, never reusing one.
+            plan = parse_plan(text, file=file, defaults={"next_milestone": current.plan.next_number, **defaults})
+            plan = replace(plan, next_number=max(plan.next_number, current.plan.next_number))
+            if plan_hash(plan) == current.hash:
+                return Added(current, None, plan)
+        version = make_version(
+            self.store, plan, author=(author or plan.seller.email or "seller").lower(),
+            reason=Reason.CREATED if current is None else Reason.SELLER_EDIT, created=self.now(),
+            expect_number=1 if current is None else current.number + 1,
+        )
+        return Added(current, version, plan)
+
+    def apply_changes(self, plan_id: str, changes: list[Change], *, author: str | None = None,
+                      today: Any = None) -> Applied:
+        """Apply changes to the current version as the next one, all or nothing (a ChangeError names why)."""
+        current = self.current(plan_id)
+        day = today or local_date(self.now(), current.plan.timezone)
+        plan = apply_changes(current.plan, changes, today=day)
+        if plan_hash(plan) == current.hash:
+            return Applied(current, None, plan)
+        version = make_version(
+            self.store, plan, author=(author or current.plan.seller.email or "seller").lower(), reason=Reason.CHANGES,
+            changes=changes, created=self.now(), expect_number=current.number + 1,
+        )
+        return Applied(current, version, plan)
+
+    def mark_done(self, plan_id: str, milestone: str, *, author: str) -> Version:
+        """Mark a step done, as the seller: the next version, with that step's status done."""
+        current = self.current(plan_id)
+        state = self.store.plan_state(plan_id)
+        if state in ("declined", "closed"):
+            raise StoreError(f"plan {plan_id} is {state}; nothing changes", hint="a closed plan keeps its last version")
+        key = milestone.strip().upper().lstrip("#")
+        key = f"M{key}" if key.isdigit() else key
+        step = current.plan.milestone(key)
+        if step is not None and step.status == "done":
+            raise ChangeError(f"{step.id} ({step.title}) is done already in version {current.number}")
+        change = Change(op="status", milestone=key, status="done")
+        plan = apply_changes(current.plan, [change], today=local_date(self.now(), current.plan.timezone))
+        return make_version(self.store, plan, author=author or current.plan.seller.email, reason=Reason.MARKED_DONE,
+                            changes=[change], created=self.now(), expect_number=current.number + 1)
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def send_plan(self, plan_id: str) -> tuple[OutboxEntry, PollReport]:
+        """Queue the current version's plan email and send what is queued."""
+        self.current(plan_id)
+        entry = queue_plan(self.store, plan_id, at=self.now())
+        return entry, self.flush()
+
+    def flush(self, *, drafts: bool = True) -> PollReport:
+        """Send (or draft) everything queued."""
+        from pipeline.loop.deliver import flush
+
+        report = PollReport()
+        flush(self.parts, report, drafts=drafts)
+        return report
+
+    def approve(self, plan_id: str) -> list[str]:
+        """Send the follow-ups of a plan that wait in Drafts, as the seller would from their mail client."""
+        from pipeline.loop.deliver import approve
+
+        self.current(plan_id)
+        return approve(self.parts, plan_id)
+
+    def send_version(self, version: Version) -> PollReport:
+        """Send a version (the seller's own, such as a step marked done) to the prospect's people now."""
+        self.store.queue_email(OutboxEntry.plan(version), at=self.now())
+        return self.flush(drafts=False)
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def status(self, plan_id: str, today: date) -> dict[str, Any]:
+        """A plan's state for `status`: version, agreed or waiting on whom, next steps, held messages."""
+        from pipeline.loop.status import plan_status
+
+        self.current(plan_id)
+        return plan_status(self.store, plan_id, today)
+
+    def reminders(self, plan_id: str, on: bool | None = None) -> dict[str, Any]:
+        """Whether a plan's reminders are on (switched first when `on` is given), and what they owe today."""
+        from pipeline.loop import reminders
+
+        self.current(plan_id)
+        if on is not None:
+            reminders.switch(self.store, plan_id, on, at=self.now())
+        return reminders.overview(self.store, self.parts.settings, plan_id, self.now())
+
+    # --- the watcher ----------------------------------------------------------------------------
+
+    def poll(self) -> PollReport:
+        """Fetch new mail, handle it, and send what follows from it."""
+        from pipeline.loop.runner import poll
+
+        return poll(self.parts)
+
+    def remind(self, report: PollReport) -> None:
+        """Queue, by policy, the reminders due now and this week's digest, and send them."""
+        from pipeline.loop import reminders
+        from pipeline.loop.deliver import flush
+
+        now = self.now()
+        reminders.queue_reminders(self.store, self.parts.settings, now)
+        reminders.queue_digest(self.store, self.parts.settings, now)
+        flush(self.parts, report, drafts=False)

@@ -1,0 +1,114 @@
+"""Every identifier we put on mail, formatted and parsed in one place: our Message-IDs, the subject, X-Mutual-Plan.
+
+A reply finds its plan by these alone, so each format lives here beside its parser and a test holds them inverse:
+- `<plan.<id>.v<N>@<seller's domain>>` announces version N (the plan or update email);
+- `<plan.<id>.v<N>.<kind>[.<hash of key>]@domain>` is any other email about version N (agreed, notice, reminder);
+- `<mutualplan.<kind>.<hash of key>@domain>` is mail to the seller that belongs to no one plan (digest, plan error);
+- the subject `Mutual Plan: <Prospect> and <Seller> (version N)`, and `Re: ` before it in a thread;
+- the header `X-Mutual-Plan: <id>; version=<N>` on everything we send, so our own mail is never read as a person's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MARK_HEADER = "X-Mutual-Plan"
+# The kind's word in a Message-ID; plan and update both announce a version and share the version's id.
+_KIND_WORD = {"plan": None, "update": None, "seller_notice": "notice"}
+_OWN_ID = re.compile(r"^plan\.(?P<plan>[^@]+?)\.v(?P<version>\d{1,6})(?:\.[^@]*)?@(?P<domain>[^@]+)$", re.IGNORECASE)
+_SUBJECT = re.compile(r"Mutual Plan: (.+?) and (.+?) \(version (\d{1,6})\)")
+# Reply prefixes of the common clients and languages: Re, Aw (German), Sv (Nordic), Antw (Dutch), R and Rif
+# (Italian), Réf (French). A forward keeps its "Fwd:": answering it is not answering the plan email itself.
+_PREFIX = re.compile(r"^\s*(?:(?:re|aw|sv|antw|r|réf|rif)\s*:\s*)+", re.IGNORECASE)
+_MARK = re.compile(r"^\s*(?P<plan>[^;\s]+)\s*;\s*version\s*=\s*(?P<version>\d{1,6})\s*$", re.IGNORECASE)
+
+
+def bracketed(message_id: str) -> str:
+    """A Message-ID as headers write it: `<id@host>`."""
+    return f"<{bare(message_id)}>"
+
+
+def bare(message_id: str) -> str:
+    """A Message-ID without its angle brackets or surrounding space: `id@host`."""
+    return message_id.strip().strip("<>").strip()
+
+
+def _hash(key: str, length: int) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:length]
+
+
+def message_id(plan_id: str, version: int, domain: str, kind: str = "plan", key: str | None = None) -> str:
+    """Our Message-ID for an email of `kind` about version `version` of a plan; `key` tells apart several emails of
+    one kind and version (a notice per reply: the reply's Message-ID; a reminder per step, date and when)."""
+    word = _KIND_WORD.get(kind, kind)
+    parts = [f"plan.{plan_id}.v{version}"]
+    if word:
+        parts.append(word)
+    if key:
+        parts.append(_hash(key, 12))
+    return f"<{'.'.join(parts)}@{domain}>"
+
+
+def seller_message_id(kind: str, key: str, domain: str | None) -> str:
+    """The Message-ID of mail to the seller that belongs to no one plan: one email per key, whatever retries."""
+    return f"<mutualplan.{kind}.{_hash(key, 16)}@{domain or 'mutualplan.invalid'}>"
+
+
+def plan_reference(message_id: str, domains: Iterable[str]) -> tuple[str, int] | None:
+    """The (plan id, version) named by one of our Message-IDs on one of the seller's domains, else None."""
+    found = _OWN_ID.match(bare(message_id))
+    if not found:
+        return None
+    wanted = {d.lower().strip() for d in domains if d}
+    if found.group("domain").lower() not in wanted:
+        return None
+    return found.group("plan"), int(found.group("version"))
+
+
+def subject(prospect: str, seller: str, version: int) -> str:
+    """`Mutual Plan: <Prospect> and <Seller> (version N)`: the letter's title and the email's subject."""
+    return f"Mutual Plan: {prospect} and {seller} (version {version})"
+
+
+@dataclass(frozen=True)
+class SubjectRef:
+    """What a subject line of ours names: the two companies and the version."""
+
+    prospect: str
+    seller: str
+    version: int
+
+
+def parse_subject(text: str | None) -> SubjectRef | None:
+    """The companies and version a subject names, wherever our subject stands in it (after "Re: ", a tag)."""
+    found = _SUBJECT.search(text or "")
+    if not found:
+        return None
+    return SubjectRef(found.group(1).strip(), found.group(2).strip(), int(found.group(3)))
+
+
+def strip_reply_prefixes(text: str) -> str:
+    """A subject without its reply prefixes ("Re:", "AW:", "SV:" ...)."""
+    return _PREFIX.sub("", text).strip()
+
+
+def reply_subject(text: str | None) -> str | None:
+    """`Re: <subject>` for an answer in a thread (mail clients group a conversation by subject too)."""
+    if not text:
+        return None
+    stripped = strip_reply_prefixes(text)
+    return f"Re: {stripped}" if stripped else None
+
+
+def plan_mark(plan_id: str, version: int) -> str:
+    """The X-Mutual-Plan header's value on our mail about a version."""
+    return f"{plan_id}; version={version}"
+
+
+def parse_plan_mark(value: str | None) -> tuple[str, int] | None:
+    """The (plan id, version) of an X-Mutual-Plan header's value, or None when it is not ours."""
+    found = _MARK.match(value or "")
+    return (found.group("plan"), int(found.group("version"))) if found else None

@@ -86,36 +86,23 @@ class Versions(AuditLog):
         at = utc_iso(created)
         # Numbered (and chained to its parent) by _insert_next, once it knows the last version.
         draft = VersionRecord(
-            plan_id=plan.id,
-            number=0,
-            plan_json=plan_json,
-            changes=tuple(c.to_dict() for c in changes),
-            author=author,
-            reason=reason,
-            message_id=message_id,
-            created=at,
-            hash=digest,
-            parent_hash=None,
+            plan_id=plan.id, number=0, plan_json=plan_json, changes=tuple(c.to_dict() for c in changes),
+            author=author, reason=reason, message_id=message_id, created=at, hash=digest, parent_hash=None,
         )
         with self._write() as conn:
             if _insert_ignore(conn, schema.plans, {"id": plan.id, "state": "open", "created": at}):
                 self._audit(conn, at, plan.id, "plan created", {})
             # Writers to one plan take turns (PostgreSQL: a row lock; SQLite's BEGIN IMMEDIATE already locks
-            # the file), so a busy plan cannot starve a writer; the UNIQUE key below still has the last word.
+            # the file), so a busy plan cannot starve a writer; the UNIQUE key (_insert_next) still has the last word.
             # NO KEY UPDATE (key_share): rows that merely reference the plan (messages, evidence) need not wait.
             conn.execute(
                 select(schema.plans.c.id).where(schema.plans.c.id == plan.id).with_for_update(key_share=True)
             )
             record = _insert_next(conn, draft, expect_number)
             if record is not None:
-                self._audit(
-                    conn,
-                    at,
-                    plan.id,
-                    "version added",
-                    {"number": record.number, "hash": digest, "author": author, "reason": reason,
-                     "message_id": message_id},
-                )
+                detail = {"number": record.number, "hash": digest, "author": author, "reason": reason,
+                          "message_id": message_id}
+                self._audit(conn, at, plan.id, "version added", detail)
         if record is None:
             raise StoreError(
                 f"could not number a new version of plan {plan.id}: {_RETRIES} other writers got there first",

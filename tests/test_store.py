@@ -15,7 +15,6 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from pipeline import schema
 from pipeline.errors import StoreError
 from pipeline.mailbox.base import SyncState
 from pipeline.plan.model import (
@@ -29,7 +28,7 @@ from pipeline.plan.model import (
     canonical_json,
     plan_hash,
 )
-from pipeline.store import Store, VersionConflict
+from pipeline.store import Store, VersionConflict, schema
 
 T0 = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 PLAN_ID = "acme-northwind-2027"

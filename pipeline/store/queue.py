@@ -1,0 +1,169 @@
+"""Mail as queued work: the outbox of each plan's emails, and the seller's own mail that belongs to no one plan.
+
+A Message-ID is fixed when an email is queued, so a retry can never send a second, different email.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from pipeline.errors import StoreError
+from pipeline.loop.outbox import OutboxEntry
+from pipeline.store import schema
+from pipeline.store.audit import AuditLog
+from pipeline.store.database import _insert_ignore, _json, utc_iso
+
+
+@dataclass(frozen=True)
+class SellerMail:
+    """An email to the seller that belongs to no one plan (the answer to a plan email that did not parse, the
+    weekly digest), queued as data like the outbox's entries."""
+
+    message_id: str
+    kind: str
+    state: str
+    data: dict[str, Any]
+    created: str
+    attempts: int = 0
+    error: str | None = None
+
+
+class Queue(AuditLog):
+    """The outbox and seller_mail tables: what to send, what was sent, and what failed."""
+
+    def queue_email(self, entry: OutboxEntry, *, at: datetime) -> bool:
+        """Queue an email to send; False when one with this Message-ID was queued before (a replay)."""
+        when = utc_iso(at)
+        data = dict(entry.data)
+        # The email's own date is fixed when it is queued, so that rendering it again gives the same bytes.
+        data.setdefault("created", when)
+        row = {
+            "message_id": entry.message_id, "plan_id": entry.plan_id, "version": entry.version, "kind": entry.kind,
+            "mode": entry.mode, "state": "pending", "recipients": _json({"to": list(entry.to), "cc": list(entry.cc)}),
+            "in_reply_to": entry.in_reply_to, "refs": _json(list(entry.references)), "data": _json(data),
+            "created": when, "updated": when, "attempts": 0,
+        }
+        with self._write() as conn:
+            if not _insert_ignore(conn, schema.outbox, row):
+                return False
+            self._audit(conn, when, entry.plan_id, "email queued",
+                        {"message_id": entry.message_id, "kind": entry.kind, "mode": entry.mode,
+                         "version": entry.version})
+        return True
+
+    def outbox_mark(self, message_id: str, state: str, *, at: datetime, error: str | None = None,
+                    sent_as: str | None = None) -> None:
+        """Move an outbox entry to another state (sending counts an attempt)."""
+        o = schema.outbox.c
+        when = utc_iso(at)
+        values: dict[str, Any] = {"state": state, "updated": when, "error": error}
+        if state == "sending":
+            values["attempts"] = o.attempts + 1
+        if sent_as:
+            values["sent_as"] = sent_as
+        with self._write() as conn:
+            plan_id = conn.execute(select(o.plan_id).where(o.message_id == message_id)).scalar()
+            if plan_id is None:
+                raise StoreError(f"no email {message_id} in the outbox")
+            conn.execute(update(schema.outbox).where(o.message_id == message_id).values(**values))
+            if state != "sending":
+                self._audit(conn, when, plan_id, f"email {state}", {"message_id": message_id, "error": error})
+
+    def outbox_entry(self, message_id: str) -> OutboxEntry | None:
+        """The outbox entry with this Message-ID (ours, or the one a server gave it), if any."""
+        o = schema.outbox.c
+        with self._read() as conn:
+            row = conn.execute(select(schema.outbox).where((o.message_id == message_id) | (o.sent_as == message_id))
+                               .limit(1)).first()
+        return _outbox_entry(row) if row else None
+
+    def outbox_entries(self, plan_id: str) -> list[OutboxEntry]:
+        """Every email queued for a plan, oldest first."""
+        o = schema.outbox.c
+        with self._read() as conn:
+            rows = conn.execute(select(schema.outbox).where(o.plan_id == plan_id).order_by(o.created, o.message_id))
+            return [_outbox_entry(row) for row in rows]
+
+    def outbox_pending(self) -> list[OutboxEntry]:
+        """Emails still to send or draft (including one whose send was interrupted), oldest first."""
+        o = schema.outbox.c
+        with self._read() as conn:
+            rows = conn.execute(select(schema.outbox).where(o.state.in_(("pending", "sending")))
+                                .order_by(o.created, o.message_id))
+            return [_outbox_entry(row) for row in rows]
+
+    def outbox_drafted(self, plan_id: str | None = None) -> list[OutboxEntry]:
+        """Emails left in the seller's Drafts and not yet seen sent."""
+        o = schema.outbox.c
+        query = select(schema.outbox).where(o.state == "drafted")
+        if plan_id is not None:
+            query = query.where(o.plan_id == plan_id)
+        with self._read() as conn:
+            return [_outbox_entry(row) for row in conn.execute(query.order_by(o.created, o.message_id))]
+
+    # --- mail to the seller ---------------------------------------------------------------------
+
+    def queue_seller_mail(self, message_id: str, kind: str, data: Mapping[str, Any], *, at: datetime) -> bool:
+        """Queue an email to the seller that belongs to no plan; False when this Message-ID was queued before."""
+        when = utc_iso(at)
+        row = {"message_id": message_id, "kind": kind, "state": "pending", "data": _json(dict(data)),
+               "created": when, "updated": when, "attempts": 0}
+        with self._write() as conn:
+            if not _insert_ignore(conn, schema.seller_mail, row):
+                return False
+            self._audit(conn, when, None, "email queued", {"message_id": message_id, "kind": kind})
+        return True
+
+    def seller_mail(self, message_id: str) -> SellerMail | None:
+        """The queued email to the seller with this Message-ID, if any."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(schema.seller_mail).where(schema.seller_mail.c.message_id == message_id)
+            ).first()
+        return _seller_mail(row) if row else None
+
+    def seller_mail_pending(self) -> list[SellerMail]:
+        """Emails to the seller still to send (including one whose send was interrupted), oldest first."""
+        m = schema.seller_mail.c
+        with self._read() as conn:
+            rows = conn.execute(select(schema.seller_mail).where(m.state.in_(("pending", "sending")))
+                                .order_by(m.created, m.message_id)).all()
+        return [_seller_mail(row) for row in rows]
+
+    def seller_mail_mark(self, message_id: str, state: str, *, at: datetime, error: str | None = None) -> None:
+        """Move a queued email to the seller to another state (sending counts an attempt)."""
+        m = schema.seller_mail.c
+        when = utc_iso(at)
+        values: dict[str, Any] = {"state": state, "updated": when, "error": error}
+        if state == "sending":
+            values["attempts"] = m.attempts + 1
+        with self._write() as conn:
+            done = conn.execute(update(schema.seller_mail).where(m.message_id == message_id).values(**values),
+                                execution_options={"preserve_rowcount": True})
+            if done.rowcount != 1:
+                raise StoreError(f"no email {message_id} in the seller's queue")
+            if state != "sending":
+                self._audit(conn, when, None, f"email {state}", {"message_id": message_id, "error": error})
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _outbox_entry(row: Any) -> OutboxEntry:
+    recipients = json.loads(row.recipients)
+    return OutboxEntry(
+        message_id=row.message_id, plan_id=row.plan_id, version=row.version, kind=row.kind, mode=row.mode,
+        state=row.state, to=tuple(recipients.get("to", ())), cc=tuple(recipients.get("cc", ())),
+        in_reply_to=row.in_reply_to, references=tuple(json.loads(row.refs)), data=json.loads(row.data),
+    )
+
+
+def _seller_mail(row: Any) -> SellerMail:
+    return SellerMail(message_id=row.message_id, kind=row.kind, state=row.state, data=json.loads(row.data),
+                      created=row.created, attempts=row.attempts, error=row.error)

@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks.common import START, Results, SimulatedClock, make_home, ms, spread, timed, watcher
 from benchmarks.mailbox_poll import MESSAGE, fill_maildir
-from pipeline.loop.outbox import OutboxEntry
+from pipeline.loop import outbox
 from pipeline.mailbox.base import Mailbox
 from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.store import Store
@@ -39,7 +39,7 @@ PLANS = 10
 def wait_for_drafts(store: Store, clock: SimulatedClock) -> None:
     """Every plan's follow-up waits in Drafts (queued and marked drafted; no letter is needed to wait)."""
     for plan_id in store.plan_ids():
-        entry = replace(OutboxEntry.plan(store.current(plan_id)), mode="draft")  # type: ignore[arg-type]
+        entry = replace(outbox.plan_email(store.current(plan_id)), mode="draft")  # type: ignore[arg-type]
         store.queue_email(entry, at=clock())
         store.outbox_mark(entry.message_id, "drafted", at=clock())
 

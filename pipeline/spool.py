@@ -2,13 +2,16 @@
 
 The contract follows Mailman's switchboard: an entry is written to a temporary file, fsynced and
 renamed into place, so it either exists whole or not at all; claiming renames it to `.bak`; finishing
-deletes it; a restart puts `.bak` entries back, counting the attempt; an entry that has failed
-MAX_ATTEMPTS times moves to `bad/`, and one that raised something unexpected to `shunt/` with the error.
+deletes it; a restart puts `.bak` entries back, counting the attempt (only those whose claimer died: a claim
+holds the kernel's lock on its file, so a second watcher on the same spool leaves a live claim alone); an
+entry that has failed MAX_ATTEMPTS times moves to `bad/`, and one that raised something unexpected to
+`shunt/` with the error.
 Each entry is the message's raw bytes (`.eml`) beside a small JSON sidecar (`.json`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -40,6 +43,7 @@ class Spool:
         self.queue = self.root / "queue"
         self.shunt_dir = self.root / "shunt"
         self.bad_dir = self.root / "bad"
+        self._claims: dict[str, int] = {}  # name -> the open, locked file of an entry this process claimed
         for folder in (self.queue, self.shunt_dir, self.bad_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
@@ -58,16 +62,29 @@ class Spool:
         moved = []
         for bak in sorted(self.queue.glob("*.bak")):
             name = bak.stem
-            meta = self._meta(name)
-            meta["attempts"] = int(meta.get("attempts", 0)) + 1
-            meta.setdefault("errors", []).append("the process died while handling it")
-            self._save_meta(name, meta)
-            if meta["attempts"] >= MAX_ATTEMPTS:
-                self._move(name, bak, self.bad_dir)
-                moved.append(name)
-            else:
-                os.replace(bak, self.queue / f"{name}.eml")
+            fd = _lock(bak)
+            if fd is None:
+                continue  # claimed by a live process (or finished meanwhile): not ours to put back
+            try:
+                if self._recover(name, bak):
+                    moved.append(name)
+            finally:
+                os.close(fd)
         return moved
+
+    def _recover(self, name: str, bak: Path) -> bool:
+        """Put one dead process's claim back; True when it was spent and moved to bad/."""
+        if name in self._claims or not bak.exists():
+            return False
+        meta = self._meta(name)
+        meta["attempts"] = int(meta.get("attempts", 0)) + 1
+        meta.setdefault("errors", []).append("the process died while handling it")
+        self._save_meta(name, meta)
+        if meta["attempts"] >= MAX_ATTEMPTS:
+            self._move(name, bak, self.bad_dir)
+            return True
+        os.replace(bak, self.queue / f"{name}.eml")
+        return False
 
     def keys(self) -> set[str]:
         """The mailbox keys of the entries waiting or being handled: a fetch that offers one again adds nothing."""
@@ -85,11 +102,17 @@ class Spool:
     def claim(self, name: str) -> Entry | None:
         """Take an entry for handling (rename to .bak); None if another process took it first."""
         src, dst = self.queue / f"{name}.eml", self.queue / f"{name}.bak"
+        # Locked before it is renamed, and the lock goes with the file: no moment where it is `.bak` unlocked.
+        fd = _lock(src)
+        if fd is None:
+            return None
         try:
             # Atomic: of two watchers claiming one entry, one rename succeeds and the other finds nothing.
             os.replace(src, dst)
         except FileNotFoundError:
+            os.close(fd)
             return None
+        self._claims[name] = fd
         return Entry(name=name, raw=dst.read_bytes(), meta=self._meta(name))
 
     def claimed(self) -> Iterator[Entry]:
@@ -103,6 +126,7 @@ class Spool:
         """The entry's effect is committed: delete it."""
         for suffix in (".bak", ".json"):
             (self.queue / f"{name}{suffix}").unlink(missing_ok=True)
+        self._release(name)
 
     def fail(self, name: str, error: str) -> str:
         """Handling raised: count it; put the entry back, or move it to shunt/ after MAX_ATTEMPTS. Returns where."""
@@ -111,11 +135,19 @@ class Spool:
         meta.setdefault("errors", []).append(error[-2000:])
         self._save_meta(name, meta)
         bak = self.queue / f"{name}.bak"
-        if meta["attempts"] >= MAX_ATTEMPTS:
-            self._move(name, bak, self.shunt_dir)
-            return "shunt"
-        os.replace(bak, self.queue / f"{name}.eml")
-        return "queue"
+        try:
+            if meta["attempts"] >= MAX_ATTEMPTS:
+                self._move(name, bak, self.shunt_dir)
+                return "shunt"
+            os.replace(bak, self.queue / f"{name}.eml")
+            return "queue"
+        finally:
+            self._release(name)
+
+    def _release(self, name: str) -> None:
+        fd = self._claims.pop(name, None)
+        if fd is not None:
+            os.close(fd)
 
     def shunted(self) -> list[Entry]:
         """Entries in shunt/ and bad/, for a person to look at."""
@@ -142,3 +174,17 @@ class Spool:
         sidecar = self.queue / f"{name}.json"
         if sidecar.exists():
             os.replace(sidecar, folder / f"{name}.json")
+
+
+def _lock(path: Path) -> int | None:
+    """An open descriptor of `path` holding its exclusive lock, or None when it is gone or another holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

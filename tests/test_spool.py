@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pipeline.spool import MAX_ATTEMPTS, Spool
@@ -21,11 +22,18 @@ def test_enqueue_claim_finish(tmp_path: Path) -> None:
     assert spool.pending() == [b]
 
 
+def _dies(spool: Spool) -> None:
+    """What the kernel does for a process that dies: its open files close, and their locks go with them."""
+    for fd in spool._claims.values():
+        os.close(fd)
+    spool._claims.clear()
+
+
 def test_a_claimed_entry_survives_a_crash_and_comes_back(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     name = spool.enqueue(b"raw bytes")
     assert spool.claim(name) is not None
-    # The process dies here; a new one recovers the queue.
+    _dies(spool)  # the process dies here; a new one recovers the queue
     restarted = Spool(tmp_path)
     assert restarted.recover() == []
     assert restarted.pending() == [name]
@@ -54,6 +62,7 @@ def test_an_entry_that_kills_the_process_three_times_goes_to_bad(tmp_path: Path)
         spool = Spool(tmp_path)
         spool.recover()
         assert spool.claim(name) is not None  # ... and the process dies again
+        _dies(spool)
     moved = Spool(tmp_path).recover()
     assert moved == [name]
     assert Spool(tmp_path).pending() == []
@@ -64,3 +73,14 @@ def test_no_temporary_files_are_left(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     spool.enqueue(b"x" * 100_000)
     assert [p.name for p in (tmp_path / "queue").iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_live_claim_is_not_put_back_by_a_second_watcher(tmp_path: Path) -> None:
+    # Two watchers on one home: the second one's start-up recovery must not hand it the first one's work.
+    first, second = Spool(tmp_path), Spool(tmp_path)
+    name = first.enqueue(b"in hand")
+    assert first.claim(name) is not None
+    assert second.recover() == []
+    assert second.pending() == []  # still the first watcher's
+    first.finish(name)
+    assert second.recover() == [] and second.pending() == []

@@ -533,3 +533,39 @@ def test_bad_urls_are_explained(tmp_path) -> None:
         Store.open("mysql://localhost/x")
     with pytest.raises(StoreError, match="cannot be used"):
         Store.open(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+
+
+def test_a_schema_4_database_moves_both_queues_into_one(url: str) -> None:
+    # Before schema 5, the plan's emails waited in `outbox` and the seller's own mail in `seller_mail`; what
+    # waited in either must still go out, from the one queue, after the upgrade.
+    engine = create_engine(url)
+    dialect = engine.dialect.name
+    with engine.begin() as conn:
+        for number in range(1, 5):
+            for sql in schema.MIGRATIONS[number - 1](dialect):
+                conn.exec_driver_sql(sql)
+            conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": number})
+        conn.execute(text(f"INSERT INTO plans VALUES ('{PLAN_ID}', 'open', '2026-12-01T10:00:00Z')"))
+        conn.execute(text(
+            "INSERT INTO outbox (message_id, plan_id, version, kind, mode, state, recipients, in_reply_to, refs, "
+            "data, created, updated, attempts) VALUES ('<plan.x.v1@n.example>', :p, 1, 'plan', 'draft', 'drafted', "
+            "'{\"to\": [\"dana@acme.example\"], \"cc\": []}', NULL, '[]', '{}', '2026-12-01T10:00:00Z', "
+            "'2026-12-01T10:00:00Z', 1)"), {"p": PLAN_ID})
+        conn.execute(text(
+            "INSERT INTO seller_mail (message_id, kind, state, data, created, updated, attempts) VALUES "
+            "('<mutualplan.digest.abc@n.example>', 'digest', 'pending', '{\"week\": \"2026-W49\"}', "
+            "'2026-12-02T08:00:00Z', '2026-12-02T08:00:00Z', 0)"))
+    engine.dispose()
+
+    with Store.open(url) as store:
+        assert store.schema_version == schema.LATEST
+        plan_mail = store.outbox_entry("<plan.x.v1@n.example>")
+        assert plan_mail is not None
+        assert (plan_mail.plan_id, plan_mail.version, plan_mail.state, plan_mail.to) == (
+            PLAN_ID, 1, "drafted", ("dana@acme.example",))
+        [digest] = store.outbox_pending()
+        assert (digest.message_id, digest.plan_id, digest.version, digest.kind, digest.data) == (
+            "<mutualplan.digest.abc@n.example>", None, None, "digest", {"week": "2026-W49"})
+        assert [e.message_id for e in store.outbox_drafted()] == ["<plan.x.v1@n.example>"]
+        store.outbox_mark(digest.message_id, "sent", at=T0)
+        assert store.outbox_pending() == []

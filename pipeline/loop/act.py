@@ -13,10 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from pipeline.loop import inbound_plan, policy, service
-from pipeline.loop.outbox import OutboxEntry
+from pipeline.loop import inbound_plan, outbox, policy, service
 from pipeline.plan.model import Change, Plan, Version
-from pipeline.store import MessageRecord, utc_iso
+from pipeline.store import MessageRecord, OutboxEntry, utc_iso
 
 if TYPE_CHECKING:
     from pipeline.loop.parts import Parts
@@ -154,7 +153,7 @@ def _confirm(parts: Parts, msg: Received, fx: Effects, current: Version) -> tupl
                           f"waiting on {', '.join(waiting)}", plan.id, current.number)
     else:
         store.set_plan_state(plan.id, "agreed", at=parts.clock())
-        store.queue_email(OutboxEntry.agreed(current, reply=msg.incoming), at=parts.clock())
+        store.queue_email(outbox.agreed(current, reply=msg.incoming), at=parts.clock())
         outcome = Outcome(policy.AGREED, f"every confirming contact confirmed version {current.number}",
                           plan.id, current.number)
     return outcome, replace(fx, notice=None)
@@ -170,20 +169,20 @@ def _new_version(parts: Parts, msg: Received, nv: NewVersion) -> Outcome:
     if nv.reopen:
         # The seller changed what was agreed: the new version waits on the prospect's confirmation.
         parts.store.set_plan_state(nv.plan.id, "open", at=now, detail={"version": version.number})
-    parts.store.queue_email(OutboxEntry.update(
+    parts.store.queue_email(outbox.update(
         version, since=nv.base.number, reply=incoming, mode=nv.mode,
         # The sentences that could not be mapped go to the seller in a notice (below), never back to the
         # prospect: echoed bare in the follow-up they read as if the plan had answered them.
         asks=list(nv.asks) if nv.mode == "draft" else [], notes=[], by_seller=nv.by_seller,
     ), at=now)
     if nv.mode == "send" and nv.asks:
-        parts.store.queue_email(OutboxEntry.notice(
+        parts.store.queue_email(outbox.notice(
             version.plan, version.number, incoming, kind="ask",
             reason="the prospect asked for changes; here is something to ask in return",
             notes=list(nv.asks), interpretation=nv.interpretation, changed=True,
         ), at=now)
     if nv.notes:
-        parts.store.queue_email(OutboxEntry.notice(
+        parts.store.queue_email(outbox.notice(
             version.plan, version.number, incoming, kind="notice",
             reason="applied what could be mapped; these sentences need you", notes=list(nv.notes),
             interpretation=nv.interpretation, changed=True,
@@ -195,7 +194,7 @@ def _notify(parts: Parts, notice: Notice, outcome: Outcome, record_id: str) -> N
     """Queue the seller's note, unless one of the same kind about the same sender went out in the last day."""
     assert outcome.plan_id is not None and outcome.version is not None  # checked by the caller
     current = parts.store.version(outcome.plan_id, outcome.version)
-    entry = OutboxEntry.notice(current.plan, outcome.version, notice.incoming, kind="notice", reason=notice.reason,
+    entry = outbox.notice(current.plan, outcome.version, notice.incoming, kind="notice", reason=notice.reason,
                                notes=list(notice.notes), interpretation=notice.interpretation)
     entry.data["about"] = notice.about
     if _told_today(parts, entry):

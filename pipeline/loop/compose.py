@@ -9,14 +9,13 @@ from typing import Any
 from pipeline.archive import Archive
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.loop.outbox import OutboxEntry
 from pipeline.plan.diff import diff as plan_diff
 from pipeline.plan.model import Version
 from pipeline.render import email as emails
 from pipeline.render.letter import letter_pdf
 from pipeline.render.letterhead import load_letterhead
 from pipeline.render.seller_email import digest_email, plan_error_email
-from pipeline.store import SellerMail, Store
+from pipeline.store import OutboxEntry, Store
 
 SELLER_KINDS = ("plan_error", "digest")
 
@@ -82,7 +81,7 @@ def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: s
     )
 
 
-def seller_mail(entry: SellerMail, settings: Settings) -> EmailMessage:
+def seller_mail(entry: OutboxEntry, settings: Settings) -> EmailMessage:
     """The email of a queued entry to the seller that belongs to no one plan; the same entry, the same bytes."""
     data = entry.data
     common: dict[str, Any] = {

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import MailboxError, PipelineError
 from pipeline.loop import compose
-from pipeline.loop.outbox import OutboxEntry
 from pipeline.loop.parts import PollReport
 from pipeline.plan.ids import bracketed
+from pipeline.store import OutboxEntry
 
 if TYPE_CHECKING:
     from pipeline.loop.parts import Parts
@@ -31,10 +31,12 @@ def flush(parts: Parts, report: PollReport, *, drafts: bool = True) -> None:
                 report.errors.append(f"sending {entry.message_id}: {exc}")
                 if not exc.transient:
                     parts.store.outbox_mark(entry.message_id, "failed", at=parts.clock(), error=str(exc))
+            except PipelineError as exc:
+                # A template or setting that cannot render it: said once, kept for a person, not retried forever.
+                report.errors.append(f"rendering {entry.message_id}: {exc}")
+                parts.store.outbox_mark(entry.message_id, "failed", at=parts.clock(), error=str(exc))
         if drafts:
             find_sent(parts, parts.store.outbox_drafted(), report)
-        # Mail to the seller that belongs to no one plan: a plan email that did not parse, the weekly digest.
-        _flush_seller_mail(parts, report)
 
 
 def find_sent(parts: Parts, entries: list[OutboxEntry], report: PollReport) -> None:
@@ -64,7 +66,12 @@ def approve(parts: Parts, plan_id: str) -> list[str]:
 
 
 def render(parts: Parts, entry: OutboxEntry) -> EmailMessage:
-    """The email of a queued entry, rendered the same way every time, and archived once as evidence."""
+    """The email of a queued entry, rendered the same way every time, and archived once (as its plan's evidence)."""
+    if entry.plan_id is None:
+        # Mail to the seller that belongs to no one plan: a plan email that did not parse, the weekly digest.
+        message = compose.seller_mail(entry, parts.settings)
+        parts.archive.put(bytes(message))
+        return message
     message = compose.compose(entry, parts.store, parts.archive, letterhead=parts.settings.letterhead,
                               at=parts.clock())
     data = bytes(message)
@@ -119,28 +126,3 @@ def _sent_as(parts: Parts, message_id: str, report: PollReport) -> str | None:
     if not found or bracketed(found) == bracketed(message_id):
         return None
     return bracketed(found)
-
-
-def _flush_seller_mail(parts: Parts, report: PollReport) -> None:
-    """Send every queued email to the seller; before a retry, look in Sent so that nothing goes twice."""
-    store, clock = parts.store, parts.clock
-    for entry in store.seller_mail_pending():
-        try:
-            if entry.state == "sending" and parts.mailbox.was_sent(entry.message_id):
-                store.seller_mail_mark(entry.message_id, "sent", at=clock())
-                report.sent.append(entry.message_id)
-                continue
-            message = compose.seller_mail(entry, parts.settings)
-            parts.archive.put(bytes(message))
-            store.seller_mail_mark(entry.message_id, "sending", at=clock())
-            parts.mailbox.send(message)
-            store.seller_mail_mark(entry.message_id, "sent", at=clock())
-            report.sent.append(entry.message_id)
-        except MailboxError as exc:
-            report.errors.append(f"sending {entry.message_id}: {exc}")
-            if not exc.transient:
-                store.seller_mail_mark(entry.message_id, "failed", at=clock(), error=str(exc))
-        except PipelineError as exc:
-            # A template or setting that cannot render it: said once, kept for a person, not retried forever.
-            report.errors.append(f"rendering {entry.message_id}: {exc}")
-            store.seller_mail_mark(entry.message_id, "failed", at=clock(), error=str(exc))

@@ -18,8 +18,8 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import PlanError
-from pipeline.loop import policy, service
-from pipeline.loop.outbox import OutboxEntry
+from pipeline.loop import outbox, policy, service
+from pipeline.loop.thread import answered
 from pipeline.plan.email_source import (
     EmailPlan,
     Person,
@@ -28,10 +28,10 @@ from pipeline.plan.email_source import (
     source_line,
     text_to_markdown,
 )
-from pipeline.plan.ids import bracketed, seller_message_id
+from pipeline.plan.ids import bracketed
 from pipeline.plan.model import Plan
 from pipeline.replies.message import Incoming
-from pipeline.store import SellerMail, Store, utc_iso
+from pipeline.store import OutboxEntry, Store, utc_iso
 
 # Headers that name the address a copy was delivered to: a Bcc leaves its trace only here.
 _DELIVERED_TO = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to", "x-delivered-to", "x-rcpt-to",
@@ -86,13 +86,10 @@ def _bare(value: str) -> str:
     return (found.group(1) if found else value).strip().lower()
 
 
-def corrected(store: Store, incoming: Incoming) -> SellerMail | None:
+def corrected(store: Store, incoming: Incoming) -> OutboxEntry | None:
     """Our note about a plan email that did not parse, when it is what this message answers (nearest first)."""
-    for key in incoming.thread_keys[:5]:
-        entry = store.seller_mail(bracketed(key))
-        if entry is not None:
-            return entry if entry.kind == "plan_error" else None
-    return None
+    entry = answered(store, incoming, within=5)
+    return entry if entry is not None and entry.kind == "plan_error" else None
 
 
 # --- reading the email ----------------------------------------------------------------------------
@@ -218,7 +215,7 @@ def accept(
     plan = _unique(store, parsed.plan)
     version = service.make_version(store, plan, author=incoming.sender or mail.sender.email,
                                    reason=service.Reason.PLAN_EMAIL, message_id=incoming.message_id, created=now)
-    store.queue_email(OutboxEntry.in_thread(version, original), at=now)
+    store.queue_email(outbox.in_thread(version, original), at=now)
     if first is not None:
         # An answer to the first email (it never made a plan) is now an answer in this plan's thread.
         store.set_disposition(original.message_id, policy.CREATED, at=now, plan_id=plan.id, version=version.number,
@@ -255,7 +252,7 @@ class _Original:
 
 def _queue_error(store: Store, settings: Settings, incoming: Incoming, mail: PlanEmail, *, reason: str,
                  line: int | None, line_text: str, hint: str | None, now: datetime,
-                 first: SellerMail | None = None) -> None:
+                 first: OutboxEntry | None = None) -> None:
     own = {*settings.seller_addresses, *settings.inbound.addresses}
     to = [[p.name, p.email] for p in mail.to if p.email.lower() not in own]
     cc = [[p.name, p.email] for p in mail.cc if p.email.lower() not in own]
@@ -278,4 +275,4 @@ def _queue_error(store: Store, settings: Settings, incoming: Incoming, mail: Pla
         "created": utc_iso(now),
     }  # fmt: skip
     domain = settings.own_domains[0] if settings.own_domains else None
-    store.queue_seller_mail(seller_message_id("plan_error", incoming.message_id, domain), "plan_error", data, at=now)
+    store.queue_email(outbox.to_seller("plan_error", incoming.message_id, data, domain=domain), at=now)

@@ -149,8 +149,8 @@ def bounce(parts: Parts, msg: Received) -> Effects | None:
     found: tuple[str, int] | None = None
     if failure.original_id:
         entry = parts.store.outbox_entry(bracketed(failure.original_id))
-        ref = (entry.plan_id, entry.version) if entry else plan_reference(failure.original_id,
-                                                                          parts.settings.own_domains)
+        ref = (entry.plan_id, entry.version) if entry and entry.plan_id and entry.version \
+            else plan_reference(failure.original_id, parts.settings.own_domains)
         found = ref if ref and parts.store.has_plan(ref[0]) else None
     if found is None and (thread := thread_of(parts, msg)) is not None:
         found = thread.plan_id, thread.version

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.config import Settings
-from pipeline.loop.outbox import OutboxEntry
+from pipeline.loop import outbox
 from pipeline.loop.thread import answered
 from pipeline.plan.changes import is_signature_step
 from pipeline.plan.ids import seller_message_id
@@ -30,7 +30,7 @@ from pipeline.render.format import short_date
 from pipeline.replies.extract import Block, Extraction, extract
 from pipeline.replies.interpret import Interpretation, interpret, local_date, read_reply
 from pipeline.replies.message import Incoming
-from pipeline.store import Store, utc_iso
+from pipeline.store import OutboxEntry, Store, utc_iso
 
 OPTION = "reminders"  # the per-plan switch: "off" silences a plan's reminders
 PER_PLAN = timedelta(days=7)
@@ -169,7 +169,7 @@ def next_reminder(store: Store, settings: Settings, plan_id: str, now: datetime)
     # In the plan's thread: an answer to the latest plan email the prospect has, after its own references.
     last = announced[-1]
     thread = (*last.references, last.message_id)
-    return OutboxEntry.reminder(current, milestone=first.milestone.id, due=first.due.isoformat(), when=first.when,
+    return outbox.reminder(current, milestone=first.milestone.id, due=first.due.isoformat(), when=first.when,
                                 to=first.to, cc=(), thread=tuple(t.strip("<>") for t in thread))
 
 
@@ -295,13 +295,13 @@ def queue_digest(store: Store, settings: Settings, now: datetime) -> str | None:
     week = week_of(now, timezone)
     domain = settings.own_domains[0] if settings.own_domains else None
     message_id = seller_message_id("digest", f"digest|{week}", domain)
-    if store.seller_mail(message_id) is not None:
+    if store.outbox_entry(message_id) is not None:
         return None
     sections = digest(store, now, timezone)
     if not any(sections.values()):
         return None  # a quiet week is not worth an email
-    store.queue_seller_mail(message_id, "digest", {"week": week, "sections": sections, "created": utc_iso(now)},
-                            at=now)
+    data = {"week": week, "sections": sections, "created": utc_iso(now)}
+    store.queue_email(outbox.to_seller("digest", f"digest|{week}", data, domain=domain), at=now)
     return message_id
 
 

@@ -14,13 +14,13 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ChangeError, StoreError
-from pipeline.loop.outbox import OutboxEntry
+from pipeline.loop import outbox
 from pipeline.loop.parts import Clock, Parts, PollReport, open_parts, system_clock
 from pipeline.plan.changes import apply as apply_changes
 from pipeline.plan.model import Change, Plan, Version, plan_hash
 from pipeline.plan.source import parse_plan
 from pipeline.replies.interpret import local_date
-from pipeline.store import Store
+from pipeline.store import OutboxEntry, Store
 
 if TYPE_CHECKING:
     from pipeline.home import Home
@@ -58,7 +58,7 @@ def queue_plan(store: Store, plan_id: str, *, at: datetime) -> OutboxEntry:
     version = store.current(plan_id)
     if version is None:
         raise StoreError(f"no plan {plan_id!r} in the store", hint="add one first with `mutualplan add PLAN.md`")
-    entry = OutboxEntry.plan(version)
+    entry = outbox.plan_email(version)
     queued = store.outbox_entry(entry.message_id)
     if queued is None:
         store.queue_email(entry, at=at)
@@ -194,7 +194,7 @@ class Service:
 
     def send_version(self, version: Version) -> PollReport:
         """Send a version (the seller's own, such as a step marked done) to the prospect's people now."""
-        self.store.queue_email(OutboxEntry.plan(version), at=self.now())
+        self.store.queue_email(outbox.plan_email(version), at=self.now())
         return self.flush(drafts=False)
 
     # --- reading ----------------------------------------------------------------------------------

@@ -10,10 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pipeline.loop import policy
-from pipeline.loop.outbox import OutboxEntry
 from pipeline.plan.ids import bracketed, plan_reference
 from pipeline.replies.message import Incoming
-from pipeline.store import Store
+from pipeline.store import OutboxEntry, Store
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ def resolve(store: Store, incoming: Incoming, domains: Iterable[str]) -> ThreadR
             return ThreadRef(ref[0], ref[1], "thread")
         # Thread keys are bare; the queue keeps Message-IDs as headers write them.
         entry = store.outbox_entry(bracketed(key))
-        if entry is not None:
+        if entry is not None and entry.plan_id is not None and entry.version is not None:
             return ThreadRef(entry.plan_id, entry.version, "thread")
     found = store.plan_for_subject(incoming.subject)
     return ThreadRef(found[0], found[1], "subject") if found is not None else None

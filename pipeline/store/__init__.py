@@ -12,7 +12,7 @@ from pipeline.store.audit import AuditEntry
 from pipeline.store.database import utc_iso
 from pipeline.store.messages import EVIDENCE_KINDS, Evidence, MessageRecord, Messages
 from pipeline.store.plans import PLAN_STATES, Plans
-from pipeline.store.queue import Queue, SellerMail
+from pipeline.store.queue import OutboxEntry, Queue
 from pipeline.store.state import MailboxState
 from pipeline.store.versions import VersionConflict, VersionRecord, Versions
 
@@ -27,7 +27,7 @@ __all__ = [
     "AuditEntry",
     "Evidence",
     "MessageRecord",
-    "SellerMail",
+    "OutboxEntry",
     "Store",
     "VersionConflict",
     "VersionRecord",

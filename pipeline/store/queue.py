@@ -1,41 +1,49 @@
-"""Mail as queued work: the outbox of each plan's emails, and the seller's own mail that belongs to no one plan.
+"""Mail as queued work: one outbox for everything we send, each plan's emails and the seller's own mail alike.
 
-A Message-ID is fixed when an email is queued, so a retry can never send a second, different email.
+A Message-ID is fixed when an email is queued, so a retry can never send a second, different email. An entry
+holds only data; the email is rendered from it when it is sent, the same bytes every time.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 
 from pipeline.errors import StoreError
-from pipeline.loop.outbox import OutboxEntry
 from pipeline.store import schema
 from pipeline.store.audit import AuditLog
 from pipeline.store.database import _insert_ignore, _json, utc_iso
 
+STATES = ("pending", "sending", "drafted", "sent", "failed", "cancelled")
+
 
 @dataclass(frozen=True)
-class SellerMail:
-    """An email to the seller that belongs to no one plan (the answer to a plan email that did not parse, the
-    weekly digest), queued as data like the outbox's entries."""
+class OutboxEntry:
+    """One email to send (or leave in Drafts), as data; `plan_id` and `version` are empty for mail to the seller
+    that belongs to no one plan (the weekly digest, the answer to a plan email that did not parse)."""
 
     message_id: str
+    plan_id: str | None
+    version: int | None
     kind: str
-    state: str
-    data: dict[str, Any]
-    created: str
+    mode: str = "send"  # send | draft
+    state: str = "pending"
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
     attempts: int = 0
     error: str | None = None
 
 
 class Queue(AuditLog):
-    """The outbox and seller_mail tables: what to send, what was sent, and what failed."""
+    """The outbox: what to send, what was sent, and what failed."""
 
     def queue_email(self, entry: OutboxEntry, *, at: datetime) -> bool:
         """Queue an email to send; False when one with this Message-ID was queued before (a replay)."""
@@ -68,9 +76,10 @@ class Queue(AuditLog):
         if sent_as:
             values["sent_as"] = sent_as
         with self._write() as conn:
-            plan_id = conn.execute(select(o.plan_id).where(o.message_id == message_id)).scalar()
-            if plan_id is None:
+            found = conn.execute(select(o.plan_id).where(o.message_id == message_id)).first()
+            if found is None:
                 raise StoreError(f"no email {message_id} in the outbox")
+            plan_id = found.plan_id
             conn.execute(update(schema.outbox).where(o.message_id == message_id).values(**values))
             if state != "sending":
                 self._audit(conn, when, plan_id, f"email {state}", {"message_id": message_id, "error": error})
@@ -107,50 +116,6 @@ class Queue(AuditLog):
         with self._read() as conn:
             return [_outbox_entry(row) for row in conn.execute(query.order_by(o.created, o.message_id))]
 
-    # --- mail to the seller ---------------------------------------------------------------------
-
-    def queue_seller_mail(self, message_id: str, kind: str, data: Mapping[str, Any], *, at: datetime) -> bool:
-        """Queue an email to the seller that belongs to no plan; False when this Message-ID was queued before."""
-        when = utc_iso(at)
-        row = {"message_id": message_id, "kind": kind, "state": "pending", "data": _json(dict(data)),
-               "created": when, "updated": when, "attempts": 0}
-        with self._write() as conn:
-            if not _insert_ignore(conn, schema.seller_mail, row):
-                return False
-            self._audit(conn, when, None, "email queued", {"message_id": message_id, "kind": kind})
-        return True
-
-    def seller_mail(self, message_id: str) -> SellerMail | None:
-        """The queued email to the seller with this Message-ID, if any."""
-        with self._read() as conn:
-            row = conn.execute(
-                select(schema.seller_mail).where(schema.seller_mail.c.message_id == message_id)
-            ).first()
-        return _seller_mail(row) if row else None
-
-    def seller_mail_pending(self) -> list[SellerMail]:
-        """Emails to the seller still to send (including one whose send was interrupted), oldest first."""
-        m = schema.seller_mail.c
-        with self._read() as conn:
-            rows = conn.execute(select(schema.seller_mail).where(m.state.in_(("pending", "sending")))
-                                .order_by(m.created, m.message_id)).all()
-        return [_seller_mail(row) for row in rows]
-
-    def seller_mail_mark(self, message_id: str, state: str, *, at: datetime, error: str | None = None) -> None:
-        """Move a queued email to the seller to another state (sending counts an attempt)."""
-        m = schema.seller_mail.c
-        when = utc_iso(at)
-        values: dict[str, Any] = {"state": state, "updated": when, "error": error}
-        if state == "sending":
-            values["attempts"] = m.attempts + 1
-        with self._write() as conn:
-            done = conn.execute(update(schema.seller_mail).where(m.message_id == message_id).values(**values),
-                                execution_options={"preserve_rowcount": True})
-            if done.rowcount != 1:
-                raise StoreError(f"no email {message_id} in the seller's queue")
-            if state != "sending":
-                self._audit(conn, when, None, f"email {state}", {"message_id": message_id, "error": error})
-
 
 # --- helpers ----------------------------------------------------------------------------------------
 
@@ -161,9 +126,5 @@ def _outbox_entry(row: Any) -> OutboxEntry:
         message_id=row.message_id, plan_id=row.plan_id, version=row.version, kind=row.kind, mode=row.mode,
         state=row.state, to=tuple(recipients.get("to", ())), cc=tuple(recipients.get("cc", ())),
         in_reply_to=row.in_reply_to, references=tuple(json.loads(row.refs)), data=json.loads(row.data),
+        created=row.created, attempts=row.attempts, error=row.error,
     )
-
-
-def _seller_mail(row: Any) -> SellerMail:
-    return SellerMail(message_id=row.message_id, kind=row.kind, state=row.state, data=json.loads(row.data),
-                      created=row.created, attempts=row.attempts, error=row.error)

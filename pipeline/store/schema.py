@@ -164,8 +164,50 @@ def _v4(dialect: str) -> list[str]:
     ]
 
 
+_OUTBOX_COLUMNS = ("message_id, plan_id, version, kind, mode, state, recipients, in_reply_to, refs, data, created, "
+                   "updated, attempts, error, sent_as")
+
+
+def _v5(dialect: str) -> list[str]:
+    """One queue for everything we send: the outbox takes the seller's mail that belongs to no plan (its plan and
+    version are empty), and what waited in seller_mail moves into it, so one delivery loop sends it all."""
+    return [
+        "DROP INDEX outbox_state",
+        "DROP INDEX outbox_plan",
+        "DROP INDEX outbox_sent_as",
+        "ALTER TABLE outbox RENAME TO outbox_v4",
+        """CREATE TABLE outbox (
+            message_id TEXT PRIMARY KEY,  -- deterministic: a retry can never send a second, different email
+            plan_id TEXT REFERENCES plans (id),  -- empty for mail to the seller about no one plan (digest ...)
+            version INTEGER,
+            kind TEXT NOT NULL,
+            mode TEXT NOT NULL CHECK (mode IN ('send', 'draft')),
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'drafted', 'sent', 'failed', 'cancelled')),
+            recipients TEXT NOT NULL,
+            in_reply_to TEXT,
+            refs TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            sent_as TEXT  -- the Message-ID a server gave it instead of ours (Exchange replies), if any
+        )""",
+        "CREATE INDEX outbox_state ON outbox (state, created)",
+        "CREATE INDEX outbox_plan ON outbox (plan_id, version)",
+        "CREATE INDEX outbox_sent_as ON outbox (sent_as)",
+        f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) SELECT {_OUTBOX_COLUMNS} FROM outbox_v4",
+        f"""INSERT INTO outbox ({_OUTBOX_COLUMNS})
+            SELECT message_id, NULL, NULL, kind, 'send', state, '{{"cc": [], "to": []}}', NULL, '[]', data, created,
+                   updated, attempts, error, NULL
+            FROM seller_mail""",
+        "DROP TABLE outbox_v4",
+        "DROP TABLE seller_mail",
+    ]
+
+
 # Step n (1-based) upgrades a database at schema n-1 to schema n. Append only; never edit a released step.
-MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2, _v3, _v4, _v5]
 LATEST = len(MIGRATIONS)
 
 
@@ -243,8 +285,8 @@ outbox = Table(
     "outbox",
     metadata,
     Column("message_id", Text, primary_key=True),
-    Column("plan_id", Text, nullable=False),
-    Column("version", Integer, nullable=False),
+    Column("plan_id", Text),
+    Column("version", Integer),
     Column("kind", Text, nullable=False),
     Column("mode", Text, nullable=False),
     Column("state", Text, nullable=False),
@@ -275,17 +317,4 @@ plan_options = Table(
     Column("plan_id", Text, primary_key=True),
     Column("name", Text, primary_key=True),
     Column("value", Text, nullable=False),
-)
-
-seller_mail = Table(
-    "seller_mail",
-    metadata,
-    Column("message_id", Text, primary_key=True),
-    Column("kind", Text, nullable=False),
-    Column("state", Text, nullable=False),
-    Column("data", Text, nullable=False),
-    Column("created", Text, nullable=False),
-    Column("updated", Text, nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("error", Text),
 )

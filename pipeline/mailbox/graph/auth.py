@@ -16,7 +16,8 @@ import msal
 import requests
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
-from pipeline.errors import MailboxError
+from pipeline.errors import ConfigError, MailboxError
+from pipeline.mailbox.graph.settings import GraphSettings
 
 log = logging.getLogger(__name__)
 
@@ -275,3 +276,36 @@ def _certificate_block(pem: str, path: str) -> str:
         )
     start = pem.index(begin)
     return pem[start : pem.index(end, start) + len(end)] + "\n"
+
+
+def token_source(settings: GraphSettings) -> AppToken | DeviceCodeToken:
+    """The msal-backed token provider the settings ask for."""
+    verify: bool | str = settings.ca_bundle or True
+    if settings.auth == "device_code":
+        return DeviceCodeToken(
+            client_id=settings.client_id,
+            authority=settings.authority,
+            resource=settings.resource,
+            cache_path=str(settings.token_cache_path),
+            username=settings.mailbox or None,
+            verify=verify,
+            timeout=settings.timeout,
+        )
+    return AppToken(
+        client_id=settings.client_id,
+        authority=settings.authority,
+        resource=settings.resource,
+        client_secret=settings.client_secret,
+        certificate_path=settings.certificate_path,
+        certificate_password=settings.certificate_password,
+        verify=verify,
+        timeout=settings.timeout,
+    )
+
+
+def sign_in(settings: GraphSettings, show: Callable[[str], None]) -> str:
+    """The seller's one-time device-code sign-in; `show` prints where to enter the code. The signed-in name."""
+    source = token_source(settings)
+    if not isinstance(source, DeviceCodeToken):
+        raise ConfigError('sign-in is for auth = "device_code"; app sign-in needs no seller')
+    return source.sign_in(show)

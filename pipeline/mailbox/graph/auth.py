@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import stat
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +14,7 @@ import msal
 import requests
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
+from pipeline.durable import write_atomic
 from pipeline.errors import ConfigError, MailboxError
 from pipeline.mailbox.graph.settings import GraphSettings
 
@@ -171,6 +170,7 @@ class TokenCacheFile:
         self.cache = msal.SerializableTokenCache()
 
     def load(self) -> msal.SerializableTokenCache:
+        """The cache as the file holds it (empty without a file); refused when others can read the file."""
         try:
             mode = self.path.stat().st_mode
         except FileNotFoundError:
@@ -191,21 +191,13 @@ class TokenCacheFile:
         return self.cache
 
     def save(self) -> None:
+        """Write the cache back, if msal changed it."""
         if not self.cache.has_state_changed:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # mkstemp creates the file 0600 from the start: the token is never on disk with wider rights.
-        fd, tmp = tempfile.mkstemp(prefix=".graph-token-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(self.cache.serialize())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # write_atomic writes through a mkstemp file, 0600 from the start: the token is never on disk with
+        # wider rights (a test holds it to that).
+        write_atomic(self.path, self.cache.serialize().encode())
         self.cache.has_state_changed = False
 
 

@@ -67,7 +67,7 @@ class Mailbox(Protocol):
         ...
 
 
-def bracketed(message_id: str) -> str:
+def with_brackets(message_id: str) -> str:
     """A Message-ID as a header carries it: stripped, in angle brackets (added when it came without)."""
     value = message_id.strip()
     return value if value.startswith("<") else f"<{value}>"

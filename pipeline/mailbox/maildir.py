@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.durable import fsync_dir, write_atomic
 from pipeline.errors import MailboxError
-from pipeline.mailbox.base import HELD, PROCESSED, Fetched, NotFiledError, bracketed
+from pipeline.mailbox.base import HELD, PROCESSED, Fetched, NotFiledError, with_brackets
 
 SENT = "Sent"
 DRAFTS = "Drafts"
@@ -117,7 +117,7 @@ class MaildirMailbox:
         Sent is listed only when its folders changed since the last complete look, so asking about every
         draft on every poll costs two stat() calls however full Sent is.
         """
-        wanted = bracketed(message_id)
+        wanted = with_brackets(message_id)
         index = self._load_index()
         if wanted in self._ids:
             return True
@@ -165,7 +165,7 @@ class MaildirMailbox:
                 f"{message_id} is in the outbox, but its copy could not be put in Sent: {exc.message}",
                 hint="Do not send it again; " + (exc.hint or ""),
             ) from exc
-        self._append_index({key: bracketed(message_id)})
+        self._append_index({key: with_brackets(message_id)})
         for path in drafts:
             path.unlink(missing_ok=True)
 
@@ -178,7 +178,7 @@ class MaildirMailbox:
 
     def _drafts(self, message_id: str) -> list[Path]:
         """The files in Drafts with this Message-ID (Drafts holds a few messages: each is read, headers only)."""
-        wanted = bracketed(message_id)
+        wanted = with_brackets(message_id)
         base = Path(self._folder(DRAFTS)._path)
         found = []
         for path in sorted(base / sub / name for sub in ("new", "cur") for name in _names(base / sub)):
@@ -303,7 +303,7 @@ def _message_id_of(path: Path) -> str:
     with path.open("rb") as f:
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parse(f)
     value = headers.get("Message-ID")
-    return bracketed(str(value)) if value else ""
+    return with_brackets(str(value)) if value else ""
 
 
 def _ensure_message_id(message: EmailMessage) -> str:
@@ -326,7 +326,7 @@ def _to_bytes(message: EmailMessage) -> bytes:
 
 
 def _outbox_name(message_id: str) -> str:
-    bare = bracketed(message_id)[1:-1]
+    bare = with_brackets(message_id)[1:-1]
     digest = hashlib.sha256(bare.encode()).hexdigest()[:10]
     return f"{_UNSAFE.sub('_', bare)[:80]}-{digest}.eml"
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.mailbox.base import bracketed
+from pipeline.mailbox.base import with_brackets
 from pipeline.mailbox.graph.api import GraphApi, quoted
 from pipeline.mailbox.graph.payload import OUR_ID_PROPERTY
 
 
 def ours(api: GraphApi, folder: str, message_id: str) -> list[dict[str, Any]]:
     """Items in a well-known folder with this Message-ID, or stamped with it as MutualPlanMessageId."""
-    wanted = bracketed(message_id)
+    wanted = with_brackets(message_id)
     url = api.url(f"/mailFolders/{folder}/messages")
     select = {"$select": "id,internetMessageId"}
     by_id = f"internetMessageId eq '{quoted(wanted)}'"

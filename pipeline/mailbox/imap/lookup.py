@@ -53,7 +53,7 @@ class SentLookup:
 
 
 def find_drafts(imap: ImapConnection, wanted: str) -> tuple[str, list[int], bytes | None]:
-    """Drafts with this (bracketed) Message-ID: (the Drafts folder, their UIDs, the bytes of the newest, or None)."""
+    """Drafts with this Message-ID, <bracketed>: (the Drafts folder, their UIDs, the bytes of the newest, or None)."""
     folder = imap.special_folder("drafts")
     if not imap.folder_exists(folder):
         return folder, [], None

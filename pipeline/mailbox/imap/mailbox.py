@@ -11,7 +11,7 @@ from email.policy import SMTP
 from email.utils import getaddresses, parseaddr
 
 from pipeline.errors import MailboxError
-from pipeline.mailbox.base import PROCESSED, Fetched, NotFiledError, SyncState, bracketed
+from pipeline.mailbox.base import PROCESSED, Fetched, NotFiledError, SyncState, with_brackets
 from pipeline.mailbox.imap.connection import ImapConnection
 from pipeline.mailbox.imap.inbox import ImapInbox
 from pipeline.mailbox.imap.lookup import SentLookup, find_drafts
@@ -71,7 +71,7 @@ class ImapMailbox:
 
     def was_sent(self, message_id: str) -> bool:
         """Whether Sent holds a message with this Message-ID (IMAP SEARCH HEADER, done by the server)."""
-        wanted = bracketed(message_id)
+        wanted = with_brackets(message_id)
         return self._imap.call("look in Sent of", lambda: self._sent.search(wanted))
 
     # --- writing -------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ class ImapMailbox:
         send it; and it leaves Drafts, so that it cannot go a second time from there.
         """
         ensure_message_id(message, self._sender(message))
-        wanted = bracketed(str(message["Message-ID"]))
+        wanted = with_brackets(str(message["Message-ID"]))
         try:
             drafts, uids, draft = self._imap.call("look in Drafts of", lambda: find_drafts(self._imap, wanted))
         except MailboxError as exc:
@@ -119,7 +119,7 @@ class ImapMailbox:
         """APPEND the message to Drafts with the \\Draft flag; a draft with its Message-ID already there is kept as
         is (saved before a crash, or edited by the seller since)."""
         ensure_message_id(message, self._sender(message))
-        wanted = bracketed(str(message["Message-ID"]))
+        wanted = with_brackets(str(message["Message-ID"]))
         if self._imap.call("look in Drafts of", lambda: find_drafts(self._imap, wanted))[1]:
             return
         with self._imap.errors("save a draft in"):

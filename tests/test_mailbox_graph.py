@@ -20,7 +20,7 @@ import pytest
 from pipeline.errors import ConfigError, MailboxError
 from pipeline.mailbox.base import HELD, MemoryState
 from pipeline.mailbox.graph import GraphMailbox, GraphSettings, sign_in
-from pipeline.mailbox.graph_json import attachments, custom_headers, message_json, recipients
+from pipeline.mailbox.graph.payload import attachments, custom_headers, message_json, recipients
 from tests.graph_server import GraphServer, Tls, make_client_certificate, make_tls
 
 SELLER = "sam@seller.example"

@@ -67,6 +67,12 @@ class Mailbox(Protocol):
         ...
 
 
+def with_brackets(message_id: str) -> str:
+    """A Message-ID as a header carries it: stripped, in angle brackets (added when it came without)."""
+    value = message_id.strip()
+    return value if value.startswith("<") else f"<{value}>"
+
+
 class MemoryState:
     """A SyncState in a dict, for tests and one-shot commands."""
 

@@ -11,14 +11,14 @@ import mailbox
 import os
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
+from pipeline.durable import fsync_dir, write_atomic
 from pipeline.errors import MailboxError
-from pipeline.mailbox.base import HELD, PROCESSED, Fetched, NotFiledError
+from pipeline.mailbox.base import HELD, PROCESSED, Fetched, NotFiledError, with_brackets
 
 SENT = "Sent"
 DRAFTS = "Drafts"
@@ -106,8 +106,8 @@ class MaildirMailbox:
         destination = target_dir / "cur" / f"{key}:2,{''.join(sorted(flags))}"
         try:
             os.rename(source, destination)
-            _fsync_dir(destination.parent)
-            _fsync_dir(source.parent)
+            fsync_dir(destination.parent)
+            fsync_dir(source.parent)
         except OSError as exc:
             raise _error(exc, f"cannot move {source} to {destination.parent}") from exc
 
@@ -117,7 +117,7 @@ class MaildirMailbox:
         Sent is listed only when its folders changed since the last complete look, so asking about every
         draft on every poll costs two stat() calls however full Sent is.
         """
-        wanted = _normalize_id(message_id)
+        wanted = with_brackets(message_id)
         index = self._load_index()
         if wanted in self._ids:
             return True
@@ -155,7 +155,7 @@ class MaildirMailbox:
         raw = drafts[0].read_bytes() if drafts else _to_bytes(message)
         target = self.outbox / _outbox_name(message_id)
         try:
-            _write_atomically(target, raw)
+            write_atomic(target, raw)
         except OSError as exc:
             raise _error(exc, f"cannot write {target}") from exc
         try:
@@ -165,7 +165,7 @@ class MaildirMailbox:
                 f"{message_id} is in the outbox, but its copy could not be put in Sent: {exc.message}",
                 hint="Do not send it again; " + (exc.hint or ""),
             ) from exc
-        self._append_index({key: _normalize_id(message_id)})
+        self._append_index({key: with_brackets(message_id)})
         for path in drafts:
             path.unlink(missing_ok=True)
 
@@ -178,7 +178,7 @@ class MaildirMailbox:
 
     def _drafts(self, message_id: str) -> list[Path]:
         """The files in Drafts with this Message-ID (Drafts holds a few messages: each is read, headers only)."""
-        wanted = _normalize_id(message_id)
+        wanted = with_brackets(message_id)
         base = Path(self._folder(DRAFTS)._path)
         found = []
         for path in sorted(base / sub / name for sub in ("new", "cur") for name in _names(base / sub)):
@@ -193,7 +193,7 @@ class MaildirMailbox:
         """Put a message in the Inbox as a mail server would (tmp/, fsync, then new/); returns its key."""
         try:
             key = self._inbox.add(raw)
-            _fsync_dir(self.root / "new")
+            fsync_dir(self.root / "new")
         except OSError as exc:
             raise _error(exc, f"cannot deliver into {self.root}") from exc
         return key
@@ -242,8 +242,8 @@ class MaildirMailbox:
             key = box.add(raw)
             new, cur = Path(box._path) / "new" / key, Path(box._path) / "cur" / f"{key}:2,{flags}"
             os.rename(new, cur)
-            _fsync_dir(cur.parent)
-            _fsync_dir(new.parent)
+            fsync_dir(cur.parent)
+            fsync_dir(new.parent)
         except OSError as exc:
             raise _error(exc, f"cannot file a message in {folder} of {self.root}") from exc
         return key
@@ -299,16 +299,11 @@ def _names(directory: Path) -> list[str]:
         return []
 
 
-def _normalize_id(message_id: str) -> str:
-    value = message_id.strip()
-    return value if value.startswith("<") else f"<{value}>"
-
-
 def _message_id_of(path: Path) -> str:
     with path.open("rb") as f:
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parse(f)
     value = headers.get("Message-ID")
-    return _normalize_id(str(value)) if value else ""
+    return with_brackets(str(value)) if value else ""
 
 
 def _ensure_message_id(message: EmailMessage) -> str:
@@ -331,31 +326,9 @@ def _to_bytes(message: EmailMessage) -> bytes:
 
 
 def _outbox_name(message_id: str) -> str:
-    bare = _normalize_id(message_id)[1:-1]
+    bare = with_brackets(message_id)[1:-1]
     digest = hashlib.sha256(bare.encode()).hexdigest()[:10]
     return f"{_UNSAFE.sub('_', bare)[:80]}-{digest}.eml"
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Write, fsync, rename, fsync the directory: readers see the old file or the whole new one."""
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _error(exc: OSError, what: str) -> MailboxError:

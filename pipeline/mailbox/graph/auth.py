@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import stat
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +14,9 @@ import msal
 import requests
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
-from pipeline.errors import MailboxError
+from pipeline.durable import write_atomic
+from pipeline.errors import ConfigError, MailboxError
+from pipeline.mailbox.graph.settings import GraphSettings
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,7 @@ class TokenCacheFile:
         self.cache = msal.SerializableTokenCache()
 
     def load(self) -> msal.SerializableTokenCache:
+        """The cache as the file holds it (empty without a file); refused when others can read the file."""
         try:
             mode = self.path.stat().st_mode
         except FileNotFoundError:
@@ -190,21 +191,13 @@ class TokenCacheFile:
         return self.cache
 
     def save(self) -> None:
+        """Write the cache back, if msal changed it."""
         if not self.cache.has_state_changed:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # mkstemp creates the file 0600 from the start: the token is never on disk with wider rights.
-        fd, tmp = tempfile.mkstemp(prefix=".graph-token-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(self.cache.serialize())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # write_atomic writes through a mkstemp file, 0600 from the start: the token is never on disk with
+        # wider rights (a test holds it to that).
+        write_atomic(self.path, self.cache.serialize().encode())
         self.cache.has_state_changed = False
 
 
@@ -275,3 +268,36 @@ def _certificate_block(pem: str, path: str) -> str:
         )
     start = pem.index(begin)
     return pem[start : pem.index(end, start) + len(end)] + "\n"
+
+
+def token_source(settings: GraphSettings) -> AppToken | DeviceCodeToken:
+    """The msal-backed token provider the settings ask for."""
+    verify: bool | str = settings.ca_bundle or True
+    if settings.auth == "device_code":
+        return DeviceCodeToken(
+            client_id=settings.client_id,
+            authority=settings.authority,
+            resource=settings.resource,
+            cache_path=str(settings.token_cache_path),
+            username=settings.mailbox or None,
+            verify=verify,
+            timeout=settings.timeout,
+        )
+    return AppToken(
+        client_id=settings.client_id,
+        authority=settings.authority,
+        resource=settings.resource,
+        client_secret=settings.client_secret,
+        certificate_path=settings.certificate_path,
+        certificate_password=settings.certificate_password,
+        verify=verify,
+        timeout=settings.timeout,
+    )
+
+
+def sign_in(settings: GraphSettings, show: Callable[[str], None]) -> str:
+    """The seller's one-time device-code sign-in; `show` prints where to enter the code. The signed-in name."""
+    source = token_source(settings)
+    if not isinstance(source, DeviceCodeToken):
+        raise ConfigError('sign-in is for auth = "device_code"; app sign-in needs no seller')
+    return source.sign_in(show)

@@ -1,0 +1,192 @@
+"""Sending and drafting through Graph: our MIME as it is, an in-thread reply, or JSON with uploads when too large."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import quote
+
+from pipeline.mailbox.graph.api import GraphApi
+from pipeline.mailbox.graph.http import GraphError
+from pipeline.mailbox.graph.lookup import find_message, ours
+from pipeline.mailbox.graph.payload import (
+    Attachment,
+    attachments,
+    body,
+    custom_headers,
+    extended_properties,
+    message_id,
+    message_json,
+    recipients,
+)
+
+log = logging.getLogger(__name__)
+
+# Above 3 MB an attachment goes through an upload session; a JSON request stays under Graph's 4 MB
+# (learn.microsoft.com/graph/outlook-large-attachments).
+UPLOAD_THRESHOLD = 3 * 1024 * 1024
+MAX_REQUEST = 4 * 1024 * 1024
+# Upload ranges below 4 MB each, in multiples of 320 KiB as Microsoft's upload sessions prefer.
+UPLOAD_CHUNK = 8 * 320 * 1024
+
+
+class GraphOutbox:
+    """What the Graph mailbox sends and drafts: a complete draft already waiting goes as it is, else one is built."""
+
+    def __init__(self, api: GraphApi) -> None:
+        self._api = api
+        self._http = api.http
+        self.name = api.name
+        self.settings = api.settings
+
+    def deliver(self, message: EmailMessage, *, draft: bool) -> None:
+        """Send the message (or leave it in Drafts when `draft`), in its thread when the original is found."""
+        mid = message_id(message)
+        waiting = self._waiting_draft(mid, attachments(message)) if mid else None
+        if waiting:
+            # Drafted before (review, or a retry): send that draft, as the seller would, rather than a
+            # second copy; saving it again changes nothing.
+            if not draft:
+                self._api.post(f"/messages/{quote(waiting, safe='')}/send", "send the draft waiting in Drafts")
+            return
+        answered = str(message.get("In-Reply-To", "")).split()
+        if answered:
+            original = find_message(self._api, answered[0])
+            if original:
+                reply = self._reply_draft(original, message)
+                if not draft:
+                    self._api.post(f"/messages/{quote(reply, safe='')}/send", "send the reply")
+                return
+            log.warning(
+                "%s: the message %s answers is not in the mailbox; it goes out on its own, threaded by its headers",
+                self.name,
+                answered[0],
+            )
+        if not self._mime(message, draft=draft):
+            self._large(message, draft=draft)
+
+    def _mime(self, message: EmailMessage, *, draft: bool) -> bool:
+        """sendMail (or a draft) from our MIME, every part and header as rendered; False when over 4 MB.
+
+        Graph documents that it parses MIME into the message's properties (our Message-ID becomes its
+        internetMessageId) and that transport sends it on more or less intact: the plain-text part the
+        prospect quotes, In-Reply-To, References and Auto-Submitted included, with no 5-header limit.
+        """
+        encoded = base64.b64encode(message.as_bytes(policy=policy.SMTP))
+        if len(encoded) >= MAX_REQUEST:
+            return False
+        target, what = ("/messages", "create a draft") if draft else ("/sendMail", "send the message")
+        self._api.post(target, what, content=encoded, headers={"Content-Type": "text/plain"})
+        return True
+
+    def _large(self, message: EmailMessage, *, draft: bool) -> None:
+        """A message too large for one request: a JSON draft, its files one by one, then send."""
+        if message.get("In-Reply-To"):
+            log.warning("%s: over 4 MB, so it goes as JSON without its In-Reply-To and References", self.name)
+        # internetMessageId is given at creation, while the message is a draft, as Graph documents.
+        created = self._api.post("/messages", "create a draft", json=message_json(message))
+        draft_id = str(created.json()["id"])
+        self._attach(draft_id, attachments(message))
+        if not draft:
+            self._api.post(f"/messages/{quote(draft_id, safe='')}/send", "send the message")
+
+    def _reply_draft(self, original: str, message: EmailMessage) -> str:
+        """createReply on the original, our body, recipients, headers, Message-ID and files: the draft's id."""
+        reply: dict[str, Any] = {"subject": str(message.get("Subject", "")), "body": body(message)}
+        for field, header in (("toRecipients", "To"), ("ccRecipients", "Cc"), ("bccRecipients", "Bcc")):
+            found = recipients(message.get(header))
+            if found:
+                reply[field] = found
+        headers = custom_headers(message)
+        if headers:
+            # Custom headers can only be given when a message is created, and createReply creates it.
+            reply["internetMessageHeaders"] = headers
+        created = self._api.post(
+            f"/messages/{quote(original, safe='')}/createReply", "create the reply", json={"message": reply}
+        )
+        draft_id = str(created.json()["id"])
+        draft_url = self._api.url(f"/messages/{quote(draft_id, safe='')}")
+        props = extended_properties(message)
+        if props:
+            self._http.request(
+                "PATCH", draft_url, what="stamp the reply", json={"singleValueExtendedProperties": props}
+            )
+        mid = message_id(message)
+        if mid:
+            # internetMessageId is documented writable while the message is a draft. Should Exchange refuse
+            # it on a reply it built, the reply goes out under Exchange's Message-ID and is still found by
+            # the MutualPlanMessageId property stamped above (see sent_message_id).
+            try:
+                self._http.request(
+                    "PATCH", draft_url, what="give the reply our Message-ID", json={"internetMessageId": mid}
+                )
+            except GraphError as exc:
+                if exc.status != 400:
+                    raise
+                log.warning("%s: Exchange kept its own Message-ID for the reply %s: %s", self.name, mid, exc.message)
+        self._attach(draft_id, attachments(message))
+        return draft_id
+
+    def _attach(self, draft_id: str, files: list[Attachment]) -> None:
+        for file in files:
+            if len(file.data) < UPLOAD_THRESHOLD:
+                self._api.post(
+                    f"/messages/{quote(draft_id, safe='')}/attachments", f"attach {file.name}", json=file.to_json()
+                )
+            else:
+                self._upload(draft_id, file)
+
+    def _upload(self, draft_id: str, file: Attachment) -> None:
+        """A large attachment through an upload session, in ranges under 4 MB, resuming where Graph says."""
+        session = self._api.post(
+            f"/messages/{quote(draft_id, safe='')}/attachments/createUploadSession",
+            f"start uploading {file.name}",
+            json={"AttachmentItem": file.upload_item()},
+        ).json()
+        upload_url = session["uploadUrl"]
+        size = len(file.data)
+        start = _next_start(session, 0)
+        while start < size:
+            end = min(start + UPLOAD_CHUNK, size) - 1
+            # The upload URL carries its own authorization; Graph says to send no Authorization header.
+            answer = self._http.request(
+                "PUT",
+                upload_url,
+                what=f"upload {file.name}",
+                content=file.data[start : end + 1],
+                headers={"Content-Type": "application/octet-stream", "Content-Range": f"bytes {start}-{end}/{size}"},
+                authorized=False,
+            )
+            if answer.status_code == 201:
+                return
+            start = _next_start(answer.json(), end + 1)
+        raise GraphError(f"the upload of {file.name} ended without Graph confirming the attachment", status=200)
+
+    def _waiting_draft(self, internet_message_id: str, files: list[Attachment]) -> str | None:
+        """The complete draft in Drafts with this Message-ID; an incomplete one (a crash midway) is deleted."""
+        expected = sorted(f.name for f in files)
+        for item in ours(self._api, "drafts", internet_message_id):
+            draft_url = self._api.url(f"/messages/{quote(str(item['id']), safe='')}")
+            names = self._http.request(
+                "GET", f"{draft_url}/attachments", what="list a draft's files", params={"$select": "name"}
+            ).json()
+            if sorted(str(a.get("name", "")) for a in names.get("value", [])) == expected:
+                return str(item["id"])
+            log.warning(
+                "%s: deleting an incomplete draft of %s left by an interrupted send", self.name, internet_message_id
+            )
+            self._http.request("DELETE", draft_url, what="delete an incomplete draft")
+        return None
+
+
+def _next_start(session: dict[str, Any], default: int) -> int:
+    ranges = session.get("nextExpectedRanges") or []
+    if not ranges:
+        return default
+    try:
+        return int(str(ranges[0]).split("-")[0])
+    except ValueError:
+        return default

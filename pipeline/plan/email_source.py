@@ -21,7 +21,7 @@ from bs4 import BeautifulSoup, Comment, FeatureNotFound, NavigableString, Tag
 
 from pipeline.errors import PlanError
 from pipeline.plan.model import ROLES, Plan
-from pipeline.plan.source import _SECTION_RULES as SECTION_RULES  # the one list of section names
+from pipeline.plan.sections import SECTION_RULES  # the one list of section names
 from pipeline.plan.source import parse_plan, section_kind
 
 MAX_HTML_CHARS = 2_000_000

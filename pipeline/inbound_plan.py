@@ -20,16 +20,10 @@ from pipeline import policy, seller_mail
 from pipeline.config import Settings
 from pipeline.errors import PlanError
 from pipeline.outbox import OutboxEntry, bracketed
-from pipeline.plan.email_source import (
-    EmailPlan,
-    Person,
-    email_plan,
-    html_to_markdown,
-    source_line,
-    text_to_markdown,
-)
 from pipeline.plan.model import Plan
 from pipeline.replies.message import Incoming
+from pipeline.replies.plan_email import EmailPlan, Person, email_plan, source_line
+from pipeline.replies.plan_markdown import html_to_markdown, text_to_markdown
 from pipeline.store import SellerMail, Store, utc_iso
 
 # Headers that name the address a copy was delivered to: a Bcc leaves its trace only here.

@@ -26,17 +26,11 @@ from pipeline.errors import PlanError
 from pipeline.home import Home, init_home
 from pipeline.inbound_plan import plan_of, read_email, recognize
 from pipeline.mailbox.maildir import MaildirMailbox
-from pipeline.plan.email_source import (
-    Person,
-    email_plan,
-    html_to_markdown,
-    normalize_text,
-    parse_written_date,
-    source_line,
-)
 from pipeline.plan.model import Change
 from pipeline.plan.timeline import resolve
 from pipeline.replies.message import Incoming
+from pipeline.replies.plan_email import Person, email_plan, parse_written_date, source_line
+from pipeline.replies.plan_markdown import html_to_markdown, normalize_text
 from pipeline.watcher import Watcher
 
 FIXTURES = Path(__file__).parent / "fixtures" / "outlook"

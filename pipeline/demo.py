@@ -21,7 +21,7 @@ from pipeline.home import Home, init_home
 from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.source import parse_plan
 from pipeline.redline import render_redline
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 from pipeline.status import plan_status
 from pipeline.watcher import Watcher, send_plan
 

@@ -22,7 +22,7 @@ from pipeline.demo import SimulatedClock as Clock
 from pipeline.home import Home, init_home
 from pipeline.mailbox.exchange import ExchangeMailbox
 from pipeline.plan.source import parse_plan
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 from pipeline.watcher import Watcher, send_plan
 
 SELLER = "jordan.lee@northwind.example"

@@ -17,7 +17,7 @@ from pipeline.demo import SimulatedClock as Clock
 from pipeline.home import init_home
 from pipeline.mailbox.graph import GraphMailbox
 from pipeline.plan.source import parse_plan
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 from pipeline.spool import Spool
 from pipeline.watcher import Watcher, send_plan
 from tests.graph_server import GraphServer, Tls, make_tls

@@ -22,7 +22,7 @@ from pipeline.app import watcher_for
 from pipeline.home import Home, init_home
 from pipeline.mailbox.imap import ImapMailbox
 from pipeline.plan.source import parse_plan
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 from pipeline.status import plan_status
 from pipeline.watcher import PollReport, send_plan
 from tests.loop_support import (

@@ -22,8 +22,7 @@ from weasyprint import HTML, Attachment
 
 from pipeline.errors import RenderError
 from pipeline.plan.diff import PlanDiff
-from pipeline.plan.diff import diff as diff_plans
-from pipeline.plan.model import SECTION_KINDS, Plan, Version, canonical_json
+from pipeline.plan.model import SECTION_KINDS, Plan, canonical_json
 from pipeline.render.format import (
     change_rows,
     days_phrase,
@@ -282,26 +281,3 @@ def _one_entry_per_attachment(document: Any, pdf: Any) -> None:
 def letter_pdf(plan: Plan, *, version: int, created: datetime | str, **options: Any) -> bytes:
     """Just the PDF bytes of render_letter()."""
     return render_letter(plan, version=version, created=created, **options).pdf
-
-
-def version_letter(
-    version: Version, *, since: Version | None = None, letterhead: str | None = None, templates: Path | None = None
-) -> Letter:
-    """The letter of a stored version, dated by its timestamp; with `since`, it opens with the changes."""
-    changes = None
-    if since is not None:
-        changes = diff_plans(since.plan, version.plan, old_version=since.number, new_version=version.number)
-    return render_letter(
-        version.plan,
-        version=version.number,
-        created=version.created,
-        diff=changes,
-        letterhead=letterhead,
-        templates=templates,
-    )
-
-
-def redline_pdf(older: Version, newer: Version) -> bytes:
-    """The redline of one step, for the archive's export (a RedlineRenderer): `newer`'s letter opening with
-    "Changes since version <older>"."""
-    return version_letter(newer, since=older).pdf

@@ -22,7 +22,7 @@ from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan import ids
 from pipeline.plan.source import parse_plan
 from pipeline.redline import render_redline
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 
 START = datetime(2027, 1, 11, 17, 2, tzinfo=UTC)  # Mon 11 Jan 2027, 9:02 in Portland
 

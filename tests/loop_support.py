@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from pipeline.demo import SimulatedClock as Clock  # noqa: F401 - re-exported as the loop tests' clock
 from pipeline.plan.model import Plan
 from pipeline.plan.source import parse_plan
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 
 PLAN_ID = "acme-northwind-2027"
 SELLER = "jordan.lee@northwind.example"

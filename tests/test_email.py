@@ -17,7 +17,6 @@ from pipeline.plan.model import Change, Contact
 from pipeline.plan.source import parse_plan
 from pipeline.render.email import (
     agreed_email,
-    build_email,
     message_id_for,
     plan_email,
     seller_notice_email,
@@ -291,9 +290,7 @@ def test_message_ids_are_deterministic_per_plan_version_kind_and_key(plan):
     assert message_id_for(plan, 3, "agreed") == "<plan.acme-northwind-2027.v3.agreed@northwind.example>"
     a = message_id_for(plan, 3, "seller_notice", "<x@y>")
     assert a == message_id_for(plan, 3, "notice", "<x@y>") != message_id_for(plan, 3, "notice", "<z@y>")
-    assert build_email("plan", plan, version=1, created=CREATED, pdf=PDF)["Message-ID"] == message_id_for(plan, 1)
-    with pytest.raises(RenderError, match="no email of kind"):
-        build_email("digest", plan)
+    assert plan_email(plan, version=1, created=CREATED, pdf=PDF)["Message-ID"] == message_id_for(plan, 1)
     custom = plan_email(plan, version=1, created=CREATED, pdf=PDF, message_id="<outbox.1@northwind.example>")
     assert custom["Message-ID"] == "<outbox.1@northwind.example>"
 

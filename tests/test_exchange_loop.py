@@ -22,7 +22,7 @@ from pipeline.home import Home, init_home
 from pipeline.loop.service import Service, queue_plan
 from pipeline.mailbox.exchange import ExchangeMailbox
 from pipeline.plan.source import parse_plan
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 
 SELLER = "jordan.lee@northwind.example"
 DANA = ("Dana Whitfield", "dana.whitfield@acme.example")

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.plan.source import parse_plan
+from pipeline.render.templates import default_templates as templates_dir
 from pipeline.replies.auth import MAX_RESULTS, parse, verdict
 from pipeline.replies.bounce import MAX_RECIPIENTS, delivery_failure
 from pipeline.replies.extract import MAX_TEXT_CHARS as MAX_EXTRACT
@@ -33,7 +34,6 @@ from pipeline.replies.message import (
     MAX_TEXT_CHARS,
     Incoming,
 )
-from pipeline.resources import templates_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SEEDS = sorted([*(FIXTURES / "hostile").glob("*.eml"), *(FIXTURES / "replies").glob("*.eml")])

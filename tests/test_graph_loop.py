@@ -18,7 +18,7 @@ from pipeline.loop.parts import Parts, settings_of
 from pipeline.loop.service import Service, queue_plan
 from pipeline.mailbox.graph import GraphMailbox
 from pipeline.plan.source import parse_plan
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 from pipeline.spool import Spool
 from tests.graph_server import GraphServer, Tls, make_tls
 

@@ -40,7 +40,7 @@ from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.changes import apply as apply_changes
 from pipeline.plan.model import Change
 from pipeline.plan.source import parse_plan
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 from pipeline.spool import Spool
 from pipeline.store import Store
 

@@ -26,17 +26,11 @@ from pipeline.loop import policy
 from pipeline.loop.inbound_plan import plan_of, read_email, recognize
 from pipeline.loop.service import Service
 from pipeline.mailbox.maildir import MaildirMailbox
-from pipeline.plan.email_source import (
-    Person,
-    email_plan,
-    html_to_markdown,
-    normalize_text,
-    parse_written_date,
-    source_line,
-)
 from pipeline.plan.model import Change
 from pipeline.plan.timeline import resolve
 from pipeline.replies.message import Incoming
+from pipeline.replies.plan_email import Person, email_plan, parse_written_date, source_line
+from pipeline.replies.plan_markdown import html_to_markdown, normalize_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "outlook"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.eml"))

@@ -30,8 +30,8 @@ from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.model import Plan
 from pipeline.plan.source import parse_plan
 from pipeline.plan.timeline import resolve
+from pipeline.render.templates import default_templates as templates_dir
 from pipeline.replies.message import Incoming
-from pipeline.resources import templates_dir
 
 PLAN_ID = "acme-northwind-2027"
 SELLER = "jordan.lee@northwind.example"

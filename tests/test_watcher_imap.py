@@ -23,7 +23,7 @@ from pipeline.loop.service import PollReport, Service, queue_plan
 from pipeline.loop.status import plan_status
 from pipeline.mailbox.imap import ImapMailbox
 from pipeline.plan.source import parse_plan
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 from tests.loop_support import (
     DANA,
     KIM,

@@ -16,7 +16,7 @@ from pipeline.plan.check import check as check_plan
 from pipeline.plan.model import Plan
 from pipeline.plan.source import parse_plan
 from pipeline.plan.timeline import days_left, resolve, resolved_dict
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 
 
 def read_plan_file(path: str) -> Plan:

@@ -14,7 +14,7 @@ from pipeline.cli.common import console, emit_json, handles_errors, json_option
 from pipeline.cli.plans import read_plan_file
 from pipeline.errors import PipelineError
 from pipeline.plan.model import Plan
-from pipeline.resources import templates_dir
+from pipeline.render.templates import default_templates as templates_dir
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,11 @@ from pipeline.config import Settings
 from pipeline.errors import PlanError
 from pipeline.loop import outbox, policy, service
 from pipeline.loop.thread import answered
-from pipeline.plan.email_source import (
-    EmailPlan,
-    Person,
-    email_plan,
-    html_to_markdown,
-    source_line,
-    text_to_markdown,
-)
 from pipeline.plan.ids import bracketed
 from pipeline.plan.model import Plan
 from pipeline.replies.message import Incoming
+from pipeline.replies.plan_email import EmailPlan, Person, email_plan, source_line
+from pipeline.replies.plan_markdown import html_to_markdown, text_to_markdown
 from pipeline.store import OutboxEntry, Store, utc_iso
 
 # Headers that name the address a copy was delivered to: a Bcc leaves its trace only here.

@@ -53,15 +53,6 @@ def parse_due(text: str, *, line: int | None = None) -> Due | None:
     return Due(ref=ref, offset=offset)
 
 
-def format_offset(ref: str, days: int) -> str:
-    """Write a reference and an offset back as an expression (T-30d, M3+1w)."""
-    if days == 0:
-        return ref
-    sign = "+" if days > 0 else "-"
-    n = abs(days)
-    return f"{ref}{sign}{n // 7}w" if n % 7 == 0 and n >= 14 else f"{ref}{sign}{n}d"
-
-
 def resolve(plan: Plan) -> dict[str, date | None]:
     """Resolve every milestone's due expression to a date (None when unscheduled).
 

@@ -7,7 +7,7 @@ at percentage positions. WeasyPrint lays SVG text out one letter at a time, whic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from markupsafe import Markup, escape
@@ -73,6 +73,43 @@ def _path(d: list[str], **attrs: str) -> str:
     return f'<path d="{"".join(d)}" {extra}/>'
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """The drawing's geometry: the span of days across from x0 to x1, and the rows' band from top to bottom."""
+
+    start: date
+    end: date
+    x0: float
+    x1: float
+    width: float
+    share: float  # percent of the whole picture's width the labels take
+    top: float
+    bottom: float
+
+    def x(self, day: date) -> float:
+        """The drawing x of a day."""
+        return _x(day, self.start, self.end, self.x0, self.x1)
+
+    def left(self, x: float) -> str:
+        """A drawing x as a percentage of the whole picture's width (the labels' column included)."""
+        return _num(self.share + (100 - self.share) * x / self.width) + "%"
+
+
+@dataclass
+class _Layers:
+    """The picture's parts: SVG path data by layer, the row labels, and the words laid over the drawing."""
+
+    grid: list[str] = field(default_factory=list)
+    dashes: list[str] = field(default_factory=list)
+    bars: dict[str, list[str]] = field(default_factory=lambda: {"seller": [], "buyer": [], "joint": [], "": []})
+    filled: list[str] = field(default_factory=list)
+    hollow: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    crosses: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+
+
 def timeline_svg(
     rows: list[Row],
     *,
@@ -94,106 +131,136 @@ def timeline_svg(
     if not rows:
         return Markup("")
     s = style or GanttStyle()
+    frame = _frame(rows, today, target, s)
+    share = s.label_share
+    layers = _Layers()
+    _month_grid(layers, frame)
+    _milestones(layers, rows, frame, s, today=today, after_heading=after_heading)
+    svg = _drawing(layers, frame, s)
+    svg.extend(_today_and_target(layers, frame, s, today=today, target=target))
+    svg.append("</svg>")
+    return Markup(  # every word in it went through escape()
+        f'<div class="gantt"><div class="gantt-chart" style="padding:{s.top}px 0 {s.bottom}px">'
+        f'<div class="g-labels" style="width:{_num(share - 1)}%">'
+        + "".join(layers.labels)
+        + f'</div><div class="g-drawing" style="left:{_num(share)}%;width:{_num(100 - share)}%">'
+        + "".join(svg)
+        + "</div>"
+        + "".join(layers.words)
+        + '</div><div class="gantt-legend">'
+        + "".join(_legend(s, seller, buyer))
+        + "</div></div>"
+    )
+
+
+def _frame(rows: list[Row], today: date, target: date | None, s: GanttStyle) -> _Frame:
+    """The span of days the picture covers (every due date, the letter's date and the target, with a margin)."""
     dated = sorted(r.due for r in rows if r.due is not None)
     marks = [d for d in (today, target) if d is not None]
     first, last = min([*dated, *marks]), max([*dated, *marks])
     start = first - timedelta(days=max(3, (last - first).days // 30))
     end = last + timedelta(days=max(5, (last - first).days // 25))
     width = float(s.chart_width)
-    x0, x1 = 4.0, width - 6.0
     has_after = any(r.phase == "after" for r in rows)
     top = float(s.top)
     chart_bottom = top + (len(rows) + has_after) * s.row_height
-    height = chart_bottom + s.bottom
-    share = s.label_share
+    return _Frame(start, end, 4.0, width - 6.0, width, s.label_share, top, chart_bottom)
 
-    def left(x: float) -> str:
-        # A drawing x as a percentage of the whole picture's width (the labels' column included).
-        return _num(share + (100 - share) * x / width) + "%"
 
-    words: list[str] = []
-    # Month grid and names.
-    month = date(start.year, start.month, 1)
+def _month_grid(layers: _Layers, f: _Frame) -> None:
+    """A grid line at each month's start and, every month or every second or third, its name."""
+    month = date(f.start.year, f.start.month, 1)
     ticks: list[date] = []
-    while month <= end:
-        if month >= start:
+    while month <= f.end:
+        if month >= f.start:
             ticks.append(month)
         month = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
-    gap = (x1 - x0) / max((end - start).days, 1) * 30
+    gap = (f.x1 - f.x0) / max((f.end - f.start).days, 1) * 30
     every = 1 if gap >= 34 else 2 if gap >= 18 else 3
-    grid: list[str] = []
     for i, tick in enumerate(ticks):
-        x = _x(tick, start, end, x0, x1)
-        grid.append(f"M{_num(x)} {_num(top - 3)}V{_num(chart_bottom)}")
+        x = f.x(tick)
+        layers.grid.append(f"M{_num(x)} {_num(f.top - 3)}V{_num(f.bottom)}")
         if i % every == 0:
             label = _MONTHS[tick.month - 1] + (f" {tick.year}" if tick.month == 1 or i == 0 else "")
-            words.append(f'<span class="g-month" style="left:{left(x + 2)};top:0">{label}</span>')
+            layers.words.append(f'<span class="g-month" style="left:{f.left(x + 2)};top:0">{label}</span>')
 
-    # Where each bar starts: the due date of the milestone before it in date order (the letter's date
-    # for the first), so the bars read as the stretch of time each step has.
+
+def _bar_starts(rows: list[Row], today: date) -> dict[int, date | None]:
+    """Where each bar starts: the due date of the milestone before it in date order (the letter's date
+    for the first), so the bars read as the stretch of time each step has."""
     starts: dict[int, date | None] = {}
     previous: date | None = None
     for i, r in sorted(enumerate(rows), key=lambda p: (p[1].due is None, p[1].due or date.min, p[0])):
         starts[i] = previous if previous is not None else (min(today, r.due) if r.due else None)
         if r.due is not None:
             previous = r.due
+    return starts
 
-    bars: dict[str, list[str]] = {"seller": [], "buyer": [], "joint": [], "": []}
-    filled, hollow, dropped, crosses, dashes = [], [], [], [], []
-    labels: list[str] = []
+
+def _milestones(layers: _Layers, rows: list[Row], f: _Frame, s: GanttStyle, *, today: date, after_heading: str) -> None:
+    """A label per row (and one for the after-PO phase), and per dated milestone its bar and diamond."""
+    starts = _bar_starts(rows, today)
     id_width = max(len(r.id) for r in rows)
-    y = top
+    y = f.top
     after_started = False
     for i, r in enumerate(rows):
         if r.phase == "after" and not after_started:
             after_started = True
-            dashes.append(f"M0 {_num(y + 0.5)}H{_num(x1)}")
+            layers.dashes.append(f"M0 {_num(y + 0.5)}H{_num(f.x1)}")
             phase = escape(_truncate(after_heading, s.label_chars))
-            labels.append(f'<div class="g-row g-phase">{phase}</div>')
+            layers.labels.append(f'<div class="g-row g-phase">{phase}</div>')
             y += s.row_height
         mid = y + s.row_height / 2
         # Figure spaces pad the ids, so the titles line up (the ids' digits are tabular).
         number = escape(r.id) + "\u2007" * (id_width - len(r.id))
         css = "g-row g-dropped" if r.status == "dropped" else "g-row"
-        labels.append(f'<div class="{css}"><b>{number}</b> {escape(_truncate(r.title, s.label_chars))}</div>')
+        layers.labels.append(f'<div class="{css}"><b>{number}</b> {escape(_truncate(r.title, s.label_chars))}</div>')
         y += s.row_height
         if r.due is None:
             # Written just after the letter's date, clear of its dashed line.
-            x_note = _x(today, start, end, x0, x1) + 4
-            words.append(f'<span class="g-nodate" style="left:{left(x_note)};top:{_num(mid - 6)}px">'
-                         "date to be agreed</span>")  # fmt: skip
+            x_note = f.x(today) + 4
+            layers.words.append(f'<span class="g-nodate" style="left:{f.left(x_note)};top:{_num(mid - 6)}px">'
+                                "date to be agreed</span>")  # fmt: skip
             continue
-        xd = _x(r.due, start, end, x0, x1)
+        xd = f.x(r.due)
         begin = starts[i]
         if begin is not None and begin < r.due and r.status != "dropped":
-            xb = _x(begin, start, end, x0, x1)
-            side = r.side if r.side in bars else ""
-            bars[side].append(f"M{_num(xb)} {_num(mid - 3.5)}h{_num(xd - xb)}v7h{_num(xb - xd)}z")
+            xb = f.x(begin)
+            side = r.side if r.side in layers.bars else ""
+            layers.bars[side].append(f"M{_num(xb)} {_num(mid - 3.5)}h{_num(xd - xb)}v7h{_num(xb - xd)}z")
         diamond = _diamond(xd, mid, 4.6)
         if r.status == "dropped":
-            dropped.append(diamond)
-            crosses.append(f"M{_num(xd - 4.6)} {_num(mid - 4.6)}l9.2 9.2")
+            layers.dropped.append(diamond)
+            layers.crosses.append(f"M{_num(xd - 4.6)} {_num(mid - 4.6)}l9.2 9.2")
         elif r.status in ("confirmed", "done"):
-            filled.append(diamond)
+            layers.filled.append(diamond)
         else:
-            hollow.append(diamond)
+            layers.hollow.append(diamond)
 
+
+def _drawing(layers: _Layers, f: _Frame, s: GanttStyle) -> list[str]:
+    """The SVG's opening and its layers, bottom to top: grid, phase line, axis, bars, diamonds."""
+    height = f.bottom + s.bottom
     svg = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_num(width)} {_num(height)}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_num(f.width)} {_num(height)}" '
         f'preserveAspectRatio="none" aria-hidden="true"><defs>{_hatch(s.ink, s.buyer)}</defs>',
-        _path(grid, fill="none", stroke=s.grid, stroke_width="0.6"),
-        _path(dashes, fill="none", stroke=s.grid, stroke_width="0.6", stroke_dasharray="2 2"),
-        _path([f"M{_num(x0)} {_num(chart_bottom)}H{_num(x1)}"], fill="none", stroke=s.ink, stroke_width="0.6"),
+        _path(layers.grid, fill="none", stroke=s.grid, stroke_width="0.6"),
+        _path(layers.dashes, fill="none", stroke=s.grid, stroke_width="0.6", stroke_dasharray="2 2"),
+        _path([f"M{_num(f.x0)} {_num(f.bottom)}H{_num(f.x1)}"], fill="none", stroke=s.ink, stroke_width="0.6"),
     ]
     for side, fill in (("seller", s.seller), ("buyer", "url(#hatch)"), ("joint", s.joint), ("", "#ffffff")):
-        svg.append(_path(bars[side], fill=fill, stroke=s.ink, stroke_width="0.5"))
-    svg.append(_path(hollow, fill="#ffffff", stroke=s.ink, stroke_width="1"))
-    svg.append(_path(filled, fill=s.ink, stroke=s.ink, stroke_width="1"))
-    svg.append(_path(dropped, fill="#ffffff", stroke=s.muted, stroke_width="1"))
-    svg.append(_path(crosses, fill="none", stroke=s.muted, stroke_width="1"))
+        svg.append(_path(layers.bars[side], fill=fill, stroke=s.ink, stroke_width="0.5"))
+    svg.append(_path(layers.hollow, fill="#ffffff", stroke=s.ink, stroke_width="1"))
+    svg.append(_path(layers.filled, fill=s.ink, stroke=s.ink, stroke_width="1"))
+    svg.append(_path(layers.dropped, fill="#ffffff", stroke=s.muted, stroke_width="1"))
+    svg.append(_path(layers.crosses, fill="none", stroke=s.muted, stroke_width="1"))
+    return svg
 
-    # The letter's date and the target, over the rows; the second name drops a line when they are close.
-    label_y = chart_bottom + 3
+
+def _today_and_target(layers: _Layers, f: _Frame, s: GanttStyle, *, today: date, target: date | None) -> list[str]:
+    """The letter's date and the target, over the rows; the second name drops a line when they are close."""
+    svg: list[str] = []
+    label_y = f.bottom + 3
     last_x: float | None = None
     for day, name, dash, stroke_width, colour in (
         (today, "Today", "3 2", "1", s.today),
@@ -201,19 +268,23 @@ def timeline_svg(
     ):
         if day is None:
             continue
-        x = _x(day, start, end, x0, x1)
-        line = [f"M{_num(x)} {_num(top - 3)}V{_num(chart_bottom + 3)}"]
+        x = f.x(day)
+        line = [f"M{_num(x)} {_num(f.top - 3)}V{_num(f.bottom + 3)}"]
         svg.append(_path(line, fill="none", stroke=colour, stroke_width=stroke_width, stroke_dasharray=dash))
         if last_x is not None and abs(x - last_x) < 70:
             label_y += 12
         last_x = x
         text = f"{name} {day.day} {_MONTHS[day.month - 1]}"
-        near_end = x + 64 > width
-        where = f"right:{_num((100 - share) * (width - x + 3) / width)}%" if near_end else f"left:{left(x + 3)}"
-        words.append(f'<span class="g-mark g-{name.lower()}" style="{where};top:{_num(label_y)}px">{text}</span>')
-    svg.append("</svg>")
+        near_end = x + 64 > f.width
+        where = f"right:{_num((100 - f.share) * (f.width - x + 3) / f.width)}%" if near_end else f"left:{f.left(x + 3)}"
+        span = f'<span class="g-mark g-{name.lower()}" style="{where};top:{_num(label_y)}px">{text}</span>'
+        layers.words.append(span)
+    return svg
 
-    legend = [
+
+def _legend(s: GanttStyle, seller: str, buyer: str) -> list[str]:
+    """The key below the picture: the three sides' bars and the three kinds of diamond."""
+    return [
         _swatch(f'<rect x="0.5" y="1.5" width="15" height="7" fill="{s.seller}" stroke="{s.ink}" stroke-width="0.5"/>',
                 seller),
         _swatch(f'<defs>{_hatch(s.ink, s.buyer, "hatch-key")}</defs><rect x="0.5" y="1.5" width="15" height="7" '
@@ -224,18 +295,6 @@ def timeline_svg(
         _swatch(f'<path d="{_diamond(8, 5, 4)}" fill="#ffffff" stroke="{s.ink}"/>', "proposed"),
         _swatch(f'<path d="{_diamond(8, 5, 4)}M4 1l8 8" fill="#ffffff" stroke="{s.ink}"/>', "dropped"),
     ]  # fmt: skip
-    return Markup(  # every word in it went through escape()
-        f'<div class="gantt"><div class="gantt-chart" style="padding:{s.top}px 0 {s.bottom}px">'
-        f'<div class="g-labels" style="width:{_num(share - 1)}%">'
-        + "".join(labels)
-        + f'</div><div class="g-drawing" style="left:{_num(share)}%;width:{_num(100 - share)}%">'
-        + "".join(svg)
-        + "</div>"
-        + "".join(words)
-        + '</div><div class="gantt-legend">'
-        + "".join(legend)
-        + "</div></div>"
-    )
 
 
 def _swatch(drawing: str, name: str) -> str:

@@ -22,8 +22,7 @@ from weasyprint import HTML, Attachment
 
 from pipeline.errors import RenderError
 from pipeline.plan.diff import PlanDiff
-from pipeline.plan.diff import diff as diff_plans
-from pipeline.plan.model import SECTION_KINDS, Plan, Version, canonical_json
+from pipeline.plan.model import SECTION_KINDS, Plan, canonical_json
 from pipeline.render.format import (
     change_rows,
     days_phrase,
@@ -73,28 +72,9 @@ def letter_context(
     created = parse_created(created)
     today = letter_date(plan, created)
     rows = timeline_rows(plan)
-    sections: dict[str, Any] = dict.fromkeys(SECTION_KINDS)  # every kind present, None when the plan lacks it
-    free: dict[str, list[dict[str, Any]]] = {"summary": [], "timeline": [], "decision": [], "cta": []}
-    slot = "summary"
-    for section in plan.sections:
-        block = {"heading": section.heading, "kind": section.kind, "html": markdown_html(section.body)}
-        if section.kind:
-            sections[section.kind] = block
-            slot = _SLOT_OF_KIND.get(section.kind, slot)
-        else:
-            free[slot].append(block)
+    sections, free = _sections(plan)
     days = days_to_target(plan, today)
     confirmers = list(plan.confirmers)
-    changes = None
-    if diff is not None and not diff.is_empty:
-        changes = {
-            "old_version": diff.old_version,
-            "rows": change_rows(plan, diff),
-            "texts": [{"heading": t.heading, "ops": t.ops, "html": redline_html(t.ops)} for t in diff.texts],
-            "changed_ids": diff.changed_ids,
-        }
-    elif diff is not None:
-        changes = {"old_version": diff.old_version, "rows": [], "texts": [], "changed_ids": set()}
 
     def picture(**style: Any) -> Markup:
         return timeline_svg(
@@ -134,11 +114,41 @@ def letter_context(
         "seller_address_lines": address_lines(plan.seller.address),
         "confirmers": confirmers,
         "salutation": _salutation(plan),
-        "changes": changes,
+        "changes": _changes(plan, diff),
         "timeline_svg": picture,
         "short_date": short_date,
         "long_date": long_date,
     }
+
+
+def _sections(plan: Plan) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """The canonical sections by kind, and the free ones by the slot of the canonical section they follow."""
+    sections: dict[str, Any] = dict.fromkeys(SECTION_KINDS)  # every kind present, None when the plan lacks it
+    free: dict[str, list[dict[str, Any]]] = {"summary": [], "timeline": [], "decision": [], "cta": []}
+    slot = "summary"
+    for section in plan.sections:
+        block = {"heading": section.heading, "kind": section.kind, "html": markdown_html(section.body)}
+        if section.kind:
+            sections[section.kind] = block
+            slot = _SLOT_OF_KIND.get(section.kind, slot)
+        else:
+            free[slot].append(block)
+    return sections, free
+
+
+def _changes(plan: Plan, diff: PlanDiff | None) -> dict[str, Any] | None:
+    """What the letter's "Changes since version N" shows; None without a diff."""
+    changes = None
+    if diff is not None and not diff.is_empty:
+        changes = {
+            "old_version": diff.old_version,
+            "rows": change_rows(plan, diff),
+            "texts": [{"heading": t.heading, "ops": t.ops, "html": redline_html(t.ops)} for t in diff.texts],
+            "changed_ids": diff.changed_ids,
+        }
+    elif diff is not None:
+        changes = {"old_version": diff.old_version, "rows": [], "texts": [], "changed_ids": set()}
+    return changes
 
 
 _REGION_AND_CODE = re.compile(r"^[A-Z]{2}\s+\d{5}(-\d{4})?$")
@@ -282,26 +292,3 @@ def _one_entry_per_attachment(document: Any, pdf: Any) -> None:
 def letter_pdf(plan: Plan, *, version: int, created: datetime | str, **options: Any) -> bytes:
     """Just the PDF bytes of render_letter()."""
     return render_letter(plan, version=version, created=created, **options).pdf
-
-
-def version_letter(
-    version: Version, *, since: Version | None = None, letterhead: str | None = None, templates: Path | None = None
-) -> Letter:
-    """The letter of a stored version, dated by its timestamp; with `since`, it opens with the changes."""
-    changes = None
-    if since is not None:
-        changes = diff_plans(since.plan, version.plan, old_version=since.number, new_version=version.number)
-    return render_letter(
-        version.plan,
-        version=version.number,
-        created=version.created,
-        diff=changes,
-        letterhead=letterhead,
-        templates=templates,
-    )
-
-
-def redline_pdf(older: Version, newer: Version) -> bytes:
-    """The redline of one step, for the archive's export (a RedlineRenderer): `newer`'s letter opening with
-    "Changes since version <older>"."""
-    return version_letter(newer, since=older).pdf

@@ -150,9 +150,3 @@ def _make(name: str, root: Path, templates: Path) -> Letterhead:
         auto_reload=False,
     )
     return Letterhead(name, root, env, FontConfiguration(), LetterheadFetcher(root))
-
-
-def clear_cache() -> None:
-    """Forget every loaded letterhead (after editing one in a long-running process)."""
-    with _lock:
-        _cache.clear()

@@ -15,8 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import RenderError
-from pipeline.render.email import _address, _render, assemble
 from pipeline.render.format import long_date, parse_created, short_date
+from pipeline.render.mime import assemble, email_address, render_bodies
 
 
 def _zone(timezone: str) -> ZoneInfo:
@@ -33,8 +33,8 @@ def _message(
     if not seller_email:
         raise RenderError("the seller has no email address to write from", hint="set [seller] email in the settings")
     msg = EmailMessage()
-    msg["From"] = _address(seller_name, seller_email)
-    msg["To"] = _address(seller_name if to.lower() == seller_email.lower() else "", to)
+    msg["From"] = email_address(seller_name, seller_email)
+    msg["To"] = email_address(seller_name if to.lower() == seller_email.lower() else "", to)
     return assemble(
         msg, subject_line=subject_line, created=created.astimezone(_zone(timezone)), msg_id=msg_id,
         in_reply_to=in_reply_to, references=references, mark=f"-; {kind}", auto=True, text=text, html=html,
@@ -67,7 +67,7 @@ def plan_error_email(
         "seller_name": seller_name, "subject": subject, "sent": sent or "", "reason": reason, "line": line,
         "line_text": line_text, "hint": hint or "", "recipients": list(recipients), "tag": tag,
     }  # fmt: skip
-    text, html = _render(templates, "plan_error", context)
+    text, html = render_bodies(templates, "plan_error", context)
     bare = re.sub(r"^\s*((re|aw|sv|antw)\s*:\s*)+", "", subject or "", flags=re.IGNORECASE).strip()
     return _message(
         kind="plan_error", seller_name=seller_name, seller_email=seller_email, to=to,
@@ -92,7 +92,7 @@ def digest_email(
     created = parse_created(created)
     context = {"seller_name": seller_name, "week": week, "short_date": short_date, "long_date": long_date,
                **{k: sections.get(k, []) for k in ("waiting", "overdue", "slips", "held", "drafts")}}
-    text, html = _render(templates, "digest", context)
+    text, html = render_bodies(templates, "digest", context)
     counts = [f"{len(context['waiting'])} waiting on the prospect", f"{len(context['overdue'])} overdue"]
     if context["held"]:
         counts.append(f"{len(context['held'])} held")

@@ -405,7 +405,7 @@ def _clean(lines: list[str], removed: list[str]) -> tuple[str, bool]:
 
 
 def _drop_signature_block(lines: list[str], removed: list[str]) -> list[str]:
-    """Name, title, phone and address lines after a closing ("Best,\\nDana"), or a trailing contact block."""
+    """Name, title, phone and address lines after a closing ("Best,\\n<first name>"), or a trailing contact block."""
     # A rule left over above the cut quoted history (Outlook's <hr>) is not the sender's.
     while lines and (not lines[-1].strip() or re.fullmatch(r"\s*[-_=]{5,}\s*", lines[-1])):
         lines = lines[:-1]

@@ -20,10 +20,7 @@ from hypothesis import strategies as st
 from pipeline.plan.source import parse_plan
 from pipeline.replies.auth import MAX_RESULTS, parse, verdict
 from pipeline.replies.bounce import MAX_RECIPIENTS, delivery_failure
-from pipeline.replies.extract import MAX_TEXT_CHARS as MAX_EXTRACT
-from pipeline.replies.interpret import INTENTS, MAX_SENTENCE_CHARS, MAX_SENTENCES, MAX_UNRESOLVED, read_reply
-from pipeline.replies.message import (
-    KINDS,
+from pipeline.replies.bounds import (
     MAX_DEFECTS,
     MAX_HEADER_CHARS,
     MAX_HTML_CHARS,
@@ -31,8 +28,10 @@ from pipeline.replies.message import (
     MAX_RAW_HEADER_CHARS,
     MAX_RAW_HEADERS,
     MAX_TEXT_CHARS,
-    Incoming,
 )
+from pipeline.replies.extract import MAX_TEXT_CHARS as MAX_EXTRACT
+from pipeline.replies.interpret import INTENTS, MAX_SENTENCE_CHARS, MAX_SENTENCES, MAX_UNRESOLVED, read_reply
+from pipeline.replies.message import KINDS, Incoming
 from pipeline.resources import templates_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -42,6 +42,15 @@ class Parties:
     @classmethod
     def of(cls, plan: Plan) -> Parties:
         """The names of a plan's parties."""
+        global _last
+        if _last is not None and _last[0] is plan:
+            return _last[1]
+        parties = cls._of(plan)
+        _last = (plan, parties)
+        return parties
+
+    @classmethod
+    def _of(cls, plan: Plan) -> Parties:
         buyer = company_names(plan.prospect.company)
         signers = _longest_first({n for c in _signing_contacts(plan) for n in (c.name, *c.name.split()[:1])})
         people = {p.lower() for c in plan.prospect.contacts for p in c.name.split()}
@@ -54,6 +63,10 @@ class Parties:
             confirm=confirm_pattern(_longest_first(buyer)),
             sign_will=sign_will_pattern(signers + _longest_first(buyer)),
         )
+
+
+# Many replies are read against one plan, and a plan never changes: the names of the last one are kept.
+_last: tuple[Plan, Parties] | None = None
 
 
 def company_names(company: str) -> frozenset[str]:

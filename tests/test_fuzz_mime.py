@@ -21,10 +21,7 @@ from pipeline.plan.source import parse_plan
 from pipeline.render.templates import default_templates as templates_dir
 from pipeline.replies.auth import MAX_RESULTS, parse, verdict
 from pipeline.replies.bounce import MAX_RECIPIENTS, delivery_failure
-from pipeline.replies.extract import MAX_TEXT_CHARS as MAX_EXTRACT
-from pipeline.replies.interpret import INTENTS, MAX_SENTENCE_CHARS, MAX_SENTENCES, MAX_UNRESOLVED, read_reply
-from pipeline.replies.message import (
-    KINDS,
+from pipeline.replies.bounds import (
     MAX_DEFECTS,
     MAX_HEADER_CHARS,
     MAX_HTML_CHARS,
@@ -32,8 +29,10 @@ from pipeline.replies.message import (
     MAX_RAW_HEADER_CHARS,
     MAX_RAW_HEADERS,
     MAX_TEXT_CHARS,
-    Incoming,
 )
+from pipeline.replies.extract import MAX_TEXT_CHARS as MAX_EXTRACT
+from pipeline.replies.interpret import INTENTS, MAX_SENTENCE_CHARS, MAX_SENTENCES, MAX_UNRESOLVED, read_reply
+from pipeline.replies.message import KINDS, Incoming
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SEEDS = sorted([*(FIXTURES / "hostile").glob("*.eml"), *(FIXTURES / "replies").glob("*.eml")])

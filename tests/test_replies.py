@@ -16,7 +16,8 @@ from pipeline.replies.extract import extract
 from pipeline.replies.html import html_to_text
 from pipeline.replies.interpret import interpret, read_reply
 from pipeline.replies.message import Incoming, plan_reference
-from pipeline.replies.names import Matcher, resolve_person
+from pipeline.replies.names import Matcher
+from pipeline.replies.parties import resolve_person
 
 # The example plan's timeline, resolved by hand: T = 2027-03-31.
 DUE = {

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from replies_expect import FIXTURES, REPLIES
 
 from pipeline.plan.source import parse_plan
+from pipeline.replies.bounds import MAX_DEFECTS
+from pipeline.replies.bounds import MAX_TEXT_CHARS as MAX_BODY
 from pipeline.replies.extract import MAX_TEXT_CHARS, extract
 from pipeline.replies.interpret import MAX_UNRESOLVED, interpret, read_reply
-from pipeline.replies.message import MAX_DEFECTS, Incoming
-from pipeline.replies.message import MAX_TEXT_CHARS as MAX_BODY
+from pipeline.replies.message import Incoming
 
 SEEDS = sorted(REPLIES.glob("*.eml"))
 

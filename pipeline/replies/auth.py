@@ -24,7 +24,7 @@ _TOKEN = re.compile(r"[^\s;]+")
 
 @dataclass(frozen=True)
 class Result:
-    """One method's result in one header: `dmarc=pass header.from=acme.example` from `mx.northwind.example`."""
+    """One method's result in one header: `dmarc=pass header.from=buyer.example` from `mx.seller.example`."""
 
     authserv_id: str
     method: str

@@ -39,7 +39,7 @@ def _text(value: object) -> str:
 
 
 def _address(value: str) -> str:
-    # "rfc822; raj.patel@acme.example" -> the address
+    # "rfc822; someone@buyer.example" -> the address
     return value.partition(";")[2].strip().strip("<>").lower() if ";" in value else value.strip().strip("<>").lower()
 
 

@@ -77,48 +77,17 @@ def _walk_nodes(nodes: Iterable[PageElement], out: list[str], depth: int) -> Non
         elif name == "pre":
             out.extend((_PARA, child.get_text().replace("\r\n", "\n").replace("\n", _BR), _PARA))
         elif name == "blockquote":
-            inner: list[str] = []
-            _walk(child, inner, depth + 1)
-            quoted = _assemble(inner)
-            if quoted:
-                out.extend((_PARA, _BR.join("> " + line if line else ">" for line in quoted.split("\n")), _PARA))
+            _quote(child, out, depth)
         elif name in ("ul", "ol"):
-            out.append(_PARA)
-            for number, item in enumerate(child.find_all("li", recursive=False), start=1):
-                bullet = f"{number}. " if name == "ol" else "- "
-                inner = []
-                _walk(item, inner, depth + 1)
-                text = _assemble(inner).replace("\n", "\n  ")
-                out.extend((_NL, bullet + text))
-            # Text or stray tags directly under the list still count.
-            rest = [c for c in child.children if not (isinstance(c, Tag) and c.name == "li")]
-            if any(isinstance(c, Tag) or str(c).strip() for c in rest):
-                out.append(_NL)
-                _walk_nodes(rest, out, depth + 1)
-            out.append(_PARA)
+            _list(child, name, out, depth)
         elif name == "li":
             out.extend((_NL, "- "))
             _walk(child, out, depth + 1)
             out.append(_NL)
         elif name == "tr":
-            cells = []
-            for cell in child.find_all(("td", "th"), recursive=False):
-                inner = []
-                _walk(cell, inner, depth + 1)
-                text = _assemble(inner).replace("\n", " ").strip()
-                if text:
-                    cells.append(text)
-            if cells:
-                out.extend((_NL, " | ".join(cells), _NL))
+            _row(child, out, depth)
         elif name == "p":
-            # Outlook writes one <p class=MsoNormal> per line and marks blank lines itself.
-            mso = any(c.lower().startswith("mso") for c in child.get("class") or [])
-            if mso and not _SPACES.sub("", child.get_text()):
-                out.append(_PARA)
-                continue
-            out.append(_NL if mso else _PARA)
-            _walk(child, out, depth + 1)
-            out.append(_NL if mso else _PARA)
+            _paragraph(child, out, depth)
         elif name in _PARAGRAPH:
             out.append(_PARA)
             _walk(child, out, depth + 1)
@@ -129,6 +98,53 @@ def _walk_nodes(nodes: Iterable[PageElement], out: list[str], depth: int) -> Non
             out.append(_NL)
         else:
             _walk(child, out, depth + 1)
+
+
+def _quote(tag: Tag, out: list[str], depth: int) -> None:
+    inner: list[str] = []
+    _walk(tag, inner, depth + 1)
+    quoted = _assemble(inner)
+    if quoted:
+        out.extend((_PARA, _BR.join("> " + line if line else ">" for line in quoted.split("\n")), _PARA))
+
+
+def _list(tag: Tag, name: str, out: list[str], depth: int) -> None:
+    out.append(_PARA)
+    for number, item in enumerate(tag.find_all("li", recursive=False), start=1):
+        bullet = f"{number}. " if name == "ol" else "- "
+        inner: list[str] = []
+        _walk(item, inner, depth + 1)
+        text = _assemble(inner).replace("\n", "\n  ")
+        out.extend((_NL, bullet + text))
+    # Text or stray tags directly under the list still count.
+    rest = [c for c in tag.children if not (isinstance(c, Tag) and c.name == "li")]
+    if any(isinstance(c, Tag) or str(c).strip() for c in rest):
+        out.append(_NL)
+        _walk_nodes(rest, out, depth + 1)
+    out.append(_PARA)
+
+
+def _row(tag: Tag, out: list[str], depth: int) -> None:
+    cells = []
+    for cell in tag.find_all(("td", "th"), recursive=False):
+        inner: list[str] = []
+        _walk(cell, inner, depth + 1)
+        text = _assemble(inner).replace("\n", " ").strip()
+        if text:
+            cells.append(text)
+    if cells:
+        out.extend((_NL, " | ".join(cells), _NL))
+
+
+def _paragraph(tag: Tag, out: list[str], depth: int) -> None:
+    # Outlook writes one <p class=MsoNormal> per line and marks blank lines itself.
+    mso = any(c.lower().startswith("mso") for c in tag.get("class") or [])
+    if mso and not _SPACES.sub("", tag.get_text()):
+        out.append(_PARA)
+        return
+    out.append(_NL if mso else _PARA)
+    _walk(tag, out, depth + 1)
+    out.append(_NL if mso else _PARA)
 
 
 def _hidden(tag: Tag) -> bool:

@@ -1,4 +1,4 @@
-"""Milestones and people as a reply names them: by id, by the activity in loose words, by a first name."""
+"""Milestones as a reply names them: by id, by number or range, or by the activity in loose words."""
 
 from __future__ import annotations
 
@@ -236,60 +236,3 @@ def _close(word: str, key: str) -> bool:
         return False
     limit = 2 if len(key) >= 9 else 1
     return OSA.distance(word, key) <= limit or ratio(word, key) >= 90
-
-
-# --- people -----------------------------------------------------------------------------------
-
-_ME = {"i", "me", "myself"}
-_BUYER = {"we", "us", "our team", "our side", "ourselves", "my team", "our company", "acme"}
-_SELLER = {"you", "your team", "your side", "yourselves", "you guys", "your company"}
-_JOINT = {"both", "both of us", "jointly", "together", "both teams", "joint"}
-
-
-def resolve_person(text: str, plan: Plan, sender: str | None) -> str | None:
-    """An owner as a reply names one: a contact's full name, `buyer`, `seller`, `joint`, or None if unsure."""
-    raw = re.sub(r"\s+", " ", text.strip().strip(".,;:!?")).strip()
-    word = raw.lower()
-    word = re.sub(r"^(?:the\s+)", "", word)
-    if not word:
-        return None
-    if word in _ME:
-        if sender:
-            contact = plan.contact(sender)
-            if contact:
-                return contact.name
-            if plan.seller.email and plan.seller.email.lower() == sender.lower():
-                return plan.seller.name or "seller"
-        return None
-    buyer_words = {*_BUYER, plan.prospect.company.lower(), plan.prospect.company.split()[0].lower()}
-    seller_words = {*_SELLER, plan.seller.company.lower(), plan.seller.company.split()[0].lower()}
-    if word in buyer_words or (word.endswith(" team") and word.split()[0] in buyer_words):
-        return "buyer"
-    if word in seller_words or (word.endswith(" team") and word.split()[0] in seller_words):
-        return "seller"
-    if word in _JOINT:
-        return "joint"
-    people = [c.name for c in plan.prospect.contacts]
-    if plan.seller.name:
-        people.append(plan.seller.name)
-    matches = [p for p in people if _names(p, raw)]
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        return None
-    # Someone the plan does not know yet, written as a name: kept as written.
-    if re.fullmatch(r"[A-Z][a-zA-Z'’-]+(?: [A-Z][a-zA-Z'’-]+){0,2}", raw):
-        return raw
-    return None
-
-
-def _names(full: str, text: str) -> bool:
-    parts = [p.lower() for p in _WORD.findall(full)]
-    said = [p.lower() for p in _WORD.findall(text)]
-    if not said or not parts:
-        return False
-    if said == parts:
-        return True
-    if len(said) == 1:
-        return said[0] in parts or any(len(p) >= 5 and OSA.distance(said[0], p) <= 1 for p in parts)
-    return ratio(" ".join(said), " ".join(parts)) >= 90

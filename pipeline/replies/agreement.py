@@ -1,0 +1,107 @@
+"""What a reply agrees to, sentence by sentence, and what holds an agreement back: never a maybe read as a yes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from pipeline.replies.dates import find_dates
+from pipeline.replies.lexicon import (
+    CONDITION,
+    EVERYTHING_ELSE,
+    HEDGE,
+    NEGATION,
+    RESERVATION,
+    RETRACT,
+    WEAK_CONFIRM,
+)
+from pipeline.replies.names import Mention
+from pipeline.replies.sentences import clause_of, clause_span
+
+
+@dataclass
+class Agreement:
+    """The agreements read so far: to everything, to the rest, to some steps; and the ones held back."""
+
+    confirm: re.Pattern[str]  # an agreement, in the plan's words for the buyer
+    ids: tuple[str, ...]  # the plan's milestone ids
+    today: date | None
+    unclear: Callable[[str, list[Mention]], None]  # for a sentence the seller must read
+    confirm_all: bool = False
+    confirm_rest: bool = False
+    partial: list[str] = field(default_factory=list)
+    blocked: bool = False  # a negated, conditional or hedged agreement: never a confirmation
+    blocked_ids: set[str] = field(default_factory=set)
+
+    def read(self, s: str, mentions: list[Mention], context: str | None, *, changed: bool) -> bool:
+        """Record an agreement in the sentence; True when the sentence was one (even a blocked one)."""
+        found = self.confirm.search(s)
+        if not found and WEAK_CONFIRM.match(s):
+            if context and not RETRACT.search(s):
+                self._agree(context)
+                return True
+            return False
+        if not found:
+            return False
+        if self._held_back(s, found.start(), mentions):
+            if not changed:
+                self.unclear(s, mentions)
+            return True
+        if EVERYTHING_ELSE.search(s):
+            self.confirm_rest = True
+            return True
+        # Only what the agreement is about counts: "Confirmed - see you at the workshop" confirms the plan.
+        start, end = clause_span(s, found.start())
+        mentions = [m for m in mentions if start <= m.start < end]
+        if any(m.ambiguous or (m.explicit and not m.ids) for m in mentions):
+            self.unclear(s, mentions)
+            return True
+        listed = self._listed(s, mentions)
+        if listed:
+            for i in listed:
+                self._agree(i)
+            return True
+        if changed:
+            return True
+        if context:
+            self._agree(context)
+            return True
+        self.confirm_all = True
+        return True
+
+    def _agree(self, milestone_id: str) -> None:
+        if milestone_id not in self.partial:
+            self.partial.append(milestone_id)
+
+    def _held_back(self, s: str, position: int, mentions: list[Mention]) -> bool:
+        """A negated, conditional, hedged, questioned or reserved agreement: it holds back what it names."""
+        clause = clause_of(s, position)
+        blocked = (
+            NEGATION.search(clause)
+            or CONDITION.search(s)
+            or HEDGE.search(s)
+            or s.rstrip().endswith("?")
+            or RESERVATION.search(s)
+        )
+        if not blocked:
+            return False
+        ids = {i for m in mentions for i in m.ids}
+        if ids:
+            self.blocked_ids |= ids  # "I can't confirm M4 yet" holds back M4, not the rest
+        else:
+            self.blocked = True
+        return True
+
+    def _listed(self, s: str, mentions: list[Mention]) -> list[str]:
+        """The steps an agreement names: by id or name, or a bare range of numbers ("1-3 are fine")."""
+        listed = [i for m in mentions if m.explicit for i in m.ids] + [
+            m.resolved for m in mentions if not m.explicit and m.resolved
+        ]
+        if not listed:
+            bare = re.search(r"\b(\d{1,2})\s*(?:-|–|to|through|thru)\s*(\d{1,2})\b", s)
+            if bare and not find_dates(s, self.today):
+                a, b = int(bare.group(1)), int(bare.group(2))
+                listed = [f"M{n}" for n in range(a, b + 1) if f"M{n}" in self.ids] if 0 < a < b <= 30 else []
+        return listed

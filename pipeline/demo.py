@@ -119,7 +119,7 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
         make_version(store, plan, author=plan.seller.email, reason=Reason.CREATED, created=clock())
         v1 = queue_plan(store, plan.id, at=clock())
         poll(watcher, "send version 1")
-        subject = ids.subject(plan.prospect.company, plan.seller.company, 1)
+        subject = ids.subject(plan, 1)
 
         say("2. Dana asks for a later pilot and a security review before it.")
         clock.advance(days=1, hours=1)
@@ -145,8 +145,8 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
             say(f"  sent      {message_id}")
         v2 = store.current(plan.id)
         assert v2 is not None
-        v2_id = ids.message_id(plan.id, v2.number, plan.seller.domain)
-        subject2 = ids.subject(plan.prospect.company, plan.seller.company, v2.number)
+        v2_id = ids.message_id(plan, v2.number)
+        subject2 = ids.subject(plan, v2.number)
 
         say("4. Dana and Raj confirm version 2.")
         for n, (name, address, text) in enumerate((

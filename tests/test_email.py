@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import RenderError
+from pipeline.plan import ids
 from pipeline.plan.changes import apply
 from pipeline.plan.diff import diff as plan_diff
 from pipeline.plan.model import Change, Contact
 from pipeline.plan.source import parse_plan
 from pipeline.render.email import (
     agreed_email,
-    message_id_for,
     plan_email,
     seller_notice_email,
     update_email,
@@ -268,7 +268,7 @@ def test_seller_notice_goes_to_the_seller_alone(plan):
     )  # fmt: skip
     assert [a.addr_spec for a in msg["To"].addresses] == ["jordan.lee@northwind.example"]
     assert "Cc" not in msg
-    expected = message_id_for(plan, 1, "seller_notice", reply_id)
+    expected = ids.message_id(plan, 1, "seller_notice", reply_id)
     assert msg["Message-ID"] == expected and expected.startswith("<plan.acme-northwind-2027.v1.notice.")
     assert msg["Subject"] == (
         "[Mutual Plan acme-northwind-2027] Nothing changed: Dana Whitfield (dana.whitfield@acme.example)"
@@ -285,12 +285,12 @@ def test_seller_notice_goes_to_the_seller_alone(plan):
 
 
 def test_message_ids_are_deterministic_per_plan_version_kind_and_key(plan):
-    assert message_id_for(plan, 3) == "<plan.acme-northwind-2027.v3@northwind.example>"
-    assert message_id_for(plan, 3, "update") == "<plan.acme-northwind-2027.v3@northwind.example>"
-    assert message_id_for(plan, 3, "agreed") == "<plan.acme-northwind-2027.v3.agreed@northwind.example>"
-    a = message_id_for(plan, 3, "seller_notice", "<x@y>")
-    assert a == message_id_for(plan, 3, "notice", "<x@y>") != message_id_for(plan, 3, "notice", "<z@y>")
-    assert plan_email(plan, version=1, created=CREATED, pdf=PDF)["Message-ID"] == message_id_for(plan, 1)
+    assert ids.message_id(plan, 3) == "<plan.acme-northwind-2027.v3@northwind.example>"
+    assert ids.message_id(plan, 3, "update") == "<plan.acme-northwind-2027.v3@northwind.example>"
+    assert ids.message_id(plan, 3, "agreed") == "<plan.acme-northwind-2027.v3.agreed@northwind.example>"
+    a = ids.message_id(plan, 3, "seller_notice", "<x@y>")
+    assert a == ids.message_id(plan, 3, "notice", "<x@y>") != ids.message_id(plan, 3, "notice", "<z@y>")
+    assert plan_email(plan, version=1, created=CREATED, pdf=PDF)["Message-ID"] == ids.message_id(plan, 1)
     custom = plan_email(plan, version=1, created=CREATED, pdf=PDF, message_id="<outbox.1@northwind.example>")
     assert custom["Message-ID"] == "<outbox.1@northwind.example>"
 
@@ -299,8 +299,9 @@ def test_message_ids_are_deterministic_per_plan_version_kind_and_key(plan):
 
 
 def test_our_message_ids_and_quoted_lines_are_understood_by_the_reply_reader(plan):
+    from pipeline.plan.ids import plan_reference
     from pipeline.replies.interpret import read_reply
-    from pipeline.replies.message import Incoming, plan_reference
+    from pipeline.replies.message import Incoming
 
     ours = plan_email(plan, version=1, created=CREATED, pdf=PDF)
     assert plan_reference(ours["Message-ID"], ["northwind.example"]) == ("acme-northwind-2027", 1)

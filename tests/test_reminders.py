@@ -32,6 +32,7 @@ from pipeline.plan.source import parse_plan
 from pipeline.plan.timeline import resolve
 from pipeline.render.templates import default_templates as templates_dir
 from pipeline.replies.message import Incoming
+from pipeline.replies.reminder_answer import read_reminder_answer
 
 PLAN_ID = "acme-northwind-2027"
 SELLER = "jordan.lee@northwind.example"
@@ -215,7 +216,7 @@ def test_an_answer_to_a_reminder_is_about_its_step(body: str, intent: str, chang
     msg["Date"] = "Thu, 25 Feb 2027 10:00:00 -0800"
     msg.set_content(body)
     incoming = Incoming.from_bytes(bytes(msg))
-    reading = reminders.read_reminder_answer(incoming, example(), "M3", received=at("02-25", 18))
+    reading = read_reminder_answer(incoming, example(), "M3", received=at("02-25", 18))
     assert (reading.intent, [c.to_dict() for c in reading.changes]) == (intent, changes)
     if intent == "comment" and body != "Not done yet.":
         assert reading.unresolved  # the seller hears of it
@@ -227,7 +228,7 @@ def test_we_need_another_week_for_a_late_step_counts_from_the_answer() -> None:
     msg["Message-ID"] = "<a2@acme.example>"
     msg["Date"] = "Fri, 5 Mar 2027 10:00:00 -0800"
     msg.set_content("We need another week.")
-    reading = reminders.read_reminder_answer(Incoming.from_bytes(bytes(msg)), example(), "M3",
+    reading = read_reminder_answer(Incoming.from_bytes(bytes(msg)), example(), "M3",
                                              received=at("03-05", 18))
     assert [c.to_dict() for c in reading.changes] == [{"op": "move", "milestone": "M3", "due": "2027-03-12"}]
 

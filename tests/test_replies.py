@@ -9,13 +9,14 @@ from functools import cache
 import pytest
 from replies_expect import FIXTURES, REPLIES, SELLER_DOMAINS, fixture_names, mismatches
 
+from pipeline.plan.ids import plan_reference
 from pipeline.plan.model import Change
 from pipeline.plan.source import parse_plan
 from pipeline.replies.dates import apply_shift, find_dates, find_shifts
 from pipeline.replies.extract import extract
 from pipeline.replies.html import html_to_text
 from pipeline.replies.interpret import interpret, read_reply
-from pipeline.replies.message import Incoming, plan_reference
+from pipeline.replies.message import Incoming
 from pipeline.replies.names import Matcher
 from pipeline.replies.parties import resolve_person
 

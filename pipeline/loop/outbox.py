@@ -40,7 +40,7 @@ def plan_email(version: Version) -> OutboxEntry:
     plan = version.plan
     to = tuple(c.email for c in plan.confirmers) or tuple(c.email for c in plan.prospect.contacts[:1])
     cc = tuple(c.email for c in plan.prospect.contacts if c.email not in to)
-    return OutboxEntry(message_id=message_id(plan.id, version.number, plan.seller.domain), plan_id=plan.id,
+    return OutboxEntry(message_id=message_id(plan, version.number), plan_id=plan.id,
                        version=version.number, kind="plan", to=to, cc=cc)
 
 
@@ -62,7 +62,7 @@ def update(version: Version, *, since: int, reply: Any, mode: str, asks: list[st
     if by_seller:
         data["by_seller"] = True
     return OutboxEntry(
-        message_id=message_id(plan.id, version.number, plan.seller.domain), plan_id=plan.id, version=version.number,
+        message_id=message_id(plan, version.number), plan_id=plan.id, version=version.number,
         kind="update", mode=mode, to=to, cc=cc, in_reply_to=in_reply_to, references=refs, data=data,
     )
 
@@ -83,7 +83,7 @@ def reminder(version: Version, *, milestone: str, due: str, when: str, to: tuple
     plan = version.plan
     key = f"{milestone}|{due}|{when}"
     refs = tuple(bracketed(t) for t in thread[-20:])
-    return OutboxEntry(message_id=message_id(plan.id, version.number, plan.seller.domain, "reminder", key),
+    return OutboxEntry(message_id=message_id(plan, version.number, "reminder", key),
                        plan_id=plan.id, version=version.number, kind="reminder", to=to, cc=cc,
                        in_reply_to=refs[-1] if refs else None, references=refs,
                        data={"milestone": milestone, "due": due, "when": when, "key": key})
@@ -97,7 +97,7 @@ def agreed(version: Version, *, reply: Any | None = None) -> OutboxEntry:
     in_reply_to = None
     if reply is not None:
         in_reply_to, refs = _thread(reply)
-    return OutboxEntry(message_id=message_id(plan.id, version.number, plan.seller.domain, "agreed"),
+    return OutboxEntry(message_id=message_id(plan, version.number, "agreed"),
                        plan_id=plan.id, version=version.number, kind="agreed", to=to,
                        cc=(plan.seller.email,) if plan.seller.email else (), in_reply_to=in_reply_to, references=refs)
 
@@ -114,7 +114,7 @@ def notice(plan: Plan, version: int, reply: Any, *, kind: str, reason: str, note
     if interpretation is not None:
         data["intent"] = getattr(interpretation, "intent", None)
         data["text"] = (getattr(interpretation, "text", "") or "")[:4000]
-    return OutboxEntry(message_id=message_id(plan.id, version, plan.seller.domain, kind, reply.message_id),
+    return OutboxEntry(message_id=message_id(plan, version, kind, reply.message_id),
                        plan_id=plan.id, version=version, kind=kind, to=(plan.seller.email,), data=data)
 
 

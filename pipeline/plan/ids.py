@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pipeline.plan.model import Plan
+
 MARK_HEADER = "X-Mutual-Plan"
 # The kind's word in a Message-ID; plan and update both announce a version and share the version's id.
 _KIND_WORD = {"plan": None, "update": None, "seller_notice": "notice"}
@@ -40,16 +42,17 @@ def _hash(key: str, length: int) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:length]
 
 
-def message_id(plan_id: str, version: int, domain: str, kind: str = "plan", key: str | None = None) -> str:
-    """Our Message-ID for an email of `kind` about version `version` of a plan; `key` tells apart several emails of
-    one kind and version (a notice per reply: the reply's Message-ID; a reminder per step, date and when)."""
+def message_id(plan: Plan, version: int, kind: str = "plan", key: str | None = None) -> str:
+    """Our Message-ID for an email of `kind` about version `version` of a plan, on the seller's domain; `key` tells
+    apart several emails of one kind and version (a notice per reply: the reply's Message-ID; a reminder per
+    step, date and when)."""
     word = _KIND_WORD.get(kind, kind)
-    parts = [f"plan.{plan_id}.v{version}"]
+    parts = [f"plan.{plan.id}.v{version}"]
     if word:
         parts.append(word)
     if key:
         parts.append(_hash(key, 12))
-    return f"<{'.'.join(parts)}@{domain}>"
+    return f"<{'.'.join(parts)}@{plan.seller.domain}>"
 
 
 def seller_message_id(kind: str, key: str, domain: str | None) -> str:
@@ -68,9 +71,9 @@ def plan_reference(message_id: str, domains: Iterable[str]) -> tuple[str, int] |
     return found.group("plan"), int(found.group("version"))
 
 
-def subject(prospect: str, seller: str, version: int) -> str:
+def subject(plan: Plan, version: int) -> str:
     """`Mutual Plan: <Prospect> and <Seller> (version N)`: the letter's title and the email's subject."""
-    return f"Mutual Plan: {prospect} and {seller} (version {version})"
+    return f"Mutual Plan: {plan.prospect.company} and {plan.seller.company} (version {version})"
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,14 @@ def reply_subject(text: str | None) -> str | None:
     return f"Re: {stripped}" if stripped else None
 
 
-def plan_mark(plan_id: str, version: int) -> str:
+def plan_mark(plan: Plan, version: int) -> str:
     """The X-Mutual-Plan header's value on our mail about a version."""
-    return f"{plan_id}; version={version}"
+    return f"{plan.id}; version={version}"
+
+
+def seller_mark(kind: str) -> str:
+    """The X-Mutual-Plan header's value on our mail to the seller about no one plan (digest, plan error)."""
+    return f"-; {kind}"
 
 
 def parse_plan_mark(value: str | None) -> tuple[str, int] | None:

@@ -11,7 +11,7 @@ One builder per kind; each returns an EmailMessage ready for a Mailbox's send() 
 The first three are here; the last two, which announce no version, in notices.py; what they share (Message-IDs,
 subjects, recipients, the templates' context, attachments) in email_parts.py, and the MIME assembly in mime.py.
 
-Every message carries a deterministic Message-ID (message_id_for(); `message_id=` overrides it),
+Every message carries a deterministic Message-ID (ids.message_id(); `message_id=` overrides it),
 `X-Mutual-Plan: <id>; version=<N>` and `X-Auto-Response-Suppress: All`; automatic ones also
 `Auto-Submitted: auto-generated`. The same arguments always give the same bytes (MIME boundaries
 included), so a retry sends what the first try would.
@@ -19,36 +19,25 @@ included), so a retry sends what the first try would.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+from pipeline.plan import ids
 from pipeline.plan.diff import PlanDiff
 from pipeline.plan.model import Plan
 from pipeline.render.email_parts import (
     email_context,
-    message_id_for,
     plan_message,
     recipients,
-    subject,
     version_attachments,
 )
 from pipeline.render.format import change_summary, ensure_version, parse_created
 from pipeline.render.mime import render_bodies
 from pipeline.render.notices import reminder_email, seller_notice_email
 
-__all__ = ["agreed_email", "message_id_for", "plan_email", "reminder_email", "seller_notice_email", "subject",
-           "update_email"]
-
-
-def _re(reply_subject: str | None) -> str | None:
-    """`Re: <subject>` for an answer in a thread (mail clients group a conversation by subject too)."""
-    if not reply_subject:
-        return None
-    bare = re.sub(r"^\s*((re|aw|sv|antw|r|réf|rif)\s*:\s*)+", "", reply_subject, flags=re.IGNORECASE).strip()
-    return f"Re: {bare}" if bare else None
+__all__ = ["agreed_email", "plan_email", "reminder_email", "seller_notice_email", "update_email"]
 
 
 def plan_email(
@@ -78,9 +67,9 @@ def plan_email(
     text, html = render_bodies(templates, "plan", email_context(plan, version, created, to))
     return plan_message(
         plan, kind="plan", version=version, created=created,
-        subject_line=_re(reply_subject) or subject(plan, version),
+        subject_line=ids.reply_subject(reply_subject) or ids.subject(plan, version),
         text=text, html=html, to=to, cc=cc,
-        msg_id=message_id or message_id_for(plan, version, "plan"), in_reply_to=in_reply_to, references=references,
+        msg_id=message_id or ids.message_id(plan, version, "plan"), in_reply_to=in_reply_to, references=references,
         auto=auto, attachments=version_attachments(plan, version, created, pdf),
     )  # fmt: skip
 
@@ -127,9 +116,9 @@ def update_email(
     text, html = render_bodies(templates, "update", context)
     return plan_message(
         plan, kind="update", version=version, created=created,
-        subject_line=_re(reply_subject) or subject(plan, version),
+        subject_line=ids.reply_subject(reply_subject) or ids.subject(plan, version),
         text=text, html=html, to=to, cc=cc,
-        msg_id=message_id or message_id_for(plan, version, "update"), in_reply_to=in_reply_to, references=references,
+        msg_id=message_id or ids.message_id(plan, version, "update"), in_reply_to=in_reply_to, references=references,
         auto=auto, attachments=version_attachments(plan, version, created, pdf),
     )  # fmt: skip
 
@@ -162,9 +151,9 @@ def agreed_email(
     text, html = render_bodies(templates, "agreed", context)
     return plan_message(
         plan, kind="agreed", version=version, created=created,
-        subject_line=f"Agreed: {subject(plan, version)}",
+        subject_line=f"Agreed: {ids.subject(plan, version)}",
         text=text, html=html, to=to, cc=cc,
-        msg_id=message_id or message_id_for(plan, version, "agreed"), in_reply_to=in_reply_to, references=references,
+        msg_id=message_id or ids.message_id(plan, version, "agreed"), in_reply_to=in_reply_to, references=references,
         auto=auto, attachments=version_attachments(plan, version, created, pdf),
     )  # fmt: skip
 

@@ -4,7 +4,6 @@ context, the letter and calendar attached, and the message from the seller with 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import RenderError
+from pipeline.plan import ids
 from pipeline.plan.model import Contact, Plan
 from pipeline.render.format import (
     days_phrase,
@@ -26,27 +26,6 @@ from pipeline.render.format import (
 )
 from pipeline.render.ics import calendar
 from pipeline.render.mime import assemble, email_address
-
-# The kind's word in Message-IDs; plan and update both announce a version and share the version's id.
-_ID_TAG = {"plan": None, "update": None, "agreed": "agreed", "seller_notice": "notice", "reminder": "reminder"}
-
-
-def message_id_for(plan: Plan, version: int, kind: str = "plan", key: str | None = None) -> str:
-    """Our Message-ID: `<plan.<id>.v<N>@<seller's domain>>` for the email that announces version N (plan or
-    update), `<plan.<id>.v<N>.<kind>[.<hash of key>]@domain>` for the others (agreed, notice, ...).
-    `key` tells apart several emails of one kind and version (a notice per reply: the reply's Message-ID)."""
-    tag = _ID_TAG.get(kind, kind)
-    parts = [f"plan.{plan.id}.v{version}"]
-    if tag:
-        parts.append(tag)
-    if key:
-        parts.append(hashlib.sha256(key.encode()).hexdigest()[:12])
-    return f"<{'.'.join(parts)}@{plan.seller.domain}>"
-
-
-def subject(plan: Plan, version: int) -> str:
-    """`Mutual Plan: <Prospect> and <Seller> (version N)`."""
-    return f"Mutual Plan: {plan.prospect.company} and {plan.seller.company} (version {version})"
 
 
 def attachment_name(plan: Plan, version: int, suffix: str) -> str:
@@ -150,7 +129,7 @@ def plan_message(
         msg["Cc"] = _people(plan, cc)
     return assemble(
         msg, subject_line=subject_line, created=created.astimezone(_zone(plan)), msg_id=msg_id,
-        in_reply_to=in_reply_to, references=references, mark=f"{plan.id}; version={version}", auto=auto,
+        in_reply_to=in_reply_to, references=references, mark=ids.plan_mark(plan, version), auto=auto,
         text=text, html=html, attachments=attachments,
     )
 

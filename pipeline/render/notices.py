@@ -8,8 +8,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from pipeline.errors import RenderError
+from pipeline.plan import ids
 from pipeline.plan.model import Plan
-from pipeline.render.email_parts import email_context, message_id_for, plan_message, subject
+from pipeline.render.email_parts import email_context, plan_message
 from pipeline.render.format import ensure_version, long_date, parse_created, short_date
 from pipeline.render.mime import render_bodies
 
@@ -57,7 +58,7 @@ def seller_notice_email(
         plan, kind="seller_notice", version=version, created=created,
         subject_line=f"[Mutual Plan {plan.id}] {f'Version {version}' if changed else 'Nothing changed'}: {about}",
         text=text, html=html, to=[plan.seller.email] if plan.seller.email else [], cc=[],
-        msg_id=message_id or message_id_for(plan, version, tag, key), in_reply_to=None, references=(),
+        msg_id=message_id or ids.message_id(plan, version, tag, key), in_reply_to=None, references=(),
         auto=auto, attachments=[],
     )  # fmt: skip
 
@@ -98,9 +99,9 @@ def reminder_email(
     when = f"is due {short_date(row.due).rsplit(' ', 1)[0]}" if days >= 0 else "is overdue"
     return plan_message(
         plan, kind="reminder", version=version, created=created,
-        subject_line=f"Reminder: {row.title} {when} - {subject(plan, version)}",
+        subject_line=f"Reminder: {row.title} {when} - {ids.subject(plan, version)}",
         text=text, html=html, to=to, cc=cc,
-        msg_id=message_id or message_id_for(plan, version, "reminder", key), in_reply_to=in_reply_to,
+        msg_id=message_id or ids.message_id(plan, version, "reminder", key), in_reply_to=in_reply_to,
         references=references, auto=True, attachments=[],
     )  # fmt: skip
 

@@ -6,7 +6,6 @@ same bytes for the same arguments), from the seller's address to the seller, mar
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.message import EmailMessage
@@ -15,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import RenderError
+from pipeline.plan import ids
 from pipeline.render.format import long_date, parse_created, short_date
 from pipeline.render.mime import assemble, email_address, render_bodies
 
@@ -37,7 +37,7 @@ def _message(
     msg["To"] = email_address(seller_name if to.lower() == seller_email.lower() else "", to)
     return assemble(
         msg, subject_line=subject_line, created=created.astimezone(_zone(timezone)), msg_id=msg_id,
-        in_reply_to=in_reply_to, references=references, mark=f"-; {kind}", auto=True, text=text, html=html,
+        in_reply_to=in_reply_to, references=references, mark=ids.seller_mark(kind), auto=True, text=text, html=html,
     )
 
 
@@ -68,7 +68,7 @@ def plan_error_email(
         "line_text": line_text, "hint": hint or "", "recipients": list(recipients), "tag": tag,
     }  # fmt: skip
     text, html = render_bodies(templates, "plan_error", context)
-    bare = re.sub(r"^\s*((re|aw|sv|antw)\s*:\s*)+", "", subject or "", flags=re.IGNORECASE).strip()
+    bare = ids.strip_reply_prefixes(subject or "")
     return _message(
         kind="plan_error", seller_name=seller_name, seller_email=seller_email, to=to,
         subject_line=f"Not a plan yet: {bare}" if bare else "Not a plan yet: your plan email",

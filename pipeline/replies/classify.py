@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from pipeline.plan.ids import MARK_HEADER
 from pipeline.replies.headers import decoded, first_header
 
 _AUTO_SUBJECT = re.compile(
@@ -28,8 +29,8 @@ def classify(msg: Message, parts: list[Message], sender: str | None, subject: st
 
     `own_id` says the Message-ID is one of ours (see message.plan_reference).
     """
-    if first_header(msg, "X-Mutual-Plan"):
-        return "own", "X-Mutual-Plan header"
+    if first_header(msg, MARK_HEADER):
+        return "own", f"{MARK_HEADER} header"
     if own_id:
         return "own", "our Message-ID"
     return _delivery_report(msg, parts, sender, subject) or _automatic(msg, subject) or ("human", "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from email import policy
 from email.message import Message
 from typing import Any
 
+from pipeline.plan.ids import plan_reference
 from pipeline.replies.bodies import best_bodies, html_text, leaf_parts, placeholder
 from pipeline.replies.bounds import MAX_DEFECTS, MAX_HEADER_CHARS, MAX_KEYS, MAX_RAW_BYTES, MAX_TEXT_CHARS, Notes
 from pipeline.replies.charsets import clean
@@ -28,9 +28,6 @@ from pipeline.replies.headers import (
 )
 
 KINDS = ("human", "auto-reply", "bounce", "own")
-
-# Our own Message-IDs: plan.<plan id>.v<version>[.<kind>]@<seller domain>.
-_OWN_ID = re.compile(r"^plan\.(?P<plan>[^@]+?)\.v(?P<version>\d{1,6})(?:\.[^@]*)?@(?P<domain>[^@]+)$", re.IGNORECASE)
 
 # What the parser or this reader noted that makes the body unreliable: such a message is held, never acted on.
 _STRUCTURAL = (
@@ -90,17 +87,6 @@ class Incoming:
     def from_bytes(cls, raw: bytes, *, own_domains: Iterable[str] = (), received: datetime | None = None) -> Incoming:
         """Read raw RFC 5322 bytes; never raises: what could not be read is named in `defects`."""
         return _read(raw, own_domains=own_domains, received=received)
-
-
-def plan_reference(message_id: str, domains: Iterable[str]) -> tuple[str, int] | None:
-    """The (plan id, version) named by one of our Message-IDs on one of the seller's domains, else None."""
-    m = _OWN_ID.match(message_id.strip().strip("<>"))
-    if not m:
-        return None
-    wanted = {d.lower().strip() for d in domains if d}
-    if m.group("domain").lower() not in wanted:
-        return None
-    return m.group("plan"), int(m.group("version"))
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -15,6 +14,7 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.errors import StoreError
+from pipeline.plan.ids import parse_subject
 from pipeline.plan.model import Change, Plan, Version, canonical_json, plan_from_dict
 from pipeline.store import schema
 from pipeline.store.audit import AuditLog
@@ -165,10 +165,10 @@ class Versions(AuditLog):
 
     def plan_for_subject(self, subject: str) -> tuple[str, int] | None:
         """The plan and version a subject names ("Mutual Plan: <Prospect> and <Seller> (version N)"), if one does."""
-        found = _SUBJECT.search(subject or "")
-        if not found:
+        found = parse_subject(subject)
+        if found is None:
             return None
-        prospect, seller, number = found.group(1).strip(), found.group(2).strip(), int(found.group(3))
+        prospect, seller, number = found.prospect, found.seller, found.version
         # Every plan's current version in one query, each read once (_parties): not a query and a parse per plan.
         v = schema.versions.c
         latest = select(v.plan_id, func.max(v.number).label("number")).group_by(v.plan_id).subquery()
@@ -259,4 +259,3 @@ def _conflict(plan_id: str, current: int, expected: int) -> VersionConflict:
     )
 
 
-_SUBJECT = re.compile(r"Mutual Plan: (.+?) and (.+?) \(version (\d{1,6})\)")

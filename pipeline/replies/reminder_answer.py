@@ -1,0 +1,90 @@
+"""Answers to reminders: "done" or "we need another week" under a reminder is about that reminder's step."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+from pipeline.plan.model import Change, Plan
+from pipeline.plan.timeline import resolve
+from pipeline.replies.extract import Block, Extraction, extract
+from pipeline.replies.interpret import Interpretation, interpret, read_reply
+from pipeline.replies.message import Incoming
+
+_MORE_TIME = re.compile(
+    r"\b(?:(?P<another>another|one more|an extra|a further)|(?P<n>\d{1,2}|two|three|four|five|six|a couple of)"
+    r"\s+(?:more|extra))\s+(?P<unit>days?|weeks?)\b",
+    re.IGNORECASE,
+)
+_NOT = re.compile(r"\b(?:not|no|never|without)\b|n't\b|n’t\b", re.IGNORECASE)
+_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "a couple of": 2}
+
+
+def read_reminder_answer(incoming: Incoming, plan: Plan, milestone_id: str, *, received: datetime) -> Interpretation:
+    """An answer to the reminder about `milestone_id`: "done" marks it done, "we need another week" moves it a
+    week from its date (or from the answer's day, when that is later); anything else is read as any reply."""
+    base = read_reply(incoming, plan, received=received)
+    if base.kind != "human":
+        return base
+    milestone = plan.milestone(milestone_id)
+    if milestone is None:
+        return base
+    try:
+        extraction = extract(incoming)
+    except Exception:  # read_reply has already read what could be read
+        return base
+    # As if every sentence answered the reminder's quoted line: "done" and "it" are about that step.
+    line = f"{milestone.id}  {milestone.title}"
+    blocks = tuple(Block(b.text, b.context or (line,)) for b in extraction.blocks)
+    reading = interpret(Extraction(extraction.text, blocks, True, extraction.removed), plan, base.reply_date,
+                        sender=incoming.sender)
+    # The reminder's step stands in for "it" only to say it is done or when it will be: a removal or a new owner
+    # read from it alone ("we don't need another week" is no request to drop the step) goes to the seller.
+    changes = [c for c in reading.changes
+               if c in base.changes or (c.op in ("status", "move") and c.milestone == milestone_id)]
+    unresolved = list(reading.unresolved)
+    if len(changes) < len(reading.changes) and not unresolved:
+        unresolved.append(reading.text[:400])
+    if not changes:
+        more = _more_time(reading.text, plan, milestone_id, base.reply_date)
+        if more is not None:
+            change, sentence = more
+            changes.append(change)
+            unresolved = [u for u in unresolved if sentence not in u and u not in sentence]
+        elif milestone.status != "done" and _bare_done(reading.text):
+            changes.append(Change(op="status", milestone=milestone_id, status="done"))
+    intent = reading.intent
+    if changes and intent in ("comment", "confirm"):
+        intent = "amend"
+    elif not changes and intent == "amend":
+        intent = "comment"  # what looked like a change is with the seller now
+    return replace(base, intent=intent, confirms=reading.confirms, changes=tuple(changes),
+                   unresolved=tuple(unresolved), text=reading.text)
+
+
+_BARE_DONE = re.compile(
+    r"^\s*(?:all\s+|it'?s\s+|it is\s+|this is\s+|yes,?\s+)?(?:done|complete|completed|finished)\s*[.!]*\s*$",
+    re.IGNORECASE,
+)
+
+
+def _bare_done(text: str) -> bool:
+    """ "Done." on a line of its own (a one-word line reads like a signed name to the general reader)."""
+    return any(_BARE_DONE.match(line) for line in text.split("\n"))
+
+
+def _more_time(text: str, plan: Plan, milestone_id: str, today: date | None) -> tuple[Change, str] | None:
+    due = resolve(plan).get(milestone_id)
+    if due is None:
+        return None
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+        found = _MORE_TIME.search(sentence)
+        if not found or _NOT.search(sentence[: found.start()]):
+            continue
+        amount = 1 if found.group("another") else _WORDS.get(found.group("n").lower()) or int(found.group("n"))
+        days = amount * (7 if found.group("unit").lower().startswith("week") else 1)
+        start = max(due, today) if today else due
+        new = start + timedelta(days=days)
+        return Change(op="move", milestone=milestone_id, due=new.isoformat()), sentence.strip()
+    return None

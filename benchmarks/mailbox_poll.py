@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.mailbox.base import MemoryState  # noqa: E402
+from pipeline.mailbox.base import MemoryCursors  # noqa: E402
 from pipeline.mailbox.imap import ImapMailbox, ImapSettings  # noqa: E402
 from pipeline.mailbox.maildir import MaildirMailbox  # noqa: E402
 
@@ -84,13 +84,13 @@ def imap_polls(sizes: list[int], polls: int) -> list[tuple[int, float, float, fl
             status = server.doveadm("mailbox", "status", "-u", address, "uidvalidity uidnext", "INBOX")
             validity = int(re.search(r"uidvalidity=(\d+)", status).group(1))  # type: ignore[union-attr]
             uid_next = int(re.search(r"uidnext=(\d+)", status).group(1))  # type: ignore[union-attr]
-            state = MemoryState()
+            state = MemoryCursors()
             settings = ImapSettings(
                 host=server.host, port=server.imap_port, security="plain", username=address, password=password,
                 smtp_port=server.smtp_port, smtp_security="plain",
             )
             box = ImapMailbox(settings, state)
-            state.set_state(box._state_key, f"{validity}:{uid_next - 1}")
+            state.set_cursor(box._state_key, f"{validity}:{uid_next - 1}")
             list(box.fetch())  # connect and warm Dovecot's index
             poll = timed_polls(box.fetch, polls)
 

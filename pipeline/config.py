@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import ConfigError
-from pipeline.mailbox.base import Mailbox, SyncState
+from pipeline.mailbox.base import Cursors, Mailbox
 
 BACKENDS = ("maildir", "imap", "exchange", "graph")
 POLICIES = ("review", "auto")
@@ -175,7 +175,7 @@ def _secret(options: Mapping[str, Any], key: str, env: Mapping[str, str], backen
     return value
 
 
-def open_mailbox(settings: Settings, mail_dir: Path, state: SyncState, env: Mapping[str, str] = os.environ) -> Mailbox:
+def open_mailbox(settings: Settings, mail_dir: Path, cursors: Cursors, env: Mapping[str, str] = os.environ) -> Mailbox:
     """The adapter [mailbox] names, connected lazily (nothing is contacted until it is used)."""
     options = settings.mailbox
     backend = options.get("backend", "maildir")
@@ -188,13 +188,13 @@ def open_mailbox(settings: Settings, mail_dir: Path, state: SyncState, env: Mapp
 
         return ImapMailbox(ImapSettings.from_options(options, password=_secret(options, "password", env, backend),
                                                      smtp_password=_secret(options, "smtp_password", env, backend)),
-                           state)
+                           cursors)
     if backend == "exchange":
         from pipeline.mailbox.exchange import ExchangeMailbox, ExchangeSettings
 
         secrets = {k: _secret(options, k, env, backend) for k in ("password", "client_secret", "access_token")}
-        return ExchangeMailbox(ExchangeSettings.from_options(options, **secrets), state)
+        return ExchangeMailbox(ExchangeSettings.from_options(options, **secrets), cursors)
     from pipeline.mailbox.graph import GraphMailbox, GraphSettings
 
     secrets = {k: _secret(options, k, env, backend) for k in ("client_secret", "certificate_password")}
-    return GraphMailbox(GraphSettings.from_options(options, **secrets), state)
+    return GraphMailbox(GraphSettings.from_options(options, **secrets), cursors)

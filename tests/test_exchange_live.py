@@ -16,7 +16,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from pipeline.mailbox.base import MemoryState
+from pipeline.mailbox.base import MemoryCursors
 from pipeline.mailbox.exchange import ExchangeMailbox, ExchangeSettings
 
 ENV = os.environ
@@ -73,7 +73,7 @@ def wait_for(box: ExchangeMailbox, wanted: set[str], timeout: float = 120.0) -> 
 
 def test_plan_mail_and_reply_round_trip_through_a_real_mailbox():
     settings = live_settings()
-    box = ExchangeMailbox(settings, MemoryState())
+    box = ExchangeMailbox(settings, MemoryCursors())
     list(box.fetch())  # take the sync state as it is now: only mail from here on counts
     token = uuid.uuid4().hex[:12]
     domain = settings.mailbox.rpartition("@")[2]

@@ -19,7 +19,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from pipeline.mailbox.base import MemoryState
+from pipeline.mailbox.base import MemoryCursors
 from pipeline.mailbox.graph import GraphMailbox, GraphSettings
 
 ENV = os.environ
@@ -92,7 +92,7 @@ def test_a_plan_mail_and_replies_round_trip_through_exchange_online() -> None:
     run = uuid.uuid4().hex[:12]
     ids = {n: f"<plan.live-{run}.v{n}@mutualplan.test>" for n in (1, 2, 3)}
     subjects = {1: f"Mutual Plan live test {run}", 2: f"Re: Mutual Plan live test {run}", 3: f"Re: elsewhere {run}"}
-    with GraphMailbox(settings, MemoryState()) as box:
+    with GraphMailbox(settings, MemoryCursors()) as box:
         address = settings.mailbox or ENV["MUTUALPLAN_GRAPH_ADDRESS"]
         list(box.fetch())  # the first round sets the place to read from
 

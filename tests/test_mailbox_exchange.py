@@ -12,7 +12,7 @@ import pytest
 from ews_server import EwsServer
 
 from pipeline.errors import ConfigError, MailboxError
-from pipeline.mailbox.base import HELD, MemoryState
+from pipeline.mailbox.base import HELD, MemoryCursors
 from pipeline.mailbox.exchange import ExchangeMailbox, ExchangeSettings
 
 SELLER = "seller@example.com"
@@ -42,7 +42,7 @@ def settings(ews: EwsServer, **overrides) -> ExchangeSettings:
 
 @pytest.fixture
 def state():
-    return MemoryState()
+    return MemoryCursors()
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_fetch_hands_over_raw_mime_once_and_only_new_mail_after(ews, box, state)
 
     assert [f.raw for f in first] == [client_mail(1), client_mail(2)]
     assert [f.key.split("|", 1)[1] for f in first] == ["<client-1@buyer.example>", "<client-2@buyer.example>"]
-    assert state.get_state(f"exchange:{SELLER}:inbox")
+    assert state.cursor(f"exchange:{SELLER}:inbox")
     assert list(box.fetch()) == []
     ews.deliver(client_mail(3))
     assert [f.raw for f in box.fetch()] == [client_mail(3)]
@@ -108,7 +108,7 @@ def test_first_sync_skips_mail_the_seller_already_read_unless_asked(ews, state):
     ews.deliver(client_mail(2))
 
     assert [f.raw for f in ExchangeMailbox(settings(ews), state).fetch()] == [client_mail(2)]
-    assert [f.raw for f in ExchangeMailbox(settings(ews, first_sync="all"), MemoryState()).fetch()] == [
+    assert [f.raw for f in ExchangeMailbox(settings(ews, first_sync="all"), MemoryCursors()).fetch()] == [
         client_mail(1), client_mail(2)]
 
 
@@ -120,7 +120,7 @@ def test_state_advances_only_after_the_whole_batch_is_taken(ews, box, state):
     assert next(fetching).raw == client_mail(1)
     fetching.close()  # the process dies with the batch half handed over
 
-    assert state.get_state(f"exchange:{SELLER}:inbox") is None
+    assert state.cursor(f"exchange:{SELLER}:inbox") is None
     assert [f.raw for f in box.fetch()] == [client_mail(1), client_mail(2), client_mail(3)]
 
 
@@ -135,7 +135,7 @@ def test_a_connection_dropped_mid_batch_loses_nothing(ews, state):
         taken.extend(box.fetch())
     assert caught.value.transient
     assert taken == []
-    assert state.get_state(f"exchange:{SELLER}:inbox") is None
+    assert state.cursor(f"exchange:{SELLER}:inbox") is None
     assert [f.raw for f in box.fetch()] == [client_mail(1), client_mail(2), client_mail(3)]
 
 
@@ -306,7 +306,7 @@ def test_server_down_is_a_transient_error_that_says_so():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     box = ExchangeMailbox(ExchangeSettings(endpoint=f"http://127.0.0.1:{port}/EWS/Exchange.asmx", mailbox=SELLER,
-                                           auth="basic", username="u", password="p", max_wait=5), MemoryState())
+                                           auth="basic", username="u", password="p", max_wait=5), MemoryCursors())
 
     with pytest.raises(MailboxError) as caught:
         list(box.fetch())
@@ -392,7 +392,7 @@ def test_settings_that_cannot_work_are_refused_by_name(change, complaint):
                   username="u", password="p")
     values.update(change)
     with pytest.raises(ConfigError) as caught:
-        ExchangeMailbox(ExchangeSettings(**values), MemoryState())
+        ExchangeMailbox(ExchangeSettings(**values), MemoryCursors())
     assert complaint in str(caught.value)
 
 

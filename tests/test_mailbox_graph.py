@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError, MailboxError
-from pipeline.mailbox.base import HELD, MemoryState
+from pipeline.mailbox.base import HELD, MemoryCursors
 from pipeline.mailbox.graph import GraphMailbox, GraphSettings, sign_in
 from pipeline.mailbox.graph.payload import attachments, custom_headers, message_json, recipients
 from tests.graph_server import GraphServer, Tls, make_client_certificate, make_tls
@@ -65,12 +65,12 @@ def settings(server: GraphServer, **changes) -> GraphSettings:
 
 
 @pytest.fixture
-def state() -> MemoryState:
-    return MemoryState()
+def state() -> MemoryCursors:
+    return MemoryCursors()
 
 
 @pytest.fixture
-def box(server: GraphServer, state: MemoryState):
+def box(server: GraphServer, state: MemoryCursors):
     mailbox = GraphMailbox(settings(server), state)
     yield mailbox
     mailbox.close()
@@ -306,17 +306,17 @@ def test_the_delta_link_is_saved_only_after_a_whole_round_and_used_on_the_next_p
 
     round_ = box.fetch()
     assert next(round_).key == first.id
-    assert state.get_state(f"{box.name}:deltaLink") is None  # half a round hands over nothing durable
+    assert state.cursor(f"{box.name}:deltaLink") is None  # half a round hands over nothing durable
     round_.close()
-    assert state.get_state(f"{box.name}:deltaLink") is None
+    assert state.cursor(f"{box.name}:deltaLink") is None
     assert [f.key for f in box.fetch()] == [first.id, second.id]  # the crashed round is replayed
-    link = state.get_state(f"{box.name}:deltaLink")
+    link = state.cursor(f"{box.name}:deltaLink")
     assert link and "$deltatoken=" in link
 
     third = server.deliver(SELLER, inbound("Three", "<three@buyer.example>"))
     assert [f.key for f in box.fetch()] == [third.id]
     assert "$deltatoken=" in requests_to(server, "GET", r"/messages/delta$")[-1].query
-    assert state.get_state(f"{box.name}:deltaLink") != link
+    assert state.cursor(f"{box.name}:deltaLink") != link
     assert list(box.fetch()) == []
 
 
@@ -333,7 +333,7 @@ def test_a_410_gone_starts_a_resync_from_the_last_completed_round(server, box, s
     server.deliver(SELLER, inbound("Before", "<before@buyer.example>"), received=earlier)
     kept = server.deliver(SELLER, inbound("Kept", "<kept@buyer.example>"))
     assert len(list(box.fetch())) == 2
-    old_link = state.get_state(f"{box.name}:deltaLink")
+    old_link = state.cursor(f"{box.name}:deltaLink")
     later = server.deliver(SELLER, inbound("Later", "<later@buyer.example>"))
     server.fault("GET", r"/messages/delta$", 410, query=r"\$deltatoken=.")
 
@@ -345,7 +345,7 @@ def test_a_410_gone_starts_a_resync_from_the_last_completed_round(server, box, s
     deltas = requests_to(server, "GET", r"/messages/delta$")
     assert deltas[-2].status == 410 and "$deltatoken=" in deltas[-2].query
     assert deltas[-1].status == 200 and "$deltatoken" not in deltas[-1].query
-    assert state.get_state(f"{box.name}:deltaLink") not in (None, old_link)
+    assert state.cursor(f"{box.name}:deltaLink") not in (None, old_link)
 
 
 def test_a_message_deleted_before_download_is_skipped(server, box):
@@ -401,11 +401,11 @@ def test_mail_about_no_plan_is_left_as_the_seller_left_it_and_does_not_come_back
 def test_ack_uses_existing_folders_and_tolerates_a_deleted_message(server, box):
     first = server.deliver(SELLER, inbound("One", "<f1@buyer.example>"))
     keys = [f.key for f in box.fetch()]
-    with GraphMailbox(settings(server, processed_folder="Archive/Plans"), MemoryState()) as other:
+    with GraphMailbox(settings(server, processed_folder="Archive/Plans"), MemoryCursors()) as other:
         other.ack(keys[0])
     created = len(requests_to(server, "POST", r"/(mailFolders|childFolders)$"))
     second = server.deliver(SELLER, inbound("Two", "<f2@buyer.example>"))
-    with GraphMailbox(settings(server, processed_folder="Archive/Plans"), MemoryState()) as fresh:
+    with GraphMailbox(settings(server, processed_folder="Archive/Plans"), MemoryCursors()) as fresh:
         fresh.ack(second.id)  # a new adapter finds the folders instead of creating them
     assert len(requests_to(server, "POST", r"/(mailFolders|childFolders)$")) == created
     assert server.mailbox(SELLER).path_of(first.folder) == "Archive/Plans"
@@ -683,8 +683,8 @@ def test_at_most_four_requests_are_in_flight_per_mailbox(server, state):
     for n in range(16):
         server.deliver(SELLER, inbound(f"M{n}", f"<c{n}@buyer.example>"))
     server.delay = 0.05
-    first = GraphMailbox(settings(server), MemoryState())
-    second = GraphMailbox(settings(server), MemoryState())
+    first = GraphMailbox(settings(server), MemoryCursors())
+    second = GraphMailbox(settings(server), MemoryCursors())
     results: dict[str, int] = {}
 
     def poll(name: str, mailbox: GraphMailbox) -> None:

@@ -13,7 +13,7 @@ import pytest
 from imap_tools import MailBoxUnencrypted
 
 from pipeline.errors import ConfigError, MailboxError
-from pipeline.mailbox.base import HELD, MemoryState, NotFiledError
+from pipeline.mailbox.base import HELD, MemoryCursors, NotFiledError
 from pipeline.mailbox.imap import ImapMailbox, ImapSettings
 from tests.servers import MailServer
 
@@ -46,7 +46,7 @@ def open_box(mailserver: MailServer) -> Iterator[Callable[..., ImapMailbox]]:
     """Open an ImapMailbox on the test servers (plain IMAP and SMTP on loopback unless told otherwise)."""
     opened: list[ImapMailbox] = []
 
-    def make(account: Account, state: MemoryState | None = None, **overrides: object) -> ImapMailbox:
+    def make(account: Account, state: MemoryCursors | None = None, **overrides: object) -> ImapMailbox:
         fields: dict = {
             "host": mailserver.host, "port": mailserver.imap_port, "security": "plain",
             "username": account[0], "password": account[1],
@@ -54,7 +54,7 @@ def open_box(mailserver: MailServer) -> Iterator[Callable[..., ImapMailbox]]:
             "cafile": str(mailserver.cafile), "first_sync": "all", "timeout": 10.0,
         }
         fields.update(overrides)
-        box = ImapMailbox(ImapSettings(**fields), state if state is not None else MemoryState())
+        box = ImapMailbox(ImapSettings(**fields), state if state is not None else MemoryCursors())
         opened.append(box)
         return box
 
@@ -203,7 +203,7 @@ def test_fetch_reads_the_prospects_reply_and_ack_moves_it(
 def test_ack_without_a_folder_leaves_the_message_as_the_seller_left_it(
     mailserver: MailServer, open_box, seller: Account, prospect: Account
 ) -> None:
-    state = MemoryState()
+    state = MemoryCursors()
     deliver(mailserver, open_box, prospect, seller[0], "not about any plan")
     box = open_box(seller, state)
     (fetched,) = list(box.fetch())
@@ -217,7 +217,7 @@ def test_ack_without_a_folder_leaves_the_message_as_the_seller_left_it(
 def test_a_poll_asks_only_for_uids_above_the_last_one_handed_over(
     mailserver: MailServer, open_box, seller: Account, prospect: Account
 ) -> None:
-    state = MemoryState()
+    state = MemoryCursors()
     deliver(mailserver, open_box, prospect, seller[0], "first")
     deliver(mailserver, open_box, prospect, seller[0], "second")
     box = open_box(seller, state)
@@ -240,7 +240,7 @@ def test_a_poll_asks_only_for_uids_above_the_last_one_handed_over(
 def test_a_poll_cut_short_is_offered_again(
     mailserver: MailServer, open_box, seller: Account, prospect: Account
 ) -> None:
-    state = MemoryState()
+    state = MemoryCursors()
     deliver(mailserver, open_box, prospect, seller[0], "first")
     deliver(mailserver, open_box, prospect, seller[0], "second")
     polling = open_box(seller, state).fetch()
@@ -255,7 +255,7 @@ def test_a_poll_cut_short_is_offered_again(
 def test_a_changed_uidvalidity_reads_the_folder_again_from_the_start(
     mailserver: MailServer, open_box, seller: Account, prospect: Account
 ) -> None:
-    state = MemoryState()
+    state = MemoryCursors()
     deliver(mailserver, open_box, prospect, seller[0], "first")
     box = open_box(seller, state)
     old = list(box.fetch())
@@ -281,7 +281,7 @@ def test_the_first_poll_skips_mail_the_seller_has_already_read(
     deliver(mailserver, open_box, prospect, seller[0], "not read yet")
     with MailBoxUnencrypted(mailserver.host, mailserver.imap_port).login(*seller) as client:
         client.client.uid("STORE", "1", "+FLAGS", r"(\Seen)")
-    state = MemoryState()
+    state = MemoryCursors()
     first = list(open_box(seller, state, first_sync="unseen").fetch())
     assert len(first) == 1 and b"not read yet" in first[0].raw
     deliver(mailserver, open_box, prospect, seller[0], "new")
@@ -409,7 +409,7 @@ def test_a_server_that_is_not_there_is_a_transient_error(tmp_path: Path) -> None
         box = ImapMailbox(
             ImapSettings(host="127.0.0.1", port=port, security="plain", username="a@b.example", password="x",
                          smtp_port=port, smtp_security="plain", timeout=5),
-            MemoryState(),
+            MemoryCursors(),
         )
         with pytest.raises(MailboxError, match=f"cannot read new mail from the IMAP server 127.0.0.1:{port}") as err:
             list(box.fetch())
@@ -422,10 +422,10 @@ def test_a_server_that_is_not_there_is_a_transient_error(tmp_path: Path) -> None
 def test_plain_text_passwords_go_only_to_this_machine() -> None:
     with pytest.raises(ConfigError, match=r"unencrypted to mail\.example\.com"):
         ImapMailbox(ImapSettings(host="mail.example.com", username="u", password="p", security="plain"),
-                    MemoryState())
+                    MemoryCursors())
     with pytest.raises(ConfigError, match="smtp_security = 'plain'"):
         ImapMailbox(ImapSettings(host="mail.example.com", username="u", password="p", smtp_security="plain"),
-                    MemoryState())
+                    MemoryCursors())
     with pytest.raises(ConfigError, match="no IMAP password"):
-        ImapMailbox(ImapSettings(host="mail.example.com", username="u", password=""), MemoryState())
-    ImapMailbox(ImapSettings(host="localhost", username="u", password="p", security="plain"), MemoryState())
+        ImapMailbox(ImapSettings(host="mail.example.com", username="u", password=""), MemoryCursors())
+    ImapMailbox(ImapSettings(host="localhost", username="u", password="p", security="plain"), MemoryCursors())

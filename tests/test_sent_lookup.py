@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.mailbox.base import MemoryState
+from pipeline.mailbox.base import MemoryCursors
 from pipeline.mailbox.imap import ImapMailbox, ImapSettings
 from pipeline.mailbox.maildir import MaildirMailbox
 from tests.servers import MailServer
@@ -107,7 +107,7 @@ def open_box(mailserver: MailServer, account: tuple[str, str]) -> ImapMailbox:
     return ImapMailbox(ImapSettings(
         host=mailserver.host, port=mailserver.imap_port, security="plain", username=account[0],
         password=account[1], smtp_port=mailserver.smtp_port, smtp_security="plain", timeout=10.0,
-    ), MemoryState())
+    ), MemoryCursors())
 
 
 def append_to_sent(mailserver: MailServer, account: tuple[str, str], message_id: str) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pipeline.errors import StoreError
-from pipeline.mailbox.base import SyncState
+from pipeline.mailbox.base import Cursors
 from pipeline.plan.model import (
     Change,
     Contact,
@@ -286,13 +286,13 @@ def test_audit_log_keeps_order_and_details(store: Store) -> None:
 
 
 def test_sync_state_is_kept(store: Store) -> None:
-    state: SyncState = store
-    assert state.get_state("imap:INBOX:uidvalidity") is None
-    state.set_state("imap:INBOX:uidvalidity", "1700000000")
-    state.set_state("imap:INBOX:uidvalidity", "1700000001")
-    state.set_state("graph:delta", "https://graph.example/delta?token=x")
-    assert state.get_state("imap:INBOX:uidvalidity") == "1700000001"
-    assert state.get_state("graph:delta") == "https://graph.example/delta?token=x"
+    state: Cursors = store
+    assert state.cursor("imap:INBOX:uidvalidity") is None
+    state.set_cursor("imap:INBOX:uidvalidity", "1700000000")
+    state.set_cursor("imap:INBOX:uidvalidity", "1700000001")
+    state.set_cursor("graph:delta", "https://graph.example/delta?token=x")
+    assert state.cursor("imap:INBOX:uidvalidity") == "1700000001"
+    assert state.cursor("graph:delta") == "https://graph.example/delta?token=x"
 
 
 def test_times_are_stored_in_utc_and_must_be_aware(store: Store) -> None:
@@ -495,7 +495,7 @@ def test_a_version_1_database_opens_in_this_release_with_its_data(url: str) -> N
         assert store.plan_state(PLAN_ID) == "agreed"
         assert store.message("<r1@acme.example>").reason == "made version 2"
         assert store.audit_log(PLAN_ID)[0].event == "plan created"
-        assert store.get_state("imap:INBOX:uid") == "42"
+        assert store.cursor("imap:INBOX:uid") == "42"
         # And it goes on from there, with what the newer schema added.
         v3 = store.add_version(make_plan("after the upgrade"), author="a@x", reason="edit", created=T0)
         assert (v3.number, v3.parent_hash) == (3, plan_hash(v2_plan))

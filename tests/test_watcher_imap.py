@@ -218,10 +218,10 @@ IMAP_TABLE = {"backend": "imap", "host": "127.0.0.1", "port": 1143, "security": 
 
 def open_imap(table: dict, env: dict[str, str]) -> ImapMailbox:
     from pipeline.config import load_settings, open_mailbox
-    from pipeline.mailbox.base import MemoryState
+    from pipeline.mailbox.base import MemoryCursors
 
     settings = load_settings({"mailbox": table})
-    return open_mailbox(settings, Path("unused"), MemoryState(), env=env)  # type: ignore[return-value]
+    return open_mailbox(settings, Path("unused"), MemoryCursors(), env=env)  # type: ignore[return-value]
 
 
 def test_the_imap_backend_is_set_up_from_the_mailbox_table() -> None:

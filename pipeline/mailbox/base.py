@@ -26,12 +26,12 @@ class Fetched:
     raw: bytes
 
 
-class SyncState(Protocol):
+class Cursors(Protocol):
     """Where a backend keeps its place (IMAP UIDs, EWS sync state, Graph deltaLink) between polls."""
 
-    def get_state(self, name: str) -> str | None: ...
+    def cursor(self, name: str) -> str | None: ...
 
-    def set_state(self, name: str, value: str) -> None: ...
+    def set_cursor(self, name: str, value: str) -> None: ...
 
 
 class Mailbox(Protocol):
@@ -73,14 +73,14 @@ def with_brackets(message_id: str) -> str:
     return value if value.startswith("<") else f"<{value}>"
 
 
-class MemoryState:
-    """A SyncState in a dict, for tests and one-shot commands."""
+class MemoryCursors:
+    """A Cursors in a dict, for tests and one-shot commands."""
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
 
-    def get_state(self, name: str) -> str | None:
+    def cursor(self, name: str) -> str | None:
         return self.values.get(name)
 
-    def set_state(self, name: str, value: str) -> None:
+    def set_cursor(self, name: str, value: str) -> None:
         self.values[name] = value

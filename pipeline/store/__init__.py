@@ -9,15 +9,15 @@ One module per family of tables, each a mixin over the Database that owns the en
 from __future__ import annotations
 
 from pipeline.store.audit import AuditEntry
+from pipeline.store.cursors import MailboxCursors
 from pipeline.store.database import utc_iso
 from pipeline.store.messages import EVIDENCE_KINDS, Evidence, MessageRecord, Messages
 from pipeline.store.plans import PLAN_STATES, Plans
 from pipeline.store.queue import OutboxEntry, Queue
-from pipeline.store.state import MailboxState
 from pipeline.store.versions import VersionConflict, VersionRecord, Versions
 
 
-class Store(Versions, Plans, Messages, Queue, MailboxState):
+class Store(Versions, Plans, Messages, Queue, MailboxCursors):
     """The pipeline's database; open it with Store.open(url), which creates or upgrades the schema."""
 
 

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from pipeline.errors import MailboxError
-from pipeline.mailbox.base import PROCESSED, Fetched, SyncState
+from pipeline.mailbox.base import PROCESSED, Cursors, Fetched
 from pipeline.mailbox.exchange.connection import ExchangeConnection, raise_first
 from pipeline.mailbox.exchange.extensions import register_properties
 from pipeline.mailbox.exchange.outgoing import ExchangeOutbox
@@ -20,12 +20,12 @@ log = logging.getLogger(__name__)
 class ExchangeMailbox:
     """A seller's Exchange mailbox over EWS: fetch new mail, file it, send and draft as the seller."""
 
-    def __init__(self, settings: ExchangeSettings, state: SyncState, *, name: str = "exchange") -> None:
+    def __init__(self, settings: ExchangeSettings, cursors: Cursors, *, name: str = "exchange") -> None:
         settings.check()
         register_properties()
         self.name = name
         self.settings = settings
-        self._state = state
+        self._cursors = cursors
         self._state_key = f"exchange:{settings.mailbox.lower()}:inbox"
         self._ews = ExchangeConnection(settings)
         self._outbox = ExchangeOutbox(self._ews)
@@ -42,7 +42,7 @@ class ExchangeMailbox:
         with self._ews.errors("read new mail from"):
             account = self._ews.begin()
             inbox = account.inbox
-            state = self._state.get_state(self._state_key)
+            state = self._cursors.cursor(self._state_key)
             skip_read = state is None and self.settings.first_sync == "unread"
             new: list[Any] = []
             # exchangelib falls back to the state it remembers on the cached folder; ours is the only truth.
@@ -67,7 +67,7 @@ class ExchangeMailbox:
                     continue
                 yield Fetched(key=_make_key(ref.id, item.message_id or ref.message_id), raw=item.mime_content)
         if new_state and new_state != state:
-            self._state.set_state(self._state_key, new_state)
+            self._cursors.set_cursor(self._state_key, new_state)
 
     def ack(self, key: str, folder: str | None = PROCESSED) -> None:
         """Mark read, add the category, and move into the folder; found again by Message-ID if its id is stale.

@@ -41,7 +41,7 @@ class GraphApi:
         return f"{self._base}{self._user}{path}"
 
     def state_key(self, what: str) -> str:
-        """The SyncState name this mailbox keeps `what` (deltaLink, roundStarted) under."""
+        """The Cursors name this mailbox keeps `what` (deltaLink, roundStarted) under."""
         return f"{self.name}:{what}"
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from pipeline.mailbox.base import Fetched, SyncState
+from pipeline.mailbox.base import Cursors, Fetched
 from pipeline.mailbox.graph.api import GraphApi
 from pipeline.mailbox.graph.http import PREFER_IMMUTABLE, GraphError
 
@@ -27,13 +27,13 @@ class _Resync(Exception):
 
 
 class GraphInbox:
-    """The seller's Inbox as delta rounds; the deltaLink and the round's start are kept in the SyncState."""
+    """The seller's Inbox as delta rounds; the deltaLink and the round's start are kept in the Cursors."""
 
-    def __init__(self, api: GraphApi, state: SyncState) -> None:
+    def __init__(self, api: GraphApi, cursors: Cursors) -> None:
         self._api = api
         self._http = api.http
         self.name = api.name
-        self._state = state
+        self._cursors = cursors
         self.settings = api.settings
 
     def fetch(self) -> Iterator[Fetched]:
@@ -43,7 +43,7 @@ class GraphInbox:
         the round; a 410 Gone starts a full resync (the caller deduplicates by Message-ID).
         """
         started = datetime.now(UTC)
-        link = self._state.get_state(self._api.state_key("deltaLink")) or None
+        link = self._cursors.cursor(self._api.state_key("deltaLink")) or None
         try:
             items, delta_link = self._delta_round(link)
         except _Resync:
@@ -52,8 +52,8 @@ class GraphInbox:
         # receivedDateTime has whole seconds; the stable sort keeps Graph's order within a second.
         items.sort(key=lambda item: item.get("receivedDateTime") or "")
         yield from self._download(items)
-        self._state.set_state(self._api.state_key("deltaLink"), delta_link)
-        self._state.set_state(self._api.state_key("roundStarted"), started.isoformat())
+        self._cursors.set_cursor(self._api.state_key("deltaLink"), delta_link)
+        self._cursors.set_cursor(self._api.state_key("roundStarted"), started.isoformat())
 
     def _delta_round(self, link: str | None) -> tuple[list[dict[str, Any]], str]:
         url = link or self._initial_delta_url()
@@ -83,7 +83,7 @@ class GraphInbox:
     def _initial_delta_url(self) -> str:
         # Only mail received since the last completed round (or first_sync_days on the very first
         # round): a resync must not replay the seller's whole inbox, and Graph stops at 5,000.
-        last = self._state.get_state(self._api.state_key("roundStarted"))
+        last = self._cursors.cursor(self._api.state_key("roundStarted"))
         if last:
             since = datetime.fromisoformat(last) - RESYNC_OVERLAP
         else:

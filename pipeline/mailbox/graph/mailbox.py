@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 
-from pipeline.mailbox.base import PROCESSED, Fetched, SyncState
+from pipeline.mailbox.base import PROCESSED, Cursors, Fetched
 from pipeline.mailbox.graph.api import GraphApi
 from pipeline.mailbox.graph.folders import GraphFolders
 from pipeline.mailbox.graph.inbox import GraphInbox
@@ -17,12 +17,12 @@ from pipeline.mailbox.graph.settings import GraphSettings
 class GraphMailbox:
     """A seller's Exchange Online mailbox through Microsoft Graph; every failure is a MailboxError."""
 
-    def __init__(self, settings: GraphSettings, state: SyncState, *, token: Callable[[], str] | None = None) -> None:
+    def __init__(self, settings: GraphSettings, cursors: Cursors, *, token: Callable[[], str] | None = None) -> None:
         self.settings = settings
-        self.state = state
+        self.cursors = cursors
         self._api = GraphApi(settings, token)
         self.name = self._api.name
-        self._inbox = GraphInbox(self._api, state)
+        self._inbox = GraphInbox(self._api, cursors)
         self._folders = GraphFolders(self._api)
         self._outbox = GraphOutbox(self._api)
 

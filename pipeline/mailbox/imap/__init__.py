@@ -16,7 +16,7 @@ Settings (`ImapSettings`, filled by the config layer; passwords come from the en
 - `cafile`: a CA bundle to trust instead of the system's (a company CA, a test server); `timeout`: seconds.
 
 The key of a fetched message is ``"{UIDVALIDITY}:{UID}"``. The place in the folder (its UIDVALIDITY and the last
-UID handed over) is kept in the SyncState, so a poll asks the server only for UIDs above it and costs the same
+UID handed over) is kept in the Cursors, so a poll asks the server only for UIDs above it and costs the same
 however much mail the folder holds; when UIDVALIDITY changes, the folder is read again from the start and the
 caller deduplicates by Message-ID.
 """

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from imap_tools.utils import encode_folder
 
 from pipeline.errors import MailboxError
-from pipeline.mailbox.base import Fetched, SyncState
+from pipeline.mailbox.base import Cursors, Fetched
 from pipeline.mailbox.imap.connection import ImapConnection, ok
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,10 @@ _UID_IN_FETCH = re.compile(rb"UID (\d+)")
 class ImapInbox:
     """The folder new mail is read from, and the place in it (UIDVALIDITY and the last UID handed over)."""
 
-    def __init__(self, imap: ImapConnection, state: SyncState, state_key: str) -> None:
+    def __init__(self, imap: ImapConnection, cursors: Cursors, state_key: str) -> None:
         self._imap = imap
         self.settings = imap.settings
-        self._state = state
+        self._cursors = cursors
         self._state_key = state_key
 
     def fetch(self) -> Iterator[Fetched]:
@@ -41,13 +41,13 @@ class ImapInbox:
             for uid in chunk:
                 if uid in bodies:  # else expunged meanwhile: nothing left to hand over
                     yield Fetched(key=f"{validity}:{uid}", raw=bodies[uid])
-        self._state.set_state(self._state_key, f"{validity}:{max([last, *uids])}")
+        self._cursors.set_cursor(self._state_key, f"{validity}:{max([last, *uids])}")
 
     def ack(self, key: str, folder: str | None) -> None:
         """Mark the message seen and move it to `folder` (created if missing); a message already gone is fine.
 
         `folder=None` touches nothing: the message stays as the seller left it (unread if it was), and the
-        place kept in the SyncState is what keeps it from being fetched again.
+        place kept in the Cursors is what keeps it from being fetched again.
         """
         validity, uid = _split_key(key)
         if folder is None:
@@ -133,7 +133,7 @@ class ImapInbox:
         return bodies
 
     def _saved_place(self) -> tuple[int, int] | None:
-        saved = self._state.get_state(self._state_key)
+        saved = self._cursors.cursor(self._state_key)
         if not saved:
             return None
         try:

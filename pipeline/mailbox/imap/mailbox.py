@@ -11,7 +11,7 @@ from email.policy import SMTP
 from email.utils import getaddresses, parseaddr
 
 from pipeline.errors import MailboxError
-from pipeline.mailbox.base import PROCESSED, Fetched, NotFiledError, SyncState, with_brackets
+from pipeline.mailbox.base import PROCESSED, Cursors, Fetched, NotFiledError, with_brackets
 from pipeline.mailbox.imap.connection import ImapConnection
 from pipeline.mailbox.imap.inbox import ImapInbox
 from pipeline.mailbox.imap.lookup import SentLookup, find_drafts
@@ -24,13 +24,13 @@ log = logging.getLogger(__name__)
 class ImapMailbox:
     """A seller's mailbox over IMAP and SMTP; one IMAP connection, opened on first use and kept."""
 
-    def __init__(self, settings: ImapSettings, state: SyncState, *, name: str = "imap") -> None:
+    def __init__(self, settings: ImapSettings, cursors: Cursors, *, name: str = "imap") -> None:
         settings.check()
         self.name = name
         self.settings = settings
         self._state_key = f"imap:{settings.username.lower()}@{settings.host}:{settings.folder}"
         self._imap = ImapConnection(settings)
-        self._inbox = ImapInbox(self._imap, state, self._state_key)
+        self._inbox = ImapInbox(self._imap, cursors, self._state_key)
         self._sent = SentLookup(self._imap)
 
     def close(self) -> None:
@@ -65,7 +65,7 @@ class ImapMailbox:
         """Mark the message seen and move it to `folder` (created if missing); a message already gone is fine.
 
         `folder=None` touches nothing: the message stays as the seller left it (unread if it was), and the
-        place kept in the SyncState is what keeps it from being fetched again.
+        place kept in the Cursors is what keeps it from being fetched again.
         """
         self._inbox.ack(key, folder)
 

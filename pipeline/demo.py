@@ -6,6 +6,7 @@ demo makes the same letters, byte for byte.
 
 from __future__ import annotations
 
+import mailbox
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,6 @@ from pipeline.archive import export
 from pipeline.errors import ConfigError
 from pipeline.home import Home, init_home
 from pipeline.loop.service import Reason, Service, make_version, queue_plan
-from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan import ids
 from pipeline.plan.source import parse_plan
 from pipeline.redline import render_redline
@@ -99,7 +99,8 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
     home = _home(Path(root).resolve(), fresh)
     clock = SimulatedClock(START)
     plan = parse_plan((templates_dir() / "plans" / "example.md").read_text(encoding="utf-8"), file="example.md")
-    inbox = MaildirMailbox(home.mail_dir)
+    # The prospect's replies arrive as a mail server delivers them: into the home's Maildir (mail/new).
+    inbox = mailbox.Maildir(home.mail_dir, factory=None, create=False)
     steps: list[dict[str, Any]] = []
 
     def poll(watcher: Service, what: str) -> None:
@@ -123,7 +124,7 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
 
         say("2. Dana asks for a later pilot and a security review before it.")
         clock.advance(days=1, hours=1)
-        inbox.deliver(reply(
+        inbox.add(reply(
             sender=("Dana Whitfield", "dana.whitfield@acme.example"), to=plan.seller.email, subject=subject,
             in_reply_to=v1.message_id, references=[v1.message_id], when=clock(),
             message_id="<demo.1.dana@acme.example>",
@@ -154,7 +155,7 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
             ("Raj Patel", "raj.patel@acme.example", "Confirmed.\n\nRaj\n\nSent from my iPhone\n"),
         ), start=2):
             clock.advance(hours=3)
-            inbox.deliver(reply(
+            inbox.add(reply(
                 sender=(name, address), to=plan.seller.email, subject=subject2, in_reply_to=v2_id,
                 references=[v1.message_id, "<demo.1.dana@acme.example>", v2_id], when=clock(),
                 message_id=f"<demo.{n}.{address.split('@')[0]}@acme.example>", body=text,

@@ -104,14 +104,7 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
     steps: list[dict[str, Any]] = []
 
     def poll(watcher: Service, what: str) -> None:
-        report = watcher.poll()
-        steps.append({"step": what, **report.to_dict()})
-        for _message_id, disposition, reason in report.handled:
-            say(f"  {disposition:<9} {reason}")
-        for message_id in report.drafted:
-            say(f"  drafted   {message_id} (waits for the seller)")
-        for message_id in report.sent:
-            say(f"  sent      {message_id}")
+        _poll(watcher, what, steps, say)
 
     with Service.open(home, clock) as watcher:
         store = watcher.store
@@ -150,16 +143,7 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
         subject2 = ids.subject(plan, v2.number)
 
         say("4. Dana and Raj confirm version 2.")
-        for n, (name, address, text) in enumerate((
-            ("Dana Whitfield", "dana.whitfield@acme.example", "Confirmed - thanks Jordan.\n\nDana\n"),
-            ("Raj Patel", "raj.patel@acme.example", "Confirmed.\n\nRaj\n\nSent from my iPhone\n"),
-        ), start=2):
-            clock.advance(hours=3)
-            inbox.add(reply(
-                sender=(name, address), to=plan.seller.email, subject=subject2, in_reply_to=v2_id,
-                references=[v1.message_id, "<demo.1.dana@acme.example>", v2_id], when=clock(),
-                message_id=f"<demo.{n}.{address.split('@')[0]}@acme.example>", body=text,
-            ))
+        _confirmations(inbox, clock, plan.seller.email, subject2, [v1.message_id, "<demo.1.dana@acme.example>", v2_id])
         clock.advance(minutes=5)
         poll(watcher, "the confirmations")
 
@@ -167,6 +151,14 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
         bundle = home.root / "export" / plan.id
         export_result = export(store, watcher.parts.archive, plan.id, bundle, redline=render_redline)
 
+    letters, outbox = _where(home, bundle, plan.id, status, say)
+    return {"home": str(home.root), "plan_id": plan.id, "status": status, "steps": steps,
+            "letters": letters, "emails": outbox, "bundle": str(bundle), "export": repr(export_result)}
+
+
+def _where(home: Home, bundle: Path, plan_id: str, status: dict[str, Any],
+           say: Callable[[str], Any]) -> tuple[list[str], list[str]]:
+    """Say where every letter, email and the bundle are; the letters' and emails' paths."""
     letters = sorted(str(p) for p in (bundle / "versions").glob("*.pdf"))
     outbox = sorted(str(p) for p in (home.mail_dir.parent / "outbox").glob("*.eml"))
     say("")
@@ -179,8 +171,30 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
         say(f"  {path}")
     say(f"Drafts and Sent (Maildir): {home.mail_dir}")
     say(f"Archive bundle for legal review: {bundle} (check it: mutualplan archive verify {bundle})")
-    say(f"Look around: mutualplan --home {home.root} status; mutualplan --home {home.root} history {plan.id}")
-    return {"home": str(home.root), "plan_id": plan.id, "status": status, "steps": steps,
-            "letters": letters, "emails": outbox, "bundle": str(bundle), "export": repr(export_result)}
+    say(f"Look around: mutualplan --home {home.root} status; mutualplan --home {home.root} history {plan_id}")
+    return letters, outbox
 
 
+def _poll(watcher: Service, what: str, steps: list[dict[str, Any]], say: Callable[[str], Any]) -> None:
+    """One poll of the watcher, said as it happens and kept as a step of the demo's result."""
+    report = watcher.poll()
+    steps.append({"step": what, **report.to_dict()})
+    for _message_id, disposition, reason in report.handled:
+        say(f"  {disposition:<9} {reason}")
+    for message_id in report.drafted:
+        say(f"  drafted   {message_id} (waits for the seller)")
+    for message_id in report.sent:
+        say(f"  sent      {message_id}")
+
+
+def _confirmations(inbox: mailbox.Maildir, clock: SimulatedClock, seller: str, subject: str, thread: list[str]) -> None:
+    """Dana's and Raj's confirmations of the version that ends `thread`, three hours apart."""
+    for n, (name, address, text) in enumerate((
+        ("Dana Whitfield", "dana.whitfield@acme.example", "Confirmed - thanks Jordan.\n\nDana\n"),
+        ("Raj Patel", "raj.patel@acme.example", "Confirmed.\n\nRaj\n\nSent from my iPhone\n"),
+    ), start=2):
+        clock.advance(hours=3)
+        inbox.add(reply(
+            sender=(name, address), to=seller, subject=subject, in_reply_to=thread[-1], references=thread,
+            when=clock(), message_id=f"<demo.{n}.{address.split('@')[0]}@acme.example>", body=text,
+        ))

@@ -65,7 +65,7 @@ def approve(parts: Parts, plan_id: str) -> list[str]:
     return report.sent
 
 
-def render(parts: Parts, entry: OutboxEntry) -> EmailMessage:
+def render_and_archive(parts: Parts, entry: OutboxEntry) -> EmailMessage:
     """The email of a queued entry, rendered the same way every time, and archived once (as its plan's evidence)."""
     if entry.plan_id is None:
         # Mail to the seller that belongs to no one plan: a plan email that did not parse, the weekly digest.
@@ -86,7 +86,7 @@ def _deliver(parts: Parts, entry: OutboxEntry, report: PollReport, *, force_send
     if entry.state == "sending" and parts.mailbox.was_sent(entry.message_id):
         _mark_sent(parts, entry, report)
         return
-    message = render(parts, entry)
+    message = render_and_archive(parts, entry)
     parts.store.outbox_mark(entry.message_id, "sending", at=parts.clock())
     parts.crash_point("rendered")
     if entry.mode == "draft" and not force_send:

@@ -80,27 +80,7 @@ def decide(facts: Facts) -> Decision:
             return Decision(NOTED, "the seller's own message does not withdraw the prospect; nothing changed")
         return Decision(DECLINED, "the prospect withdrew from the plan", decline=True, notify_seller=True)
     if facts.intent == "confirm":
-        if facts.sender_is_seller:
-            return Decision(NOTED, "the seller's own confirmation does not make the plan mutual", notify_seller=False)
-        if not facts.sender_confirms:
-            return Decision(
-                NOTED, f"{facts.sender} confirmed but is not one of the confirming contacts", notify_seller=True
-            )
-        if older and facts.crossed:
-            # Two answers at once, one changing and one confirming: the change went first, this one lost.
-            return Decision(
-                HELD,
-                f"crossed with version {facts.current_version}: confirmed version {facts.replied_version}, which "
-                f"another reply changed while this one waited",
-                notify_seller=True,
-            )
-        if older:
-            return Decision(
-                NOTED,
-                f"confirmed version {facts.replied_version}, but version {facts.current_version} is current",
-                notify_seller=True,
-            )
-        return Decision(CONFIRMED, f"{facts.sender} confirmed version {facts.current_version}", confirm=True)
+        return _confirmation(facts, older)
     if facts.intent == "amend" and facts.changes:
         # Marking a step done records progress on the agreed plan; any other change alters what was agreed.
         progress = all(c.op == "status" for c in facts.changes)
@@ -136,6 +116,31 @@ def decide(facts: Facts) -> Decision:
     # A comment, a question, or an amend whose requests could not be mapped safely.
     what = "asked for something that could not be mapped safely" if facts.unresolved else "commented"
     return Decision(NOTED, f"{facts.sender} {what}; nothing changed", notify_seller=True, notes=facts.unresolved)
+
+
+def _confirmation(facts: Facts, older: bool) -> Decision:
+    """What a confirmation does: it counts only from a confirming contact, for the current version."""
+    if facts.sender_is_seller:
+        return Decision(NOTED, "the seller's own confirmation does not make the plan mutual", notify_seller=False)
+    if not facts.sender_confirms:
+        return Decision(
+            NOTED, f"{facts.sender} confirmed but is not one of the confirming contacts", notify_seller=True
+        )
+    if older and facts.crossed:
+        # Two answers at once, one changing and one confirming: the change went first, this one lost.
+        return Decision(
+            HELD,
+            f"crossed with version {facts.current_version}: confirmed version {facts.replied_version}, which "
+            f"another reply changed while this one waited",
+            notify_seller=True,
+        )
+    if older:
+        return Decision(
+            NOTED,
+            f"confirmed version {facts.replied_version}, but version {facts.current_version} is current",
+            notify_seller=True,
+        )
+    return Decision(CONFIRMED, f"{facts.sender} confirmed version {facts.current_version}", confirm=True)
 
 
 def suggested_asks(

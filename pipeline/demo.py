@@ -113,7 +113,7 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
         make_version(store, plan, author=plan.seller.email, reason=Reason.CREATED, created=clock())
         v1 = queue_plan(store, plan.id, at=clock())
         poll(watcher, "send version 1")
-        subject = ids.subject(plan, 1)
+        subject = ids.subject(plan)
 
         say("2. Dana asks for a later pilot and a security review before it.")
         clock.advance(days=1, hours=1)
@@ -140,7 +140,7 @@ def run_demo(root: str | Path, *, fresh: bool = False, echo: Callable[[str], Any
         v2 = store.current(plan.id)
         assert v2 is not None
         v2_id = ids.message_id(plan, v2.number)
-        subject2 = ids.subject(plan, v2.number)
+        subject2 = ids.subject(plan)
 
         say("4. Dana and Raj confirm version 2.")
         _confirmations(inbox, clock, plan.seller.email, subject2, [v1.message_id, "<demo.1.dana@acme.example>", v2_id])

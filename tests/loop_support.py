@@ -26,6 +26,9 @@ NAMES = {SELLER: "Jordan Lee", DANA: "Dana Whitfield", RAJ: "Raj Patel", KIM: "K
 V1 = "<plan.acme-northwind-2027.v1@northwind.example>"
 V2 = "<plan.acme-northwind-2027.v2@northwind.example>"
 V3 = "<plan.acme-northwind-2027.v3@northwind.example>"
+# The one subject of the plan's thread (no version: a changing subject splits a conversation in mail clients).
+SUBJECT = "Mutual Plan: Acme and Northwind Analytics"
+# The subjects of an older release, which named the version: replies in such threads still find their plan.
 SUBJECT_V1 = "Mutual Plan: Acme Corp and Northwind Analytics (version 1)"
 SUBJECT_V2 = "Mutual Plan: Acme Corp and Northwind Analytics (version 2)"
 START = datetime(2027, 1, 11, 17, 2, tzinfo=UTC)  # Mon 11 Jan 2027, 9:02 in Portland

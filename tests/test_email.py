@@ -83,7 +83,8 @@ def ics_events(data: bytes) -> list[dict[str, str]]:
 
 def test_plan_email_headers(plan):
     msg = parse(plan_email(plan, version=1, created=CREATED, pdf=PDF))
-    assert msg["Subject"] == "Mutual Plan: Acme Corp and Northwind Analytics (version 1)"
+    # One subject per plan thread, no version in it; the short name is the company before "Corp".
+    assert msg["Subject"] == "Mutual Plan: Acme and Northwind Analytics"
     assert msg["Message-ID"] == "<plan.acme-northwind-2027.v1@northwind.example>"
     assert msg["X-Mutual-Plan"] == "acme-northwind-2027; version=1"
     assert msg["X-Auto-Response-Suppress"] == "All"
@@ -224,7 +225,8 @@ def test_update_email_answers_in_the_thread_with_the_changes(version_two):
             asks=["A call with Raj before the pilot starts"],
         )
     )  # fmt: skip
-    assert msg["Subject"] == "Re: Mutual Plan: Acme Corp and Northwind Analytics (version 1)"
+    # An answer to a reply with an older release's subject (a version in it) takes the one subject of today.
+    assert msg["Subject"] == "Re: Mutual Plan: Acme and Northwind Analytics"
     assert msg["Message-ID"] == "<plan.acme-northwind-2027.v2@northwind.example>"
     assert msg["In-Reply-To"] == reply_id
     assert msg["References"] == f"<plan.acme-northwind-2027.v1@northwind.example> {reply_id}"
@@ -239,14 +241,14 @@ def test_update_email_answers_in_the_thread_with_the_changes(version_two):
     assert len(attachments(msg)) == 2
     auto = parse(update_email(v2, version=2, created=CREATED, pdf=PDF, diff=d, in_reply_to=reply_id, auto=True))
     assert auto["Auto-Submitted"] == "auto-generated"
-    assert auto["Subject"] == "Mutual Plan: Acme Corp and Northwind Analytics (version 2)"
+    assert auto["Subject"] == "Re: Mutual Plan: Acme and Northwind Analytics"  # an answer in the thread
 
 
 def test_agreed_email_goes_to_everyone_with_the_final_letter(version_two):
     v2, _ = version_two
     msg = parse(agreed_email(v2, version=2, created=datetime(2027, 1, 15, 16, 0, tzinfo=UTC), pdf=PDF))
     assert msg["Message-ID"] == "<plan.acme-northwind-2027.v2.agreed@northwind.example>"
-    assert msg["Subject"] == "Agreed: Mutual Plan: Acme Corp and Northwind Analytics (version 2)"
+    assert msg["Subject"] == "Mutual Plan: Acme and Northwind Analytics"  # the one subject; no "Agreed:" to split it
     assert msg["Auto-Submitted"] == "auto-generated" and msg["X-Auto-Response-Suppress"] == "All"
     assert len(msg["To"].addresses) == 3 and msg["Cc"].addresses[0].addr_spec == "jordan.lee@northwind.example"
     text = " ".join(msg.get_body(("plain",)).get_content().split())

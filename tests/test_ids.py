@@ -45,13 +45,33 @@ def test_mail_to_the_seller_about_no_plan_is_not_read_as_a_plan() -> None:
     assert ids.seller_message_id("digest", "k", None).endswith("@mutualplan.invalid>")
 
 
-@given(version=st.integers(min_value=1, max_value=999_999))
-def test_the_subject_reads_back_after_any_reply_prefix(version: int) -> None:
-    made = ids.subject(PLAN, version)
-    assert made == f"Mutual Plan: Acme Corp and Northwind Analytics (version {version})"
-    for seen in (made, f"RE: {made}", f"AW: Re: {made}", f"[EXT] Re: {made}"):
-        assert ids.parse_subject(seen) == ids.SubjectRef("Acme Corp", "Northwind Analytics", version)
+def test_the_subject_names_the_plan_by_the_short_name_and_no_version() -> None:
+    made = ids.subject(PLAN)
+    assert made == "Mutual Plan: Acme and Northwind Analytics"  # "Acme Corp" before its legal suffix
+    for seen in (made, f"RE: {made}", f"AW: Re: {made}", f"[EXT] Re: {made}", f"Re: {made} [External]"):
+        found = ids.parse_subject(seen)
+        assert found is not None and found.version is None
+        assert found.names_plan(("Acme Corp", "Acme"), "Northwind Analytics")
+        assert not found.names_plan(("Globex",), "Northwind Analytics")
     assert ids.reply_subject(f"AW: SV: {made}") == f"Re: {made}"
+    assert ids.thread_subject(PLAN, f"RE: {made}") == f"Re: {made}"
+    assert ids.thread_subject(PLAN, "Our plan for Q1") == "Re: Our plan for Q1"  # the seller's own thread
+
+
+@given(version=st.integers(min_value=1, max_value=999_999))
+def test_an_older_release_s_subject_with_a_version_still_reads_back(version: int) -> None:
+    old = f"RE: Mutual Plan: Acme Corp and Northwind Analytics (version {version})"
+    found = ids.parse_subject(old)
+    assert found is not None and found.version == version
+    assert found.names_plan(("Acme Corp", "Acme"), "Northwind Analytics")
+    # An answer to it is answered under today's subject.
+    assert ids.thread_subject(PLAN, old) == "Re: Mutual Plan: Acme and Northwind Analytics"
+
+
+def test_a_company_name_with_an_and_in_it_is_matched_whole() -> None:
+    found = ids.parse_subject("Re: Mutual Plan: Johnson and Johnson and Northwind Analytics")
+    assert found is not None and found.names_plan(("Johnson and Johnson",), "Northwind Analytics")
+    assert not found.names_plan(("Johnson",), "Northwind Analytics")
 
 
 def test_reply_prefixes_of_several_languages_are_stripped_once() -> None:

@@ -244,8 +244,8 @@ def test_a_reminder_goes_days_before_a_due_date_then_when_late_and_once_a_week_p
     assert remind(home, clock, at("01-27")).sent == [first]
     assert remind(home, clock, at("01-27", 20)).sent == []
     message = sent_mail(home)[first]
-    assert message["Subject"] == ("Reminder: Discovery workshop is due Sat 30 Jan - Mutual Plan: Acme Corp and "
-                                  "Northwind Analytics (version 1)")
+    # In the plan's thread under its one subject; the first line of the body says what is due.
+    assert message["Subject"] == "Re: Mutual Plan: Acme and Northwind Analytics"
     assert addresses(message, "From") == [SELLER]
     assert addresses(message, "To") == [DANA, RAJ] and message["Cc"] is None
     assert message["In-Reply-To"] == V1 and message["References"] == V1
@@ -263,7 +263,7 @@ def test_a_reminder_goes_days_before_a_due_date_then_when_late_and_once_a_week_p
     late = reminder_id("M1|2027-01-30|overdue")
     assert remind(home, clock, at("02-03", 17.02)).sent == [late]
     assert "this step was due on 30 January 2027, 4 days ago." in text_of(sent_mail(home)[late]).replace("\n", " ")
-    assert sent_mail(home)[late]["Subject"].startswith("Reminder: Discovery workshop is overdue - ")
+    assert sent_mail(home)[late]["Subject"] == "Re: Mutual Plan: Acme and Northwind Analytics"
     # M2 (the seller's demo, due 10 Feb) waits for the week to pass, then is reminded on its day, and once late
     # a week on; M1 had both of its reminders and is not reminded again.
     assert remind(home, clock, at("02-10")).sent == []

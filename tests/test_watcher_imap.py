@@ -31,7 +31,7 @@ from tests.loop_support import (
     RAJ,
     SELLER,
     START,
-    SUBJECT_V1,
+    SUBJECT,
     SUBJECT_V2,
     V1,
     V2,
@@ -172,7 +172,7 @@ def test_the_whole_loop_over_imap_and_smtp(mailserver: MailServer, people: Peopl
     v2 = as_prospect(mailserver, people, people.dana, V2)
     assert v2["In-Reply-To"] == change
     assert v2["References"].split() == [V1, change]
-    assert v2["Subject"] == f"Re: {SUBJECT_V1}"
+    assert v2["Subject"] == f"Re: {SUBJECT}"
     assert addresses(v2, "To") == [people.dana, people.raj] and addresses(v2, "Cc") == [people.kim]
     files = attachments(v2)
     assert sorted(files) == [f"Mutual Plan {PLAN_ID} v2.ics", f"Mutual Plan {PLAN_ID} v2.pdf"]

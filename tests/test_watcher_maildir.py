@@ -30,6 +30,7 @@ from tests.loop_support import (
     RAJ,
     SELLER,
     START,
+    SUBJECT,
     SUBJECT_V1,
     SUBJECT_V2,
     V1,
@@ -216,7 +217,7 @@ def test_version_one_goes_to_the_confirmers_with_the_others_in_cc(fresh_home: Pa
     assert addresses(msg, "From") == [SELLER]
     assert addresses(msg, "To") == [DANA, RAJ]
     assert addresses(msg, "Cc") == [KIM]
-    assert msg["Subject"] == SUBJECT_V1
+    assert msg["Subject"] == SUBJECT
     assert msg["In-Reply-To"] is None
     files = attachments(msg)
     assert sorted(files) == [f"Mutual Plan {PLAN_ID} v1.ics", f"Mutual Plan {PLAN_ID} v1.pdf"]
@@ -323,7 +324,7 @@ def test_auto_sends_the_next_version_in_the_thread_and_the_ask_to_the_seller_alo
     update = outbox[V2]
     assert update["In-Reply-To"] == "<r1.dana@acme.example>"
     assert update["References"].split() == [V1, "<r1.dana@acme.example>"]
-    assert update["Subject"] == f"Re: {SUBJECT_V1}"
+    assert update["Subject"] == f"Re: {SUBJECT}"  # one subject for the thread, whatever the reply's
     assert update["Auto-Submitted"] == "auto-generated"
     assert addresses(update, "To") == [DANA, RAJ] and addresses(update, "Cc") == [KIM]
     assert ASK_LATER not in text_body(update)  # never asked of the prospect without the seller
@@ -380,7 +381,7 @@ def test_each_confirming_contact_confirms_and_the_plan_is_agreed(review: Loop) -
     agreed = review.outbox()[agreed_id]
     assert addresses(agreed, "To") == [DANA, RAJ, KIM] and addresses(agreed, "Cc") == [SELLER]
     assert agreed["In-Reply-To"] == "<c1.raj@acme.example>"
-    assert agreed["Subject"] == f"Agreed: {SUBJECT_V1}"
+    assert agreed["Subject"] == f"Re: {SUBJECT}"
     final = attachments(agreed)[f"Mutual Plan {PLAN_ID} v1.pdf"][1]
     first = attachments(review.outbox()[V1])[f"Mutual Plan {PLAN_ID} v1.pdf"][1]
     assert final == first  # the letter they agreed to, byte for byte

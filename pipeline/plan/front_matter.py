@@ -201,7 +201,8 @@ def _prospect(value: Any, line_of: Any) -> Prospect:
         if unknown:
             raise PlanError(f"contact {name!r} has unknown field(s): {', '.join(sorted(unknown))}", line=line)
         contacts.append(Contact(name=name, email=email, title=_text(raw.get("title")), role=role, confirms=confirms))
-    return Prospect(company=_text(value["company"]), address=_address(value.get("address")), contacts=tuple(contacts))
+    return Prospect(company=_text(value["company"]), address=_address(value.get("address")), contacts=tuple(contacts),
+                    short_name=_text(value.get("short_name")))
 
 
 def _date_value(value: Any, what: str, line: int | None) -> date | None:

@@ -4,7 +4,9 @@ A reply finds its plan by these alone, so each format lives here beside its pars
 - `<plan.<id>.v<N>@<seller's domain>>` announces version N (the plan or update email);
 - `<plan.<id>.v<N>.<kind>[.<hash of key>]@domain>` is any other email about version N (agreed, notice, reminder);
 - `<mutualplan.<kind>.<hash of key>@domain>` is mail to the seller that belongs to no one plan (digest, plan error);
-- the subject `Mutual Plan: <Prospect> and <Seller> (version N)`, and `Re: ` before it in a thread;
+- the subject `Mutual Plan: <Prospect's short name> and <Seller>`, one per plan thread with no version in it
+  (mail clients group a conversation by subject too), and `Re: ` before it in a thread; the subjects of older
+  releases, `Mutual Plan: <Prospect> and <Seller> (version N)`, still read back;
 - the header `X-Mutual-Plan: <id>; version=<N>` on everything we send, so our own mail is never read as a person's.
 """
 
@@ -21,7 +23,7 @@ MARK_HEADER = "X-Mutual-Plan"
 # The kind's word in a Message-ID; plan and update both announce a version and share the version's id.
 _KIND_WORD = {"plan": None, "update": None, "seller_notice": "notice"}
 _OWN_ID = re.compile(r"^plan\.(?P<plan>[^@]+?)\.v(?P<version>\d{1,6})(?:\.[^@]*)?@(?P<domain>[^@]+)$", re.IGNORECASE)
-_SUBJECT = re.compile(r"Mutual Plan: (.+?) and (.+?) \(version (\d{1,6})\)")
+_SUBJECT = re.compile(r"Mutual Plan: (?P<names>.+? and .+?)(?: \(version (?P<version>\d{1,6})\)|\s*$)")
 # Reply prefixes of the common clients and languages: Re, Aw (German), Sv (Nordic), Antw (Dutch), R and Rif
 # (Italian), Réf (French). A forward keeps its "Fwd:": answering it is not answering the plan email itself.
 _PREFIX = re.compile(r"^\s*(?:(?:re|aw|sv|antw|r|réf|rif)\s*:\s*)+", re.IGNORECASE)
@@ -71,26 +73,33 @@ def plan_reference(message_id: str, domains: Iterable[str]) -> tuple[str, int] |
     return found.group("plan"), int(found.group("version"))
 
 
-def subject(plan: Plan, version: int) -> str:
-    """`Mutual Plan: <Prospect> and <Seller> (version N)`: the letter's title and the email's subject."""
-    return f"Mutual Plan: {plan.prospect.company} and {plan.seller.company} (version {version})"
+def subject(plan: Plan) -> str:
+    """`Mutual Plan: <Prospect's short name> and <Seller>`: the subject of every email in the plan's thread."""
+    return f"Mutual Plan: {plan.prospect.short} and {plan.seller.company}"
 
 
 @dataclass(frozen=True)
 class SubjectRef:
-    """What a subject line of ours names: the two companies and the version."""
+    """What a subject line of ours names: "<prospect> and <seller>" (a company's name may hold an "and" too, so
+    `names_plan` tells whether a plan's names are these), and the version in subjects of older releases."""
 
-    prospect: str
-    seller: str
-    version: int
+    names: str
+    version: int | None
+
+    def names_plan(self, prospect_names: tuple[str, ...], seller: str) -> bool:
+        """Whether the subject names a plan whose prospect goes by one of `prospect_names` and whose seller is
+        `seller` (anything after them, a tag a server added, is not part of the names)."""
+        return any(self.names == f"{p} and {seller}" or self.names.startswith(f"{p} and {seller} ")
+                   for p in prospect_names)
 
 
 def parse_subject(text: str | None) -> SubjectRef | None:
-    """The companies and version a subject names, wherever our subject stands in it (after "Re: ", a tag)."""
-    found = _SUBJECT.search(text or "")
+    """The companies (and version) a subject names, wherever our subject stands in it (after "Re: ", a tag)."""
+    found = _SUBJECT.search((text or "").strip())
     if not found:
         return None
-    return SubjectRef(found.group(1).strip(), found.group(2).strip(), int(found.group(3)))
+    version = int(found.group("version")) if found.group("version") else None
+    return SubjectRef(found.group("names").strip(), version)
 
 
 def strip_reply_prefixes(text: str) -> str:
@@ -104,6 +113,15 @@ def reply_subject(text: str | None) -> str | None:
         return None
     stripped = strip_reply_prefixes(text)
     return f"Re: {stripped}" if stripped else None
+
+
+def thread_subject(plan: Plan, answered: str | None = None) -> str:
+    """The subject of an email of ours in a plan's thread: `Re: ` and the plan's one subject, or, in the thread of
+    another email (the seller's own plan email), `Re: ` and that email's subject. Never a version: a subject that
+    changes splits the conversation in Gmail and Outlook."""
+    if answered and parse_subject(answered) is None:
+        return reply_subject(answered) or subject(plan)
+    return f"Re: {subject(plan)}" if answered else subject(plan)
 
 
 def plan_mark(plan: Plan, version: int) -> str:

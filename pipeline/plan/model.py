@@ -67,13 +67,36 @@ class Seller:
         return self.email.rpartition("@")[2].lower() or "mutualplan.invalid"
 
 
+# The end of a company's registered name: people write the words before it, without "Corp", "Inc" or "GmbH".
+LEGAL_SUFFIXES = frozenset({
+    "inc", "incorporated", "corp", "corporation", "co", "ltd", "limited", "llc", "llp", "lp", "plc", "gmbh", "ag",
+    "kg", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "ab", "a/s", "oy", "oyj", "pty", "pte", "kk", "se",
+})  # fmt: skip
+
+
+def short_company(company: str) -> str:
+    """A company's name before its legal suffix, as people write it ("Acme Corp" -> "Acme"); else the name."""
+    words = company.split()
+    for index, word in enumerate(words[1:], start=1):
+        if word.lower().strip(",;").replace(".", "") in LEGAL_SUFFIXES:
+            short = " ".join(words[:index]).rstrip(" ,&")
+            return short or company.strip()
+    return company.strip()
+
+
 @dataclass(frozen=True)
 class Prospect:
-    """The buying company and its people."""
+    """The buying company and its people; `short_name` is how subjects and greetings name it (say "Acme")."""
 
     company: str
     address: tuple[str, ...] = ()
     contacts: tuple[Contact, ...] = ()
+    short_name: str = ""
+
+    @property
+    def short(self) -> str:
+        """The short name: as written, else the company's name before its legal suffix ("Acme Corp" -> "Acme")."""
+        return self.short_name or short_company(self.company)
 
 
 @dataclass(frozen=True)
@@ -311,6 +334,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "company": plan.prospect.company,
             "address": list(plan.prospect.address),
             "contacts": [{f.name: getattr(c, f.name) for f in fields(Contact)} for c in plan.prospect.contacts],
+            # Only when written: the plans stored before it existed keep their hashes.
+            **({"short_name": plan.prospect.short_name} if plan.prospect.short_name else {}),
         },
         "target": plan.target.isoformat() if plan.target else None,
         "timezone": plan.timezone,
@@ -339,6 +364,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
             company=prospect["company"],
             address=tuple(prospect.get("address") or ()),
             contacts=tuple(Contact(**c) for c in prospect.get("contacts") or ()),
+            short_name=prospect.get("short_name") or "",
         ),
         target=date.fromisoformat(data["target"]) if data.get("target") else None,
         timezone=data.get("timezone") or "UTC",

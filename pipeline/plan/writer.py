@@ -33,6 +33,8 @@ def write_plan(plan: Plan) -> str:
         out.append(f"  address: {_scalar(list(plan.seller.address))}")
     out.append("prospect:")
     out.append(f"  company: {_scalar(plan.prospect.company)}")
+    if plan.prospect.short_name:
+        out.append(f"  short_name: {_scalar(plan.prospect.short_name)}")
     if plan.prospect.address:
         out.append(f"  address: {_scalar(list(plan.prospect.address))}")
     if plan.prospect.contacts:

@@ -67,7 +67,7 @@ def plan_email(
     text, html = render_bodies(templates, "plan", email_context(plan, version, created, to))
     return plan_message(
         plan, kind="plan", version=version, created=created,
-        subject_line=ids.reply_subject(reply_subject) or ids.subject(plan, version),
+        subject_line=ids.thread_subject(plan, reply_subject or (ids.subject(plan) if in_reply_to else None)),
         text=text, html=html, to=to, cc=cc,
         msg_id=message_id or ids.message_id(plan, version, "plan"), in_reply_to=in_reply_to, references=references,
         auto=auto, attachments=version_attachments(plan, version, created, pdf),
@@ -116,7 +116,7 @@ def update_email(
     text, html = render_bodies(templates, "update", context)
     return plan_message(
         plan, kind="update", version=version, created=created,
-        subject_line=ids.reply_subject(reply_subject) or ids.subject(plan, version),
+        subject_line=ids.thread_subject(plan, reply_subject or (ids.subject(plan) if in_reply_to else None)),
         text=text, html=html, to=to, cc=cc,
         msg_id=message_id or ids.message_id(plan, version, "update"), in_reply_to=in_reply_to, references=references,
         auto=auto, attachments=version_attachments(plan, version, created, pdf),
@@ -151,7 +151,7 @@ def agreed_email(
     text, html = render_bodies(templates, "agreed", context)
     return plan_message(
         plan, kind="agreed", version=version, created=created,
-        subject_line=f"Agreed: {ids.subject(plan, version)}",
+        subject_line=ids.thread_subject(plan, ids.subject(plan) if in_reply_to else None),
         text=text, html=html, to=to, cc=cc,
         msg_id=message_id or ids.message_id(plan, version, "agreed"), in_reply_to=in_reply_to, references=references,
         auto=auto, attachments=version_attachments(plan, version, created, pdf),

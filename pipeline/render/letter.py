@@ -21,7 +21,6 @@ from markupsafe import Markup
 from weasyprint import HTML, Attachment
 
 from pipeline.errors import RenderError
-from pipeline.plan import ids
 from pipeline.plan.diff import PlanDiff
 from pipeline.plan.model import SECTION_KINDS, Plan, canonical_json
 from pipeline.render.format import (
@@ -54,6 +53,11 @@ class Letter:
     pdf: bytes
     pages: int
     letterhead: str
+
+
+def letter_title(plan: Plan, version: int) -> str:
+    """`Mutual Plan: <Prospect> and <Seller> (version N)`: the letter's title, the companies' full names."""
+    return f"Mutual Plan: {plan.prospect.company} and {plan.seller.company} (version {version})"
 
 
 def letter_context(
@@ -92,7 +96,7 @@ def letter_context(
         "created": created,
         "today": today,
         "letter_date": long_date(today),
-        "subject": ids.subject(plan, version),
+        "subject": letter_title(plan, version),
         "plan_ref": f"{plan.id} · version {version}",
         "target": plan.target,
         "target_text": long_date(plan.target) if plan.target else "",
@@ -232,7 +236,7 @@ def render_letter(
         )
         stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
         meta = document.metadata
-        meta.title = ids.subject(plan, version)
+        meta.title = letter_title(plan, version)
         meta.authors = [", ".join(p for p in (plan.seller.name, plan.seller.company) if p)]
         meta.description = f"Mutual Plan between {plan.prospect.company} and {plan.seller.company}" + (
             f", target {long_date(plan.target)}" if plan.target else ""

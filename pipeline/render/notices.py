@@ -96,10 +96,9 @@ def reminder_email(
         # The seller's own step: the seller is reminded, by first name.
         context["greeting_names"] = (plan.seller.name.split() or [plan.seller.company])[0]
     text, html = render_bodies(templates, "reminder", context)
-    when = f"is due {short_date(row.due).rsplit(' ', 1)[0]}" if days >= 0 else "is overdue"
     return plan_message(
         plan, kind="reminder", version=version, created=created,
-        subject_line=f"Reminder: {row.title} {when} - {ids.subject(plan, version)}",
+        subject_line=ids.thread_subject(plan, ids.subject(plan) if in_reply_to else None),
         text=text, html=html, to=to, cc=cc,
         msg_id=message_id or ids.message_id(plan, version, "reminder", key), in_reply_to=in_reply_to,
         references=references, auto=True, attachments=[],

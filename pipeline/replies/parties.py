@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from rapidfuzz.distance import OSA
 from rapidfuzz.fuzz import ratio
 
-from pipeline.plan.model import Contact, Plan
+from pipeline.plan.model import LEGAL_SUFFIXES, Contact, Plan
 from pipeline.replies.lexicon import WEAK_CONFIRM, confirm_pattern, sign_will_pattern
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’&-]*")
@@ -17,11 +17,6 @@ _ME = {"i", "me", "myself"}
 _BUYER = {"we", "us", "our team", "our side", "ourselves", "my team", "our company"}
 _SELLER = {"you", "your team", "your side", "yourselves", "you guys", "your company"}
 _JOINT = {"both", "both of us", "jointly", "together", "both teams", "joint"}
-# The end of a company's registered name: people write the words before it, without "Corp", "Inc" or "GmbH".
-_LEGAL_SUFFIXES = {
-    "inc", "incorporated", "corp", "corporation", "co", "ltd", "limited", "llc", "llp", "lp", "plc", "gmbh", "ag",
-    "kg", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "ab", "a/s", "oy", "oyj", "pty", "pte", "kk", "se",
-}  # fmt: skip
 _ARTICLES = {"the", "a", "an"}
 # Who signs the order: these roles, and the person who owns the step due on the target.
 _SIGNING_ROLES = {"decision-maker", "economic-buyer"}
@@ -51,7 +46,7 @@ class Parties:
 
     @classmethod
     def _of(cls, plan: Plan) -> Parties:
-        buyer = company_names(plan.prospect.company)
+        buyer = company_names(plan.prospect.company) | company_names(plan.prospect.short_name)
         signers = _longest_first({n for c in _signing_contacts(plan) for n in (c.name, *c.name.split()[:1])})
         people = {p.lower() for c in plan.prospect.contacts for p in c.name.split()}
         people |= {p.lower() for p in plan.seller.name.split()}
@@ -76,7 +71,7 @@ def company_names(company: str) -> frozenset[str]:
         return frozenset()
     names = {" ".join(words)}
     for index, word in enumerate(words[1:], start=1):
-        if word.strip(",;").replace(".", "") in _LEGAL_SUFFIXES:
+        if word.strip(",;").replace(".", "") in LEGAL_SUFFIXES:
             short = " ".join(words[:index]).rstrip(" ,&")
             if short:
                 names.add(short)
@@ -126,7 +121,7 @@ def resolve_person(text: str, plan: Plan, sender: str | None) -> str | None:
             if plan.seller.email and plan.seller.email.lower() == sender.lower():
                 return plan.seller.name or "seller"
         return None
-    buyer_words = _BUYER | company_names(plan.prospect.company)
+    buyer_words = _BUYER | company_names(plan.prospect.company) | company_names(plan.prospect.short_name)
     seller_words = _SELLER | company_names(plan.seller.company)
     if word in buyer_words or (word.endswith(" team") and word.split()[0] in buyer_words):
         return "buyer"

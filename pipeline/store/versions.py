@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.errors import StoreError
 from pipeline.plan.ids import parse_subject
-from pipeline.plan.model import Change, Plan, Version, canonical_json, plan_from_dict
+from pipeline.plan.model import Change, Plan, Version, canonical_json, plan_from_dict, short_company
 from pipeline.store import schema
 from pipeline.store.audit import AuditLog
 from pipeline.store.database import _insert_ignore, _json, _unknown_plan, utc_iso
@@ -164,20 +164,26 @@ class Versions(AuditLog):
         raise StoreError(f"plan {plan_id} has no version {number}", hint=f"its versions are 1 to {count}")
 
     def plan_for_subject(self, subject: str) -> tuple[str, int] | None:
-        """The plan and version a subject names ("Mutual Plan: <Prospect> and <Seller> (version N)"), if one does."""
+        """The plan and version a subject names ("Mutual Plan: <Prospect> and <Seller>", and in older releases
+        "... (version N)"), if one does."""
         found = parse_subject(subject)
         if found is None:
             return None
-        prospect, seller, number = found.prospect, found.seller, found.version
         # Every plan's current version in one query, each read once (_parties): not a query and a parse per plan.
         v = schema.versions.c
         latest = select(v.plan_id, func.max(v.number).label("number")).group_by(v.plan_id).subquery()
         current = schema.versions.join(latest, (v.plan_id == latest.c.plan_id) & (v.number == latest.c.number))
         with self._read() as conn:
-            rows = conn.execute(select(v.plan_id, v.plan_json).select_from(current).order_by(v.plan_id)).all()
-        matches = [row.plan_id for row in rows if _parties(row.plan_json) == (prospect, seller)]
+            rows = conn.execute(select(v.plan_id, v.number, v.plan_json).select_from(current)
+                                .order_by(v.plan_id)).all()
+        matches = [(row.plan_id, row.number) for row in rows
+                   if found.names_plan(*_parties(row.plan_json))]
         # Two plans between the same companies cannot be told apart by subject: match neither.
-        return (matches[0], number) if len(matches) == 1 else None
+        if len(matches) != 1:
+            return None
+        # Today's subjects name no version: a reply by subject alone answers the current one.
+        plan_id, current = matches[0]
+        return plan_id, found.version or current
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -231,10 +237,12 @@ def _plan_of(plan_json: str) -> Plan:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parties(plan_json: str) -> tuple[str, str]:
-    """(prospect company, seller company) of a version's JSON: what a subject names."""
+def _parties(plan_json: str) -> tuple[tuple[str, str], str]:
+    """((prospect company, its short name), seller company) of a version's JSON: what a subject names."""
     data = json.loads(plan_json)
-    return data["prospect"]["company"], data["seller"]["company"]
+    prospect = data["prospect"]
+    short = prospect.get("short_name") or short_company(prospect["company"])
+    return (prospect["company"], short), data["seller"]["company"]
 
 
 def _record(row: Any) -> VersionRecord:

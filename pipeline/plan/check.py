@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
 from pipeline.errors import PlanError
 from pipeline.plan.model import Milestone, Plan
 from pipeline.plan.names import names_person
+from pipeline.plan.placeholders import find as find_placeholders
+from pipeline.plan.placeholders import stand_ins
 from pipeline.plan.timeline import resolve
 
 # Published win-rate data: plans of 6 to 20 steps win most; 30 and more do as badly as no plan.
@@ -16,6 +19,7 @@ MIN_STEPS, MAX_STEPS = 6, 20
 
 _LEGAL_WORDS = re.compile(r"\b(legal|contract|msa|terms|paperwork|procurement|vendor onboarding|dpa|redline)", re.I)
 _SIGNATURE_WORDS = re.compile(r"\b(sign|signed|signature|po|purchase order|order form)\b", re.I)
+_WEEKEND = {5: "Saturday", 6: "Sunday"}  # date.weekday(); spelled out, not from the locale
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,16 @@ class Warning:
     line: int | None = None
 
 
-def check(plan: Plan, today: date) -> list[Warning]:
-    """Every warning the methodology raises for this plan, as of `today`."""
+def check(plan: Plan, today: date, *, starters: Iterable[Plan] = (), source: str | None = None) -> list[Warning]:
+    """Every warning the methodology raises for this plan, as of `today`.
+
+    `starters` are the starter plans, whose own text left in this plan is a placeholder; with the plan's
+    `source`, a placeholder outside the timeline is named by its line too.
+    """
     live = [m for m in plan.milestones if m.status != "dropped"]
     dates = resolve(plan)
-    out = _contacts(plan)
+    out = _placeholders(plan, starters, source)
+    out += _contacts(plan)
     out += _steps(plan, live, dates)
     for m in live:
         out += _step(plan, m, dates[m.id], today)
@@ -96,6 +105,10 @@ def _step(plan: Plan, m: Milestone, due: date | None, today: date) -> list[Warni
         out.append(Warning("past-due", f"{m.id} {m.title!r} was due {due.isoformat()} and is not done", m.line))
     if due is None:
         out.append(Warning("no-date", f"{m.id} {m.title!r} has no due date", m.line))
+    elif due >= today and m.status != "done" and due.weekday() in _WEEKEND:
+        day = _WEEKEND[due.weekday()]
+        out.append(Warning("weekend", f"{m.id} {m.title!r} is due on a {day}, {due.isoformat()}: move it to a weekday",
+                           m.line))
     out += _owner_person(plan, m)
     return out
 
@@ -141,3 +154,14 @@ def _owner_person(plan: Plan, m: Milestone) -> list[Warning]:
             )
         ]
     return []
+
+
+def _placeholders(plan: Plan, starters: Iterable[Plan], source: str | None) -> list[Warning]:
+    out = []
+    for found in find_placeholders(plan, stand_ins(starters), source):
+        if found.starter:
+            message = f"{found.where} still holds {found.text!r} from the starter plan: write your own"
+        else:
+            message = f"{found.where} holds the placeholder {found.text!r}: replace it before sending"
+        out.append(Warning("placeholder", message, found.line))
+    return out

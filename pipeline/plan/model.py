@@ -203,7 +203,8 @@ def resolve_owner(plan: Plan, text: str, *, line: int | None = None) -> Owner:
         line=line,
         hint=(
             f"write {plan.seller.company!r} or 'Seller', {plan.prospect.company!r} or 'Buyer', or 'Joint'; "
-            f"a person may follow in parentheses, e.g. '{(plan.prospect.company.split() or ['Buyer'])[0]} ({first})'"
+            f"a person may follow in parentheses, e.g. '{(plan.prospect.company.split() or ['Buyer'])[0]} ({first})'; "
+            "leave it empty while nobody owns the step"
         ),
     )
 

@@ -37,7 +37,8 @@ def parse_due(text: str, *, line: int | None = None) -> Due | None:
         raise PlanError(
             f"due date {text!r} does not parse",
             line=line,
-            hint="write an ISO date (2027-02-10), T, T-30d, T+2w, or a milestone plus days (M3+3d)",
+            hint="write an ISO date (2027-02-10), T, T-30d, T+2w, or a milestone plus days (M3+3d); "
+            "leave it empty while there is no date yet",
         )
     if m.group("date"):
         return Due(fixed=calendar_date(m.group("date"), what="due date", line=line))

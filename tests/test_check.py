@@ -218,3 +218,14 @@ def test_the_starters_stand_ins_are_placeholders_until_replaced(tmp_path: Path) 
     assert f"{out}:11: " in result.output and "'Owner Name'" in result.output and "(placeholder)" in result.output
     # The seller's own values given to `new` are not stand-ins: the stand-ins are only the starter's own.
     assert "Initech" not in said and "Sam Ruiz" not in said and "Globex Ltd'" not in said
+
+
+def test_every_warning_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    part = readme[readme.index("### What `check` says"):]
+    part = part[:part.index("\n## ")]
+    source = (Path(__file__).parent.parent / "pipeline" / "plan" / "check.py").read_text(encoding="utf-8")
+    codes_used = set(re.findall(r'Warning\(\s*"([a-z-]+)"', source))
+    assert len(codes_used) >= 18
+    for code in codes_used:
+        assert f"| `{code}` |" in part, code

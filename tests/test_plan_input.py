@@ -44,7 +44,8 @@ def _fails_in_both_commands(text: str, tmp_path: Path, line: int, *words: str) -
     ("old", "new", "line", "words"),
     [
         # YAML reads an unquoted 2027-02-30 as a date and fails inside its own constructor.
-        ("target: 2027-03-31", "target: 2027-02-30", 16, ("2027-02-30", "February 2027 has 28 days")),
+        ("target: 2027-03-31", "target: 2027-02-30", 16, ("target '2027-02-30' is not a real date",
+                                                         "February 2027 has 28 days")),
         ("target: 2027-03-31", "target: 2027-02-29", 16, ("2027-02-29", "February 2027 has 28 days")),
         ("target: 2027-03-31", 'target: "2027-02-30"', 16, ("2027-02-30", "February 2027 has 28 days")),
         ("target: 2027-03-31", "target: 2027-13-01", 16, ("2027-13-01", "a month is 01 to 12")),

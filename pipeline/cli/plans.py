@@ -93,9 +93,15 @@ def show(plan_file: str, today: object, as_json: bool) -> None:
 def check(plan_file: str, today: object, as_json: bool) -> None:
     """Warn where the plan is exposed; exit 0 clean, 1 with warnings, 2 if it does not parse.
 
+    Besides what the methodology says is missing, it warns on placeholders left in the plan (<Prospect>,
+    [Company], {{name}}, TBD, XXX, Lorem ipsum, and the stand-ins `mutualplan new` writes), on steps due
+    on a Saturday or Sunday, and on owners naming someone who is not a contact. Every warning names its
+    line and code; the README lists them all.
+
     \b
     Example:
       mutualplan check plan.md && echo "ready to send"
+      mutualplan check plan.md --today 2027-01-11 --json | jq -r '.warnings[] | "\\(.line) \\(.code)"'
     """
     text = read_plan_text(plan_file)
     plan = parse_plan(text, file=plan_file)

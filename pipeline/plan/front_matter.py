@@ -227,43 +227,50 @@ def _date_value(value: Any, what: str, line: int | None) -> date | None:
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML whose impossible dates (2027-02-30) are PlanErrors naming their line, not ValueErrors."""
+    """Safe YAML whose impossible dates and times (2027-02-30, 25:00) are PlanErrors naming their line."""
 
     def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
-        """The date or date and time YAML reads, or a PlanError saying why it is no date."""
+        """The date or date and time YAML reads, or a PlanError saying why it is none."""
         try:
             return super().construct_yaml_timestamp(node)
         except ValueError:
-            day = re.match(r"\s*(\d{4}-\d{1,2}-\d{1,2})", node.value)
-            line = node.start_mark.line + 1
-            calendar_date(day.group(1) if day else node.value, what="the date", line=line)
-            # The date is real, so the time is not (25:00).
+            _real_date(node, "the date")
+            # The date is real, so the time is not.
             raise PlanError(
-                f"{node.value!r} is not a real date and time", line=line, hint="write a date alone, as YYYY-MM-DD"
+                f"{node.value!r} is not a real date and time",
+                line=node.start_mark.line + 1,
+                hint="write a date alone, as YYYY-MM-DD",
             ) from None
 
 
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_Loader.add_constructor(_TIMESTAMP, _Loader.construct_yaml_timestamp)
 
 
 def _load_yaml(raw: str) -> Any:
-    """The YAML's data; a comma that split a value inside `{...}` is a PlanError naming its line (1 = first)."""
+    """The YAML's data; an impossible date or a comma that split a value inside `{...}` is a PlanError naming
+    its line (1 = the YAML's first)."""
     loader = _Loader(raw)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
-        _refuse_split_values(node, raw)
+        _check_nodes(node, raw, "the date")
         return loader.construct_document(node)
     finally:
         loader.dispose()
 
 
-def _refuse_split_values(node: yaml.Node, raw: str) -> None:
-    """In `{name: Smith, Jr.}` YAML reads `Jr.` as a key with no value: say so and how to quote the value."""
+def _check_nodes(node: yaml.Node, raw: str, what: str) -> None:
+    """Dates named by their key (`target '2027-02-30'`), and in `{name: Smith, Jr.}` the `Jr.` YAML reads as a
+    key with no value: say so and how to quote the value."""
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _TIMESTAMP:
+            _real_date(node, what)
+        return
     if isinstance(node, yaml.SequenceNode):
         for child in node.value:
-            _refuse_split_values(child, raw)
+            _check_nodes(child, raw, what)
         return
     if not isinstance(node, yaml.MappingNode):
         return
@@ -272,8 +279,13 @@ def _refuse_split_values(node: yaml.Node, raw: str) -> None:
         bare = [_bare_key(key, value, raw) for key, value in pairs]
         if any(bare):
             _split_value_error(pairs, bare)
-    for _, value in pairs:
-        _refuse_split_values(value, raw)
+    for key, value in pairs:
+        _check_nodes(value, raw, str(key.value) if isinstance(key, yaml.ScalarNode) else what)
+
+
+def _real_date(node: yaml.ScalarNode, what: str) -> None:
+    day = re.match(r"\s*(\d{4}-\d{1,2}-\d{1,2})", node.value)
+    calendar_date(day.group(1) if day else node.value, what=what, line=node.start_mark.line + 1)
 
 
 def _bare_key(key: yaml.Node, value: yaml.Node, raw: str) -> bool:

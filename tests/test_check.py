@@ -229,3 +229,14 @@ def test_every_warning_is_documented_in_the_readme() -> None:
     assert len(codes_used) >= 18
     for code in codes_used:
         assert f"| `{code}` |" in part, code
+
+
+def test_a_starter_line_that_is_only_a_company_is_no_stand_in() -> None:
+    from pipeline.plan.placeholders import stand_ins
+
+    starter = parse_plan(CLEAN.replace("- A shared demand model, refreshed nightly from the ERP",
+                                       "- Acme Corp\n- A model for Acme Corp, refreshed nightly"))
+    patterns = stand_ins([starter]).lines
+    assert not any(p.fullmatch("Anything at all") for p in patterns)
+    # The company is a wildcard in the lines that hold it: the seller fills it in first.
+    assert any(p.fullmatch("A model for Globex, refreshed nightly") for p in patterns)

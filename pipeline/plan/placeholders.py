@@ -70,10 +70,12 @@ def stand_ins(starters: Iterable[Plan]) -> StandIns:
             if section.kind == "timeline":
                 continue
             for line in _body_lines(section.body):
-                pattern = re.escape(line)
+                pattern, literal = re.escape(line), line
                 for company in filter(None, companies):
                     pattern = pattern.replace(re.escape(company), ".+?")
-                lines.append(re.compile(pattern, re.IGNORECASE))
+                    literal = literal.replace(company, "")
+                if len(literal.split()) >= 3:  # a line that is little more than a company would match anything
+                    lines.append(re.compile(pattern, re.IGNORECASE))
     return StandIns(frozenset(v for v in values if v.strip()), tuple(lines))
 
 

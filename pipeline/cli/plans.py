@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,13 +22,17 @@ from pipeline.render.templates import default_templates as templates_dir
 
 def read_plan_file(path: str) -> Plan:
     """Parse a plan file, turning a missing or unreadable file into a clear error."""
+    return parse_plan(read_plan_text(path), file=path)
+
+
+def read_plan_text(path: str) -> str:
+    """A plan file's text, or a clear error when it is missing or unreadable."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PipelineError(f"{path}: no such file", hint="give the path of a plan's .md file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PipelineError(f"{path}: cannot read it ({exc})", hint="a plan is a UTF-8 Markdown file") from None
-    return parse_plan(text, file=path)
 
 
 def _fmt(d: date | None) -> str:
@@ -88,12 +93,19 @@ def show(plan_file: str, today: object, as_json: bool) -> None:
 def check(plan_file: str, today: object, as_json: bool) -> None:
     """Warn where the plan is exposed; exit 0 clean, 1 with warnings, 2 if it does not parse.
 
+    Besides what the methodology says is missing, it warns on placeholders left in the plan (<Prospect>,
+    [Company], {{name}}, TBD, XXX, Lorem ipsum, and the stand-ins `mutualplan new` writes), on steps due
+    on a Saturday or Sunday, and on owners naming someone who is not a contact. Every warning names its
+    line and code; the README lists them all.
+
     \b
     Example:
       mutualplan check plan.md && echo "ready to send"
+      mutualplan check plan.md --today 2027-01-11 --json | jq -r '.warnings[] | "\\(.line) \\(.code)"'
     """
-    plan = read_plan_file(plan_file)
-    warnings = check_plan(plan, resolve_today(today))
+    text = read_plan_text(plan_file)
+    plan = parse_plan(text, file=plan_file)
+    warnings = check_plan(plan, resolve_today(today), starters=starter_plans(), source=text)
     if as_json:
         emit_json({"plan": plan.id, "warnings": [w.__dict__ for w in warnings]})
     elif warnings:
@@ -107,19 +119,40 @@ def check(plan_file: str, today: object, as_json: bool) -> None:
 
 
 STARTERS = ("enterprise", "smb")
+# What `new` fills in when it is not told: stand-ins too, for `check` to find.
+STARTER_DEFAULTS = {
+    "prospect": "Prospect Inc",
+    "seller_company": "Your Company",
+    "seller_name": "Your Name",
+    "seller_email": "you@yourcompany.example",
+    "timezone": "UTC",
+}
+
+
+def starter_text(template: str, **values: str) -> str:
+    """A starter plan's Markdown with `new`'s defaults, or the values given, filled in."""
+    source = (templates_dir() / "plans" / f"{template}.md").read_text(encoding="utf-8")
+    return Template(source).substitute({**STARTER_DEFAULTS, **values})
+
+
+@functools.cache
+def starter_plans() -> tuple[Plan, ...]:
+    """The starter plans as `new` writes them by default: what they hold is what a seller must replace."""
+    return tuple(parse_plan(starter_text(name, target="2027-01-01"), file=f"{name}.md") for name in STARTERS)
 
 
 @click.command()
 @click.option("--template", "template", type=click.Choice(STARTERS), default="enterprise", show_default=True,
               help="Which starter plan.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
-@click.option("--prospect", default="Prospect Inc", show_default=True, help="The prospect's company.")
-@click.option("--seller", "seller_company", default="Your Company", show_default=True, help="Your company.")
-@click.option("--seller-name", default="Your Name", show_default=True)
-@click.option("--seller-email", default="you@yourcompany.example", show_default=True)
+@click.option("--prospect", default=STARTER_DEFAULTS["prospect"], show_default=True, help="The prospect's company.")
+@click.option("--seller", "seller_company", default=STARTER_DEFAULTS["seller_company"], show_default=True,
+              help="Your company.")
+@click.option("--seller-name", default=STARTER_DEFAULTS["seller_name"], show_default=True)
+@click.option("--seller-email", default=STARTER_DEFAULTS["seller_email"], show_default=True)
 @click.option("--target", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="The PO / signature date (default: 90 days from today, 30 for smb).")
-@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--timezone", default=STARTER_DEFAULTS["timezone"], show_default=True)
 @handles_errors
 def new(template: str, out: str | None, prospect: str, seller_company: str, seller_name: str,
         seller_email: str, target: object, timezone: str) -> None:
@@ -131,9 +164,8 @@ def new(template: str, out: str | None, prospect: str, seller_company: str, sell
     """
     days = 90 if template == "enterprise" else 30
     when = target.date() if target is not None else date.today() + timedelta(days=days)  # type: ignore[attr-defined]
-    source = (templates_dir() / "plans" / f"{template}.md").read_text(encoding="utf-8")
-    text = Template(source).substitute(
-        prospect=prospect, seller_company=seller_company, seller_name=seller_name,
+    text = starter_text(
+        template, prospect=prospect, seller_company=seller_company, seller_name=seller_name,
         seller_email=seller_email, target=when.isoformat(), timezone=timezone,
     )
     try:

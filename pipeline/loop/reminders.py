@@ -77,12 +77,9 @@ def recipients(plan: Plan, milestone: Milestone) -> tuple[str, ...]:
         return (plan.seller.email,) if plan.seller.email else ()
     if owner.side not in ("buyer", "joint"):
         return ()
-    if owner.person:
-        wanted = owner.person.lower().split()
-        for contact in plan.prospect.contacts:
-            name = contact.name.lower().split()
-            if wanted == name or (len(wanted) == 1 and wanted[0] in name):
-                return (contact.email,)
+    named = plan.contacts_named(owner.person) if owner.person else ()
+    if len(named) == 1:
+        return (named[0].email,)
     return tuple(c.email for c in plan.confirmers) or tuple(c.email for c in plan.prospect.contacts[:1])
 
 

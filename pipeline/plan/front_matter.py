@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,6 +13,7 @@ import yaml
 
 from pipeline.errors import PlanError
 from pipeline.plan.model import ROLES, Contact, Plan, Prospect, Seller
+from pipeline.plan.timeline import calendar_date
 
 KNOWN_KEYS = frozenset({"id", "letterhead", "seller", "prospect", "target", "timezone", "next_milestone"})
 
@@ -102,7 +104,10 @@ def read_front_matter(lines: list[str], *, required: bool) -> tuple[dict[str, An
         raise PlanError("the front matter never ends", line=start + 1, hint="close it with a `---` line")
     raw = "\n".join(lines[start + 1 : end])
     try:
-        data = yaml.safe_load(raw) or {}
+        data = _load_yaml(raw)
+    except PlanError as exc:
+        # The YAML's own lines count from the one after `---`.
+        raise PlanError(exc.reason, line=start + 1 + (exc.line or 1), hint=exc.hint) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = start + 2 + mark.line if mark is not None else start + 1
@@ -208,9 +213,110 @@ def _prospect(value: Any, line_of: Any) -> Prospect:
 def _date_value(value: Any, what: str, line: int | None) -> date | None:
     if value is None or value == "":
         return None
+    if isinstance(value, datetime):
+        raise PlanError(
+            f"{what} {value.isoformat(sep=' ')!r} is a date and a time",
+            line=line,
+            hint=f"write the date alone, as YYYY-MM-DD: {value.date().isoformat()}",
+        )
     if isinstance(value, date):
         return value
+    return calendar_date(str(value), what=what, line=line)
+
+
+# --- YAML -------------------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML whose impossible dates and times (2027-02-30, 25:00) are PlanErrors naming their line."""
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
+        """The date or date and time YAML reads, or a PlanError saying why it is none."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            _real_date(node, "the date")
+            # The date is real, so the time is not.
+            raise PlanError(
+                f"{node.value!r} is not a real date and time",
+                line=node.start_mark.line + 1,
+                hint="write a date alone, as YYYY-MM-DD",
+            ) from None
+
+
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_Loader.add_constructor(_TIMESTAMP, _Loader.construct_yaml_timestamp)
+
+
+def _load_yaml(raw: str) -> Any:
+    """The YAML's data; an impossible date or a comma that split a value inside `{...}` is a PlanError naming
+    its line (1 = the YAML's first)."""
+    loader = _Loader(raw)
     try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise PlanError(f"{what} {value!r} is not a date", line=line, hint="write it as YYYY-MM-DD") from None
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, raw, "the date")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(node: yaml.Node, raw: str, what: str) -> None:
+    """Dates named by their key (`target '2027-02-30'`), and in `{name: Smith, Jr.}` the `Jr.` YAML reads as a
+    key with no value: say so and how to quote the value."""
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _TIMESTAMP:
+            _real_date(node, what)
+        return
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            _check_nodes(child, raw, what)
+        return
+    if not isinstance(node, yaml.MappingNode):
+        return
+    pairs = node.value
+    if node.flow_style:
+        bare = [_bare_key(key, value, raw) for key, value in pairs]
+        if any(bare):
+            _split_value_error(pairs, bare)
+    for key, value in pairs:
+        _check_nodes(value, raw, str(key.value) if isinstance(key, yaml.ScalarNode) else what)
+
+
+def _real_date(node: yaml.ScalarNode, what: str) -> None:
+    day = re.match(r"\s*(\d{4}-\d{1,2}-\d{1,2})", node.value)
+    calendar_date(day.group(1) if day else node.value, what=what, line=node.start_mark.line + 1)
+
+
+def _bare_key(key: yaml.Node, value: yaml.Node, raw: str) -> bool:
+    """A plain key written without a `:` (what a comma leaves behind), not a key with an empty value."""
+    if not isinstance(key, yaml.ScalarNode) or key.style is not None:
+        return False
+    if not isinstance(value, yaml.ScalarNode) or value.tag != "tag:yaml.org,2002:null" or value.value:
+        return False
+    return raw[key.end_mark.index :].lstrip()[:1] in (",", "}", "")
+
+
+def _split_value_error(pairs: list[tuple[yaml.Node, yaml.Node]], bare: list[bool]) -> None:
+    """The error for the first run of bare keys: the value before them, quoted whole, is what to write."""
+    first = bare.index(True)
+    end = first
+    while end < len(bare) and bare[end]:
+        end += 1
+    words = [str(key.value) for key, _ in pairs[first:end]]
+    line = pairs[first][0].start_mark.line + 1
+    if first == 0 or not isinstance(pairs[first - 1][1], yaml.ScalarNode):
+        raise PlanError(
+            f"{words[0]!r} has no `key:` in this `{{...}}`: a comma ends a value there",
+            line=line,
+            hint='write `key: value` pairs, and quote a value that holds a comma: name: "Smith, Jr."',
+        )
+    name, value = pairs[first - 1]
+    whole = ", ".join([str(value.value), *words])
+    read_as = "is read as a field of its own" if len(words) == 1 else "are read as fields of their own"
+    raise PlanError(
+        f"a comma inside the value of {name.value!r} ends it: {', '.join(map(repr, words))} {read_as}",
+        line=line,
+        hint=f"quote the value: {name.value}: {json.dumps(whole, ensure_ascii=False)}",
+    )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
 from pipeline.errors import ChangeError, PlanError
+from pipeline.plan.names import name_key, names_person
 
 ROLES = (
     "champion",
@@ -171,6 +173,12 @@ class Plan:
         email = email.lower()
         return next((c for c in self.prospect.contacts if c.email.lower() == email), None)
 
+    def contacts_named(self, name: str) -> tuple[Contact, ...]:
+        """The contacts a name written in the plan can mean: one who has it in full, else all it names a part of."""
+        named = tuple(c for c in self.prospect.contacts if names_person(c.name, name))
+        full = tuple(c for c in named if name_key(c.name) == name_key(name))
+        return full or named
+
     def next_id(self) -> str:
         """The id a new milestone gets."""
         return f"M{self.next_number}"
@@ -188,64 +196,55 @@ _BUYER_WORDS = {"buyer", "prospect", "customer", "client"}
 _JOINT_WORDS = {"joint", "both", "all", "mutual", "together"}
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
-
-
-def _names_person(contact_name: str, person: str) -> bool:
-    parts = _norm(contact_name).split()
-    p = _norm(person)
-    return bool(p) and (p == " ".join(parts) or p in parts)
-
-
 def resolve_owner(plan: Plan, text: str, *, line: int | None = None) -> Owner:
     """Read an owner; a blank owner is Owner(""); an owner naming nobody is a PlanError."""
-    m = _OWNER.match(text or "")
+    # NFKC first: a CJK keyboard's full-width parentheses are parentheses.
+    text = unicodedata.normalize("NFKC", text or "")
+    m = _OWNER.match(text)
     if not m or not text.strip():
         return Owner("")
     who, person = m.group("who").strip(), (m.group("person") or "").strip() or None
-    key = _norm(who)
-    seller_names = {_norm(plan.seller.company), *(_norm(w) for w in _SELLER_WORDS)}
-    buyer_names = {_norm(plan.prospect.company), *(_norm(w) for w in _BUYER_WORDS)}
+    key = name_key(who)
+    seller_key, buyer_key = name_key(plan.seller.company), name_key(plan.prospect.company)
     # A company is often written by its first word ("Acme" for "Acme Corp").
-    seller_first = _norm(plan.seller.company).split()[:1]
-    buyer_first = _norm(plan.prospect.company).split()[:1]
-    if key in seller_names or (seller_first and key == seller_first[0]):
+    if key in {seller_key, *_SELLER_WORDS} or (seller_key and key == seller_key.split()[0]):
         return Owner("seller", person)
-    if key in buyer_names or (buyer_first and key == buyer_first[0]):
+    if key in {buyer_key, *_BUYER_WORDS} or (buyer_key and key == buyer_key.split()[0]):
         return Owner("buyer", person)
     if key in _JOINT_WORDS:
         return Owner("joint", person)
     if not person:
-        # A bare person's name: a contact of the prospect, or the seller.
-        for contact in plan.prospect.contacts:
-            if _names_person(contact.name, who):
-                return Owner("buyer", contact.name)
-        if plan.seller.name and _names_person(plan.seller.name, who):
+        # A bare person's name: a contact of the prospect (kept as written when it could be two), or the seller.
+        named = plan.contacts_named(who)
+        if named:
+            return Owner("buyer", named[0].name if len(named) == 1 else who)
+        if plan.seller.name and names_person(plan.seller.name, who):
             return Owner("seller", plan.seller.name)
+    first = plan.prospect.contacts[0].name.split()[0] if plan.prospect.contacts else "name"
     raise PlanError(
         f"owner {text!r} names nobody in the plan",
         line=line,
         hint=(
             f"write {plan.seller.company!r} or 'Seller', {plan.prospect.company!r} or 'Buyer', or 'Joint'; "
-            "a person may follow in parentheses, e.g. 'Acme (Dana)'"
+            f"a person may follow in parentheses, e.g. '{(plan.prospect.company.split() or ['Buyer'])[0]} ({first})'; "
+            "leave it empty while nobody owns the step"
         ),
     )
 
 
 def owner_text(plan: Plan, owner: str) -> str:
     """The owner as a letter writes it: a change's "buyer"/"seller"/"joint" or a person, made readable."""
-    word = _norm(owner)
+    word = name_key(owner)
     if word in _BUYER_WORDS:
         return plan.prospect.company
     if word in _SELLER_WORDS:
         return plan.seller.company
     if word in _JOINT_WORDS:
         return "Joint"
-    for contact in plan.prospect.contacts:
-        if _names_person(contact.name, owner):
-            return f"{plan.prospect.company.split()[0]} ({contact.name})"
-    if plan.seller.name and _names_person(plan.seller.name, owner):
+    named = plan.contacts_named(owner)
+    if named:
+        return f"{plan.prospect.company.split()[0]} ({named[0].name})"
+    if plan.seller.name and names_person(plan.seller.name, owner):
         return f"{plan.seller.company.split()[0]} ({plan.seller.name})"
     return owner
 

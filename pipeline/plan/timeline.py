@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -36,13 +37,11 @@ def parse_due(text: str, *, line: int | None = None) -> Due | None:
         raise PlanError(
             f"due date {text!r} does not parse",
             line=line,
-            hint="write an ISO date (2027-02-10), T, T-30d, T+2w, or a milestone plus days (M3+3d)",
+            hint="write an ISO date (2027-02-10), T, T-30d, T+2w, or a milestone plus days (M3+3d); "
+            "leave it empty while there is no date yet",
         )
     if m.group("date"):
-        try:
-            return Due(fixed=date.fromisoformat(m.group("date")))
-        except ValueError:
-            raise PlanError(f"due date {text!r} is not a real date", line=line, hint="check month and day") from None
+        return Due(fixed=calendar_date(m.group("date"), what="due date", line=line))
     ref = m.group("ref").upper()
     offset = 0
     if m.group("n"):
@@ -51,6 +50,37 @@ def parse_due(text: str, *, line: int | None = None) -> Due | None:
         if m.group("sign") == "-":
             offset = -offset
     return Due(ref=ref, offset=offset)
+
+
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+# Spelled out, not from the locale: the messages are English.
+_MONTHS = ("", "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")  # fmt: skip
+
+
+def calendar_date(text: str, *, what: str, line: int | None) -> date:
+    """A YYYY-MM-DD date as written, or a PlanError saying why it is no date and what to write instead."""
+    text = text.strip()
+    m = _ISO_DATE.match(text)
+    if m is None:
+        raise PlanError(f"{what} {text!r} is not a date", line=line, hint="write it as YYYY-MM-DD, e.g. 2027-03-31")
+    year, month, day = (int(g) for g in m.groups())
+    if not 1 <= month <= 12:
+        swapped = f"{year:04d}-{day:02d}-{month:02d}"
+        hint = "write it as YYYY-MM-DD: the year, then the month, then the day"
+        if 1 <= day <= 12 and 1 <= month <= calendar.monthrange(max(year, 1), day)[1]:
+            hint += f"; did you mean {swapped}?"
+        raise PlanError(f"{what} {text!r} is not a real date: a month is 01 to 12", line=line, hint=hint)
+    if year < 1:
+        raise PlanError(f"{what} {text!r} is not a real date: there is no year 0", line=line, hint="write YYYY-MM-DD")
+    last = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last:
+        raise PlanError(
+            f"{what} {text!r} is not a real date: {_MONTHS[month]} {year} has {last} days",
+            line=line,
+            hint=f"write YYYY-MM-DD with a day from 01 to {last}, e.g. {year:04d}-{month:02d}-{last:02d}",
+        )
+    return date(year, month, day)
 
 
 def resolve(plan: Plan) -> dict[str, date | None]:

@@ -9,9 +9,8 @@ from rapidfuzz.distance import OSA
 from rapidfuzz.fuzz import ratio
 
 from pipeline.plan.model import LEGAL_SUFFIXES, Contact, Plan
+from pipeline.plan.names import name_key
 from pipeline.replies.lexicon import WEAK_CONFIRM, confirm_pattern, sign_will_pattern
-
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’&-]*")
 
 _ME = {"i", "me", "myself"}
 _BUYER = {"we", "us", "our team", "our side", "ourselves", "my team", "our company"}
@@ -94,8 +93,7 @@ def _signing_contacts(plan: Plan) -> list[Contact]:
     if step:
         # The owner of the signature, "<Company> (<person>)" or a person alone: whichever contact it names.
         owner = _OWNER_PERSON.match(step.owner)
-        said = re.sub(r"\s+", " ", owner.group("person") if owner else step.owner).strip().lower()
-        contacts += [c for c in plan.prospect.contacts if said in (c.name.lower(), *c.name.lower().split())]
+        contacts += plan.contacts_named(owner.group("person") if owner else step.owner)
     return contacts
 
 
@@ -144,8 +142,8 @@ def resolve_person(text: str, plan: Plan, sender: str | None) -> str | None:
 
 
 def _names(full: str, text: str) -> bool:
-    parts = [p.lower() for p in _WORD.findall(full)]
-    said = [p.lower() for p in _WORD.findall(text)]
+    parts = name_key(full).split()
+    said = name_key(text).split()
     if not said or not parts:
         return False
     if said == parts:

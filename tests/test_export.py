@@ -4,6 +4,7 @@ an older version keeps what the prospect changed since, or shows what it would u
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.home import open_home
 from pipeline.loop.service import Reason, Service, make_version
+from pipeline.plan.changes import apply as apply_changes
 from pipeline.plan.diff import diff
-from pipeline.plan.model import plan_hash
-from pipeline.plan.source import parse_plan
+from pipeline.plan.merge import merge
+from pipeline.plan.model import Change, plan_hash
+from pipeline.plan.source import parse_plan, write_plan
 from pipeline.replies.plan_email import Person, email_plan
 
 EXAMPLE = Path(__file__).parent / "fixtures" / "example-plan.md"
@@ -202,6 +205,19 @@ def test_the_version_a_file_was_exported_from_is_its_base(home: Path, tmp_path: 
     assert (due(home, 5, "M2"), due(home, 5, "M3"), due(home, 5, "M5")) == ("2027-02-10", "2027-03-10", "2027-03-20")
 
 
+def test_edits_that_cannot_stand_on_the_current_version_are_refused(home: Path, tmp_path: Path) -> None:
+    assert run(home, "add", str(EXAMPLE)).exit_code == 0
+    removal = write(tmp_path, "rm.json", json.dumps([{"op": "remove", "milestone": "M4"}]))
+    assert run(home, "apply", PLAN_ID, str(removal), "--today", TODAY, "--author", DANA).exit_code == 0
+    # The old file counts the legal review from M4, which the prospect removed since.
+    old = EXAMPLE.read_text().replace("| T-14d     |", "| M4+7d     |")
+    result = run(home, "add", str(write(tmp_path, "old.md", old)))
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert "old.md and version 2 of acme-northwind-2027 cannot be combined" in message and "M4" in message
+    assert "mutualplan export acme-northwind-2027" in message and len(versions(home)) == 2
+
+
 def test_a_version_that_is_not_there_is_refused(home: Path, tmp_path: Path) -> None:
     assert run(home, "add", str(EXAMPLE)).exit_code == 0
     text = EXAMPLE.read_text().replace("letterhead: northwind", "version: 7\nletterhead: northwind")
@@ -210,3 +226,57 @@ def test_a_version_that_is_not_there_is_refused(home: Path, tmp_path: Path) -> N
     bad = run(home, "add", str(write(tmp_path, "vx.md", text.replace("version: 7", "version: seven"))))
     assert bad.exit_code == 2 and "version" in bad.stderr and "whole number" in bad.stderr
 
+
+
+# --- the merge itself -----------------------------------------------------------------------------
+
+
+def _example():
+    return parse_plan(EXAMPLE.read_text(encoding="utf-8"))
+
+
+def _edit(text_from, old: str, new: str):
+    text = write_plan(text_from)
+    assert text.count(old) == 1, old
+    return parse_plan(text.replace(old, new))
+
+
+def test_steps_both_sides_added_keep_their_places_and_get_ids_of_their_own() -> None:
+    base = _example()
+    theirs = apply_changes(base, [Change("add", title="Security review", owner="buyer", before="M3")],
+                           today=date(2027, 1, 15))  # fmt: skip
+    assert [m.id for m in theirs.milestones][:4] == ["M1", "M2", "M8", "M3"]
+    # The seller's file, written from the base, adds two steps after M4, numbered from the same counter: M8, M9.
+    rows = "| M8 | Reference visit | Northwind | T-20d |\n| M9 | Visit notes | Northwind | M8+2d |\n"
+    mine = _edit(base, "| M5 |", rows + "| M5 |")
+    merged = merge(base, mine, theirs)
+    assert merged.clashes == ()
+    steps = [(m.id, m.title) for m in merged.plan.milestones]
+    assert steps[2:8] == [("M8", "Security review"), ("M3", "Pilot on Q4 data"),
+                          ("M4", "Reference call with a customer"), ("M10", "Reference visit"), ("M9", "Visit notes"),
+                          ("M5", "Legal review of the MSA")]
+    assert merged.plan.milestone("M9").due == "M10+2d"  # its date still counts from the visit, under its new id
+    assert merged.plan.next_number == 11
+    # What merged reads back as itself, so export and add of it make no new version.
+    assert parse_plan(write_plan(merged.plan)) == merged.plan
+
+
+def test_a_reordered_timeline_and_a_clash_on_a_removed_step() -> None:
+    base = _example()
+    m3 = "| M3 | Pilot on Q4 data                  | Acme (Dana)        | T-30d     |\n"
+    m4 = "| M4 | Reference call with a customer    | Northwind          | M3+3d     |\n"
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert m3 + m4 in text
+    swapped = parse_plan(text.replace(m3 + m4, m4 + m3))
+    theirs = apply_changes(base, [Change("move", milestone="M1", due="2027-02-01")], today=date(2027, 1, 15))
+    merged = merge(base, swapped, theirs)
+    assert merged.clashes == ()
+    assert [m.id for m in merged.plan.milestones] == ["M1", "M2", "M4", "M3", "M5", "M6", "M7"]
+    assert merged.plan.milestone("M1").due == "2027-02-01"
+    # The prospect dropped M4 while the file renamed it: a clash, kept as the prospect left it unless mine wins.
+    removed = apply_changes(base, [Change("remove", milestone="M4")], today=date(2027, 1, 15))
+    renamed = parse_plan(text.replace("Reference call with a customer", "Reference call with two customers"))
+    clash = merge(base, renamed, removed)
+    assert clash.clashes == (("milestone", "M4"),) and clash.plan.milestone("M4") is None
+    mine = merge(base, renamed, removed, mine_wins=True)
+    assert mine.plan.milestone("M4").title == "Reference call with two customers"

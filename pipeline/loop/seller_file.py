@@ -107,7 +107,8 @@ def rebase(store: Store, plan: Plan, current: Version, base: Version, *, revert:
         return Rebased(merged.plan, base, since, undone)
     touched = [v for v, before in zip(since, (base, *since), strict=False)
                if changed_parts(before.plan, v.plan) & set(merged.clashes)]  # fmt: skip
-    who = ", ".join(f"version {v.number} ({v.reason} by {v.author})" for v in touched)
+    # A reordered timeline is no part of one version: then every version since is named.
+    who = ", ".join(f"version {v.number} ({v.reason} by {v.author})" for v in touched or since)
     lines = "\n".join(f"  - {line}" for line in undone)
     raise StoreError(
         f"{file} was written from version {base.number} of {current.plan_id}, and {who} changed the same "

@@ -257,14 +257,15 @@ def test_diff_pdf_reads_back(three_versions: Path, tmp_path: Path) -> None:
     assert backwards.exit_code == 2 and "3 is not before 1" in backwards.stderr
 
 
-def test_a_seller_edit_after_a_reply_warns_what_it_undoes(home: Path, tmp_path: Path) -> None:
+def test_a_seller_edit_after_a_reply_keeps_what_the_reply_changed(home: Path, tmp_path: Path) -> None:
     assert run(home, "add", str(EXAMPLE)).exit_code == 0
     moves = [{"op": "move", "milestone": "M3", "due": "2027-03-08"}]
     assert run(home, "apply", PLAN_ID, str(write(tmp_path, "c.json", moves)), "--today", TODAY).exit_code == 0
-    # The seller edits their original file, which still says T-30d for M3.
+    # The seller edits their original file, which still says T-30d for M3: the move of version 2 stays.
     edited = write(tmp_path, "old.md", EXAMPLE.read_text().replace("by Friday.", "by Monday."))
     result = run(home, "add", str(edited))
     assert result.exit_code == 0, result.output + result.stderr
     assert "Stored version 3" in result.output
-    assert "Mon 8 Mar 2027" in result.output and "Mon 1 Mar 2027" in result.output  # M3 goes back: shown
-    assert "note: version 2 came from changes by jordan.lee@northwind.example" in result.output
+    assert "Mon 1 Mar 2027" not in result.output  # M3 does not go back
+    assert "kept the changes of version 2 (changes by jordan.lee@northwind.example)" in result.output
+    assert versions(home)[2].plan.milestone("M3").due == "2027-03-08"

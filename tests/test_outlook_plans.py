@@ -37,7 +37,7 @@ NAMES = sorted(p.stem for p in FIXTURES.glob("*.eml"))
 SELLER = "jordan.lee@northwind.example"
 PIPELINE = "jordan.lee+plans@northwind.example"
 PRIYA, TOM, ANA = "priya.raman@globex.example", "tom.becker@globex.example", "ana.lima@globex.example"
-PLAN_ID = "globex-northwind-2027"
+PLAN_ID = "globex-industries-northwind-2027"  # the prospect is "Globex Industries": both words are its own
 V1 = f"<plan.{PLAN_ID}.v1@northwind.example>"
 V2 = f"<plan.{PLAN_ID}.v2@northwind.example>"
 SELLER_EMAIL_ID = "<SN6PR05MB168EBE1A83E7070924EA@SN6PR05MBC123.namprd05.prod.outlook.com>"  # desktop-table.eml
@@ -417,6 +417,9 @@ def test_a_plan_email_that_does_not_parse_answers_the_seller_alone(home: Home) -
 
 def test_the_seller_answers_the_note_with_the_plan_corrected(home: Home) -> None:
     clock = Clock()
+    # This plan names no `Prospect:`: the company comes from the contacts' domain, "Globex".
+    plan_id = "globex-northwind-2027"
+    v1 = f"<plan.{plan_id}.v1@northwind.example>"
     inbox = MaildirMailbox(home.mail_dir)
     inbox.deliver(fixture("desktop-bad-due"))
     with loop(home, clock) as watcher:
@@ -443,12 +446,12 @@ def test_the_seller_answers_the_note_with_the_plan_corrected(home: Home) -> None
     with loop(home, clock) as watcher:
         report = watcher.poll()
         assert [(d, r.split(";")[0]) for _, d, r in report.handled] == [
-            (policy.CREATED, f"made plan {PLAN_ID} version 1 from the seller's email (correction)")]
-        plan = watcher.store.current(PLAN_ID).plan
+            (policy.CREATED, f"made plan {plan_id} version 1 from the seller's email (correction)")]
+        plan = watcher.store.current(plan_id).plan
         assert resolve(plan)["M2"] == date(2027, 3, 23)
         assert [c.email for c in plan.prospect.contacts] == [PRIYA, TOM]
-        assert report.sent == [V1]
-    letter = sent_mail(home)[V1]
+        assert report.sent == [v1]
+    letter = sent_mail(home)[v1]
     # To the people of the first email, in its thread, under its subject.
     assert addresses(letter, "To") == [PRIYA, TOM]
     assert letter["In-Reply-To"] == first_id

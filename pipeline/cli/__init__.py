@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "add": ("plans_store", "Store a plan file as version 1, or as the next version of its plan."),
     "apply": ("plans_store", "Apply a JSON list of changes to a stored plan as its next version."),
     "diff": ("plans_store", "What changed between two versions of a plan."),
+    "export": ("export", "Write a stored version of a plan as plan Markdown that `add` reads back."),
     "history": ("versions", "Every version of a plan: when, who, why, its hash."),
     "archive": ("versions", "Export a plan's evidence for legal review; verify a bundle."),
     "send": ("loop", "Send the current version of PLAN_ID to its contacts from the seller's mailbox."),

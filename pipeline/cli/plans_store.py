@@ -20,7 +20,7 @@ from pipeline.cli.common import (
     today_option,
 )
 from pipeline.errors import ChangeError, PipelineError, RenderError
-from pipeline.loop.service import Reason, Service
+from pipeline.loop.service import Service
 from pipeline.plan.diff import PlanDiff, diff
 from pipeline.plan.model import Change, Plan, Version
 from pipeline.render.format import change_rows
@@ -41,45 +41,65 @@ def _read_text(path: Path, what: str) -> str:
 @click.command("add", short_help="Store a plan file as version 1, or as the next version of its plan.")
 @click.argument("plan_file", metavar="PLAN.md", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--author", metavar="EMAIL", help="Who made this version (default: the plan's seller).")
+@click.option("--revert", is_flag=True,
+              help="Where the file and changes made since the version it was written from touch the same part, "
+                   "take the file's side (undoing those changes).")  # fmt: skip
 @json_option
 @click.pass_context
 @handles_errors
-def add(ctx: click.Context, plan_file: Path, author: str | None, as_json: bool) -> None:
-    """Store PLAN.md: a new plan id becomes version 1; a stored id with edits becomes its next version (a
-    seller edit). The same content again makes no version.
+def add(ctx: click.Context, plan_file: Path, author: str | None, revert: bool, as_json: bool) -> None:
+    """Store PLAN.md: a new plan becomes version 1; the seller's edits to a stored plan become its next version
+    (a seller edit). The same content again makes no version.
+
+    Which plan: the file's `id:` when it has one (refused when that plan is another prospect's); else an id derived
+    from the prospect's distinctive words, the seller's first word and the target year (acme-northwind-2027), with
+    -2, -3 ... when a plan of another prospect has it.
+
+    Which edits: those the file makes to the version it was written from (its `version:`, which `mutualplan export`
+    writes; else the latest version the seller wrote whole). Changes made since, such as the prospect's, are kept;
+    where the file changes the same milestone too, nothing is stored and the error lists what the file would undo:
+    add it again with --revert to undo them, or edit a fresh export.
 
     What the front matter leaves out (the seller, the letterhead) comes from the home's settings.
 
     \b
     Example:
       mutualplan add acme.md
-      vi acme.md && mutualplan add acme.md      # version 2: the seller's edits
+      mutualplan export acme-northwind-2027 --out acme-v3.md
+      vi acme-v3.md && mutualplan add acme-v3.md   # the next version: your edits
+      mutualplan add old-acme.md --revert          # undo what the listed changes did
     """
     text = _read_text(plan_file, "a plan's .md file")
     with Service.open(open_home(ctx)) as service:
-        added = service.add_source(text, file=str(plan_file), author=author)
+        added = service.add_source(text, file=str(plan_file), author=author, revert=revert)
     current, version = added.previous, added.version
     if version is None:
         assert current is not None  # nothing stored happens only when the plan was there already
         if as_json:
-            emit_json({"plan_id": added.plan.id, "version": current.number, "stored": False, "hash": current.hash})
+            emit_json({"plan_id": added.plan.id, "version": current.number, "stored": False, "hash": current.hash,
+                       "base": added.base, "kept": [v.number for v in added.kept]})  # fmt: skip
         else:
             console.print(f"{plan_file} is the same as version {current.number} of {added.plan.id}: no new version.",
                           soft_wrap=True)
         return
     changes = diff(current.plan, version.plan, old_version=current.number, new_version=version.number) \
         if current else None
+    if as_json:
+        _report(version, changes, as_json, base=added.base, kept=[v.number for v in added.kept],
+                undone=list(added.undone))  # fmt: skip
+        return
     _report(version, changes, as_json)
-    if current is not None and not Reason(current.reason).from_seller_file and not as_json:
-        # A file edited from an older copy silently undoes what the prospect asked for: say so.
-        console.print(
-            f"[yellow]note:[/] version {current.number} came from {current.reason} by {current.author}; the table "
-            "above is everything this file changes from it, including any of those changes it undoes.",
-            soft_wrap=True,
-        )
+    if added.kept:
+        # The file was written from an older version: say whose changes stay in, and what --revert undid of them.
+        since = ", ".join(f"version {v.number} ({v.reason} by {v.author})" for v in added.kept)
+        what = ", but where your file changes the same part, undid them, as --revert asked:" if added.undone else "."
+        console.print(f"[yellow]note:[/] {plan_file} was written from version {added.base}: kept the changes of "
+                      f"{since} made since{what}", soft_wrap=True)  # fmt: skip
+    for line in added.undone:
+        console.print(f"  - {line}", soft_wrap=True)
 
 
-def _report(version: Version, changes: PlanDiff | None, as_json: bool) -> None:
+def _report(version: Version, changes: PlanDiff | None, as_json: bool, **extra: Any) -> None:
     if as_json:
         emit_json(
             {
@@ -90,6 +110,7 @@ def _report(version: Version, changes: PlanDiff | None, as_json: bool) -> None:
                 "author": version.author,
                 "hash": version.hash,
                 "diff": changes.to_dict() if changes else None,
+                **extra,
             }
         )
         return

@@ -71,11 +71,15 @@ def queue_plan(store: Store, plan_id: str, *, at: datetime) -> OutboxEntry:
 
 @dataclass(frozen=True)
 class Added:
-    """What `add_source` did: the version before, the version stored (None when nothing changed)."""
+    """What `add_source` did: the version before, the version stored (None when nothing changed); for a file written
+    from an older version, that version, the versions since whose changes it keeps, and what --revert undid."""
 
     previous: Version | None
     version: Version | None
     plan: Plan
+    base: int | None = None
+    kept: tuple[Version, ...] = ()
+    undone: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,28 +120,48 @@ class Service:
             raise StoreError(f"no plan {plan_id!r} in the store", hint=hint)
         return current
 
+    def version(self, plan_id: str, number: int | None = None) -> Version:
+        """Version `number` of a stored plan (the current one when None); a StoreError says which there are."""
+        current = self.current(plan_id)
+        return current if number is None or number == current.number else self.store.version(plan_id, number)
+
     # --- making versions ------------------------------------------------------------------------
 
     def add_source(self, text: str, *, file: str, author: str | None = None,
-                   defaults: Mapping[str, Any] | None = None) -> Added:
+                   defaults: Mapping[str, Any] | None = None, revert: bool = False) -> Added:
         """Store plan source as version 1 of a new plan, or as the next version of its stored plan (a seller edit);
-        the same content again makes no version."""
+        the same content again makes no version.
+
+        The file's edits count from the version it was written from (`version:`, else the latest version the seller
+        wrote whole): changes made since are kept, and where the file changes them too a StoreError lists what it
+        would undo, unless `revert`. A file without `id:` never becomes a version of another prospect's plan."""
+        from pipeline.loop import seller_file
+
         defaults = dict(defaults or self.parts.settings.plan_defaults())
         first = parse_plan(text, file=file, defaults=defaults)
-        current = self.store.current(first.id)
-        plan = first
-        if current is not None:
-            # Rows written without an id are numbered after every id the plan ever used, never reusing one.
-            plan = parse_plan(text, file=file, defaults={"next_milestone": current.plan.next_number, **defaults})
-            plan = replace(plan, next_number=max(plan.next_number, current.plan.next_number))
-            if plan_hash(plan) == current.hash:
-                return Added(current, None, plan)
+        marks = seller_file.marks(text, file)
+        plan_id, current = seller_file.plan_for(self.store, first, explicit=marks.plan_id is not None, file=file)
+        if current is None:
+            if marks.version is not None:
+                raise StoreError(f"{file}: there is no plan {plan_id} to have a version {marks.version}",
+                                 hint="remove the `version:` line to add the file as a new plan")  # fmt: skip
+            plan = replace(first, id=plan_id)
+            version = make_version(self.store, plan, author=(author or plan.seller.email or "seller").lower(),
+                                   reason=Reason.CREATED, created=self.now(), expect_number=1)  # fmt: skip
+            return Added(None, version, plan)
+        # Rows written without an id are numbered after every id the plan ever used, never reusing one.
+        plan = parse_plan(text, file=file, defaults={"next_milestone": current.plan.next_number, **defaults})
+        plan = replace(plan, id=plan_id, next_number=max(plan.next_number, current.plan.next_number))
+        base = seller_file.base_of(self.store, plan_id, current, marks.version, file)
+        rebased = seller_file.rebase(self.store, plan, current, base, revert=revert, file=file)
+        found = Added(current, None, rebased.plan, base.number, rebased.kept, rebased.undone)
+        if plan_hash(rebased.plan) == current.hash:
+            return found
         version = make_version(
-            self.store, plan, author=(author or plan.seller.email or "seller").lower(),
-            reason=Reason.CREATED if current is None else Reason.SELLER_EDIT, created=self.now(),
-            expect_number=1 if current is None else current.number + 1,
+            self.store, rebased.plan, author=(author or plan.seller.email or "seller").lower(),
+            reason=Reason.SELLER_EDIT, created=self.now(), expect_number=current.number + 1,
         )
-        return Added(current, version, plan)
+        return replace(found, version=version)
 
     def apply_changes(self, plan_id: str, changes: list[Change], *, author: str | None = None,
                       today: Any = None) -> Applied:

@@ -12,22 +12,28 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from pipeline.errors import PlanError
+from pipeline.plan.identity import company_words
 from pipeline.plan.model import ROLES, Contact, Plan, Prospect, Seller
 from pipeline.plan.timeline import calendar_date
 
-KNOWN_KEYS = frozenset({"id", "letterhead", "seller", "prospect", "target", "timezone", "next_milestone"})
+# `version` is the version an exported file was written from: `add` reads it, the plan's content does not.
+KNOWN_KEYS = frozenset({"id", "letterhead", "seller", "prospect", "target", "timezone", "next_milestone", "version"})
 
 
-def slug(text: str) -> str:
-    """A lower-case, dash-separated token for ids."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+# Long enough for "international-business-machines-consulting", short enough that the whole id stays readable.
+_PROSPECT_WORDS, _PROSPECT_CHARS, _SELLER_CHARS = 4, 48, 20
 
 
 def derive_id(prospect: str, seller: str, target: date | None) -> str:
-    """An id from the prospect's and seller's first words and the target year: acme-northwind-2027."""
-    parts = [slug(prospect.split()[0]) if prospect.split() else "prospect"]
-    if seller.split():
-        parts.append(slug(seller.split()[0]))
+    """An id from the prospect's distinctive words, the seller's first one and the target year:
+    "Global Logistics Ltd" sold by "Northwind Analytics" by 2027-03-31 -> global-logistics-northwind-2027."""
+    words = company_words(prospect)[:_PROSPECT_WORDS]
+    while len(words) > 1 and len("-".join(words)) > _PROSPECT_CHARS:
+        words.pop()
+    parts = ["-".join(words)[:_PROSPECT_CHARS].strip("-") or "prospect"]
+    seller_words = company_words(seller)
+    if seller_words:
+        parts.append(seller_words[0][:_SELLER_CHARS])
     if target:
         parts.append(str(target.year))
     return "-".join(p for p in parts if p)

@@ -19,9 +19,12 @@ def _flow(mapping: dict[str, Any]) -> str:
     return yaml.safe_dump(mapping, default_flow_style=True, sort_keys=False, allow_unicode=True, width=10_000).strip()
 
 
-def write_plan(plan: Plan) -> str:
-    """Write a plan back to the source format; parse_plan(write_plan(p)) == p."""
+def write_plan(plan: Plan, *, version: int | None = None) -> str:
+    """Write a plan back to the source format; parse_plan(write_plan(p)) == p. `version` marks the stored version
+    it was exported from, which `add` counts the file's edits from."""
     out = ["---", f"id: {_scalar(plan.id)}"]
+    if version is not None:
+        out.append(f"version: {int(version)}")
     if plan.letterhead:
         out.append(f"letterhead: {_scalar(plan.letterhead)}")
     out.append("seller:")

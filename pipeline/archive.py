@@ -149,7 +149,7 @@ def bundle_contents(
         raise ArchiveError(f"no plan {plan_id!r} in the store", hint="`mutualplan history` lists what is stored")
     files: dict[str, bytes] = {}
     evidence = store.evidence(plan_id)
-    entries = []
+    entries: list[dict[str, Any]] = []
     parent: str | None = None
     for record in records:
         # A database edited behind the store's back must not be exported as if it were sound.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks CI runs: ruff, then every test, the real servers included (the tests start them).
+# The checks CI runs: ruff, mypy, then every test, the real servers included (the tests start them).
 # Usage: bash scripts/test.sh [pytest arguments]   e.g.  bash scripts/test.sh -k imap -x
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -8,6 +8,8 @@ source scripts/setup.sh --servers
 
 lint=0
 ruff check . || lint=$?
+types=0
+mypy || types=$?
 
 tests=0
 pytest tests/ "$@" || tests=$?
@@ -18,6 +20,10 @@ if [ "$tests" -eq 5 ]; then
 fi
 if [ "$lint" -ne 0 ]; then
   echo "ruff check failed (exit $lint)" >&2
-  [ "$tests" -ne 0 ] || exit "$lint"
+  [ "$tests" -ne 0 ] || [ "$types" -ne 0 ] || exit "$lint"
+fi
+if [ "$types" -ne 0 ]; then
+  echo "mypy failed (exit $types)" >&2
+  [ "$tests" -ne 0 ] || exit "$types"
 fi
 exit "$tests"

@@ -429,3 +429,27 @@ def test_plain_text_passwords_go_only_to_this_machine() -> None:
     with pytest.raises(ConfigError, match="no IMAP password"):
         ImapMailbox(ImapSettings(host="mail.example.com", username="u", password=""), MemoryCursors())
     ImapMailbox(ImapSettings(host="localhost", username="u", password="p", security="plain"), MemoryCursors())
+
+
+class _StatusWithoutNumbers:
+    """An imaplib client whose server answers SELECT and STATUS but names no UIDVALIDITY or UIDNEXT."""
+
+    def select(self, mailbox: str, readonly: bool = False) -> tuple[str, list[bytes]]:
+        return "OK", [b"3"]
+
+    def response(self, name: str) -> tuple[str, list[None]]:
+        return name, [None]
+
+    def status(self, mailbox: str, names: str) -> tuple[str, list[bytes]]:
+        return "OK", [b'"INBOX" (MESSAGES 3)']
+
+
+def test_a_status_without_uidvalidity_is_a_mailbox_error() -> None:
+    from types import SimpleNamespace
+
+    from pipeline.mailbox.imap.connection import ImapConnection
+
+    imap = ImapConnection(ImapSettings(host="localhost", username="u", password="p", security="plain"))
+    imap.box = SimpleNamespace(client=_StatusWithoutNumbers())
+    with pytest.raises(MailboxError, match="UIDVALIDITY and UIDNEXT of INBOX"):
+        imap.select("INBOX")

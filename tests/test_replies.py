@@ -208,6 +208,16 @@ def test_format_flowed_is_joined() -> None:
     assert Incoming.from_bytes(raw).text.startswith("Please move the demo to Feb 17.\n\n-- \nDana")
 
 
+@pytest.mark.parametrize("param", ["format*=''flowed", "format*0*=''flow; format*1=ed"])
+def test_format_flowed_in_rfc2231_form_is_joined(param: str) -> None:
+    # RFC 2231 parameters come back from the email package as a (charset, language, value) tuple.
+    raw = (
+        f"From: d@acme.example\r\nContent-Type: text/plain; charset=utf-8; {param}\r\n\r\n"
+        "Please move the demo \r\nto Feb 17.\r\n"
+    ).encode()
+    assert Incoming.from_bytes(raw).text.startswith("Please move the demo to Feb 17.")
+
+
 @pytest.mark.parametrize(
     ("headers", "kind"),
     [

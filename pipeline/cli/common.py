@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
@@ -23,13 +23,15 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def handles_errors(func: F) -> F:
+def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn a PipelineError into its message on stderr and its exit code; never a traceback."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except PipelineError as exc:
@@ -38,7 +40,7 @@ def handles_errors(func: F) -> F:
                 err_console.print(f"  {exc.hint}", soft_wrap=True)
             sys.exit(exc.exit_code)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")

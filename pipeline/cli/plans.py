@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from string import Template
 
 import click
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from pipeline.cli.common import console, emit_json, handles_errors, json_option, resolve_today, today_option
@@ -74,9 +75,11 @@ def show(plan_file: str, today: object, as_json: bool) -> None:
         if not rows:
             continue
         table = Table(title=title, title_justify="left", show_lines=False)
-        for name, justify in (("#", "left"), ("Activity", "left"), ("Owner", "left"), ("Due", "left"),
-                              ("Days left", "right"), ("Status", "left")):
-            table.add_column(name, justify=justify, no_wrap=name in ("#", "Due", "Days left"))  # type: ignore[arg-type]
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("#", "left"), ("Activity", "left"), ("Owner", "left"), ("Due", "left"), ("Days left", "right"),
+            ("Status", "left"))
+        for name, justify in columns:
+            table.add_column(name, justify=justify, no_wrap=name in ("#", "Due", "Days left"))
         for m in rows:
             due = dates[m.id]
             style = "dim" if m.status in ("done", "dropped") else None
@@ -155,7 +158,7 @@ def starter_plans() -> tuple[Plan, ...]:
 @click.option("--timezone", default=STARTER_DEFAULTS["timezone"], show_default=True)
 @handles_errors
 def new(template: str, out: str | None, prospect: str, seller_company: str, seller_name: str,
-        seller_email: str, target: object, timezone: str) -> None:
+        seller_email: str, target: datetime | None, timezone: str) -> None:
     """Write a starter plan with the standard elements of a Mutual Plan.
 
     \b
@@ -163,7 +166,7 @@ def new(template: str, out: str | None, prospect: str, seller_company: str, sell
       mutualplan new --template smb --prospect "Acme Corp" --target 2027-03-31 --out acme.md
     """
     days = 90 if template == "enterprise" else 30
-    when = target.date() if target is not None else date.today() + timedelta(days=days)  # type: ignore[attr-defined]
+    when = target.date() if target is not None else date.today() + timedelta(days=days)
     text = starter_text(
         template, prospect=prospect, seller_company=seller_company, seller_name=seller_name,
         seller_email=seller_email, target=when.isoformat(), timezone=timezone,

@@ -208,6 +208,7 @@ def _notify(parts: Parts, notice: Notice, outcome: Outcome, record_id: str) -> N
 
 def _told_today(parts: Parts, entry: OutboxEntry) -> bool:
     """Whether a notice of this kind about this sender went to the seller about this plan in the last day."""
+    assert entry.plan_id is not None  # outbox.notice writes the plan's id on every notice
     since = utc_iso(parts.clock() - timedelta(days=1))
     sender = (entry.data.get("reply") or {}).get("from")
     return any(

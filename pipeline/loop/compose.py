@@ -43,6 +43,8 @@ def version_letter(store: Store, archive: Archive, version: Version, *, letterhe
 
 def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: str, at: datetime) -> EmailMessage:
     """The email of an outbox entry; the same entry always gives the same bytes."""
+    # Mail of no plan goes to seller_mail instead; an entry of a plan always names its version.
+    assert entry.plan_id is not None and entry.version is not None
     version = store.version(entry.plan_id, entry.version)
     plan = version.plan
     created = entry.data.get("created") or version.created

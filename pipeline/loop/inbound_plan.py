@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
-from email.message import Message
+from email.message import EmailMessage, Message
 from typing import Any
 
 from pipeline.config import Settings
@@ -139,7 +139,7 @@ def _content(part: Any) -> str:
         return payload.decode("utf-8", "replace")
 
 
-def _people(msg: Message, header: str) -> list[Person]:
+def _people(msg: EmailMessage, header: str) -> list[Person]:
     out: list[Person] = []
     try:
         for value in msg.get_all(header, [])[:5]:

@@ -6,6 +6,7 @@ and this module decides; keeping the decision pure makes every rule of the loop 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -144,7 +145,7 @@ def _confirmation(facts: Facts, older: bool) -> Decision:
 
 
 def suggested_asks(
-    plan: Plan, changes: tuple[Change, ...], asks: dict[str, str] | None = None
+    plan: Plan, changes: tuple[Change, ...], asks: Mapping[str, str] | None = None
 ) -> list[str]:
     """Something to ask in return for each kind of change the prospect requested (one per kind)."""
     rules = {**DEFAULT_ASKS, **(asks or {})}

@@ -12,6 +12,7 @@ from pipeline.store import Store
 def plan_status(store: Store, plan_id: str, today: date, *, upcoming: int = 3) -> dict[str, Any]:
     """One plan's status as plain data (the CLI prints it as a table or JSON)."""
     current = store.current(plan_id)
+    assert current is not None  # Service.status looked the plan up first, with a StoreError when it is not stored
     plan = current.plan
     state = store.plan_state(plan_id)
     confirmed = store.confirmations(plan_id, current.number)
@@ -36,8 +37,8 @@ def plan_status(store: Store, plan_id: str, today: date, *, upcoming: int = 3) -
     else:
         summary = f"waiting on {', '.join(waiting)}" if waiting else "waiting"
     dates = resolve(plan)
-    nexts = [m for m in plan.milestones if m.status not in ("done", "dropped") and dates[m.id] is not None]
-    nexts.sort(key=lambda m: dates[m.id])  # type: ignore[arg-type, return-value]
+    due = {m.id: d for m in plan.milestones if m.status not in ("done", "dropped") and (d := dates[m.id]) is not None}
+    nexts = sorted((m for m in plan.milestones if m.id in due), key=lambda m: due[m.id])
     held = [
         {"message_id": m.message_id, "from": m.sender, "received": m.received, "reason": m.reason}
         for m in store.messages(plan_id) if m.disposition == "held"
@@ -52,8 +53,8 @@ def plan_status(store: Store, plan_id: str, today: date, *, upcoming: int = 3) -
         "target": plan.target.isoformat() if plan.target else None,
         "days_to_target": days_left(plan.target, today),
         "next_milestones": [
-            {"id": m.id, "title": m.title, "owner": m.owner, "due": dates[m.id].isoformat(),  # type: ignore[union-attr]
-             "days_left": days_left(dates[m.id], today)}
+            {"id": m.id, "title": m.title, "owner": m.owner, "due": due[m.id].isoformat(),
+             "days_left": days_left(due[m.id], today)}
             for m in nexts[:upcoming]
         ],
         "held": held,

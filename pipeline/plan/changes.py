@@ -173,7 +173,9 @@ def _remove(plan: Plan, change: Change, today: date) -> Plan:
         due = parse_due(m.due)
         if due is not None and due.ref == milestone.id:
             # Re-anchored to the date it has now, so removing its anchor does not move it.
-            m = replace(m, due=dates[m.id].isoformat())  # type: ignore[union-attr]
+            when = dates[m.id]
+            assert when is not None  # resolve() raises rather than leave a step due relative to one without a date
+            m = replace(m, due=when.isoformat())
         kept.append(m)
     return with_milestones(plan, kept)
 

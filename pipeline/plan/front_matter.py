@@ -236,7 +236,7 @@ def _date_value(value: Any, what: str, line: int | None) -> date | None:
 class _Loader(yaml.SafeLoader):
     """Safe YAML whose impossible dates and times (2027-02-30, 25:00) are PlanErrors naming their line."""
 
-    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
         """The date or date and time YAML reads, or a PlanError saying why it is none."""
         try:
             return super().construct_yaml_timestamp(node)

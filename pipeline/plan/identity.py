@@ -67,7 +67,7 @@ def company_words(name: str) -> list[str]:
     text = _strip_attached(unicodedata.normalize("NFKC", name).strip())
     # Words are what spaces, commas and "&" separate; a word of punctuation alone names nothing.
     words = [w for w in re.split(r"[\s,&+/]+", text) if any(ch.isalnum() for ch in w)]
-    out = []
+    out: list[str] = []
     for word in _drop_legal(words):
         ascii_word = re.sub(r"['’`]", "", anyascii(word)).lower()
         out.extend(part for part in re.split(r"[^a-z0-9]+", ascii_word) if part)

@@ -27,7 +27,7 @@ class Merged:
     clashes: tuple[Part, ...]
 
 
-def _section_keys(sections: tuple[Section, ...]) -> list[Hashable]:
+def _section_keys(sections: tuple[Section, ...]) -> list[tuple[str, str, int]]:
     # Canonical sections are one part whatever their heading says; free ones by heading, counted when repeated.
     seen: dict[tuple[str, str], int] = {}
     keys = []
@@ -41,7 +41,7 @@ def _section_keys(sections: tuple[Section, ...]) -> list[Hashable]:
 def _sequences(plan: Plan) -> dict[str, tuple[list[Hashable], list[Any]]]:
     return {
         "milestone": ([m.id for m in plan.milestones], list(plan.milestones)),
-        "section": (_section_keys(plan.sections), list(plan.sections)),
+        "section": (list[Hashable](_section_keys(plan.sections)), list(plan.sections)),
         "contact": ([c.email.lower() for c in plan.prospect.contacts], list(plan.prospect.contacts)),
     }
 
@@ -151,6 +151,7 @@ def part_label(part: Part, *plans: Plan) -> str:
         return f"{key} {value.title}" if value is not None else str(key)
     if kind == "section":
         heading = value.heading if value is not None else ""
+        assert isinstance(key, tuple)  # a section's key is (kind or "heading", name, count): see _section_keys
         return f"the {heading or SECTION_TITLES.get(key[1], key[1])} section"
     if kind == "contact":
         return f"the contact {value.name}" if value is not None else f"the contact {key}"

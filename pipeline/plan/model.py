@@ -308,9 +308,9 @@ class Change:
         if missing:
             raise ChangeError(f"{where}: a {op} needs {', '.join(missing)}")
         for k in ("due", "target"):
-            if values[k] is not None:
+            if (iso := values[k]) is not None:
                 try:
-                    date.fromisoformat(values[k])
+                    date.fromisoformat(iso)
                 except ValueError:
                     raise ChangeError(f"{where}: {k} {values[k]!r} is not an ISO date (YYYY-MM-DD)") from None
         if values["status"] is not None and values["status"] not in STATUSES:

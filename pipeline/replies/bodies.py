@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from email.message import Message
+from email.utils import collapse_rfc2231_value
 
 from pipeline.replies.bounds import MAX_DEPTH, MAX_HTML_CHARS, MAX_PARTS, MAX_TEXT_CHARS, Notes
 from pipeline.replies.charsets import CONTROL, decode_bytes
@@ -95,8 +96,9 @@ def _part_text(part: Message, notes: Notes, *, html: bool) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not html:
         try:
-            fmt = (part.get_param("format") or "").lower()
-            delsp = (part.get_param("delsp") or "").lower() == "yes"
+            # An RFC 2231 parameter comes back as a (charset, language, value) tuple.
+            fmt = collapse_rfc2231_value(part.get_param("format") or "").lower()
+            delsp = collapse_rfc2231_value(part.get_param("delsp") or "").lower() == "yes"
         except Exception:
             fmt, delsp = "", False
         if fmt == "flowed":

@@ -83,8 +83,8 @@ def delivery_failure(raw: bytes) -> DeliveryFailure:
                 original = found.group(1) if found else None
         elif ctype in ("text/rfc822-headers", "text/global-headers") and original is None:
             data = part.get_payload(decode=True) or b""
-            found = _ID_LINE.search(data if isinstance(data, bytes) else b"")
-            original = found.group(1).decode("ascii", "replace").strip("<>") if found else None
+            line = _ID_LINE.search(data if isinstance(data, bytes) else b"")
+            original = line.group(1).decode("ascii", "replace").strip("<>") if line else None
     if not recipients:
         for value in msg.get_all("X-Failed-Recipients") or []:
             for item in str(value).split(","):
@@ -92,8 +92,8 @@ def delivery_failure(raw: bytes) -> DeliveryFailure:
                     recipients.append(item.strip().strip("<>").lower())
     if original is None:
         # A plain-text bounce quotes the returned headers in its body.
-        found = _ID_LINE.search(raw[: 2 * 1024 * 1024].split(b"\n\n", 1)[-1])
-        original = found.group(1).decode("ascii", "replace").strip("<>") if found else None
+        line = _ID_LINE.search(raw[: 2 * 1024 * 1024].split(b"\n\n", 1)[-1])
+        original = line.group(1).decode("ascii", "replace").strip("<>") if line else None
     if not status:
         found = _STATUS.search(diagnostic)
         status = found.group(1) if found else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from email.message import Message
+from email.utils import collapse_rfc2231_value
 
 from pipeline.plan.ids import MARK_HEADER
 from pipeline.replies.headers import decoded, first_header
@@ -40,7 +41,8 @@ def _delivery_report(msg: Message, parts: list[Message], sender: str | None, sub
     """A bounce (a delivery status report, a mailer daemon's message) or a read receipt, with the reason."""
     try:
         ctype = msg.get_content_type()
-        report = (msg.get_param("report-type") or "").lower() if ctype == "multipart/report" else ""
+        param = (msg.get_param("report-type") or "") if ctype == "multipart/report" else ""
+        report = collapse_rfc2231_value(param).lower()
     except Exception:
         ctype, report = "", ""
     if report == "delivery-status":

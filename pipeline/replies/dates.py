@@ -7,6 +7,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import dateparser
 
@@ -208,7 +209,7 @@ def _month_day(text: str, base: date | None) -> date | None:
     cleaned = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", cleaned)
     cleaned = re.sub(r"\bof\s+", "", cleaned)
     has_year = bool(re.search(r"\d{4}", cleaned))
-    settings = {"PREFER_DATES_FROM": "future", "REQUIRE_PARTS": ["day", "month"]}
+    settings: dict[str, Any] = {"PREFER_DATES_FROM": "future", "REQUIRE_PARTS": ["day", "month"]}
     if base is not None:
         settings["RELATIVE_BASE"] = datetime(base.year, base.month, base.day)
     with warnings.catch_warnings():

@@ -25,7 +25,7 @@ def header_items(msg: Message) -> tuple[tuple[str, str], ...]:
     """Every header as (name, value), top first, bounded in number and length; () when unreadable."""
     try:
         items = msg.raw_items()
-        out = []
+        out: list[tuple[str, str]] = []
         for name, value in items:
             if len(out) >= MAX_RAW_HEADERS:
                 break

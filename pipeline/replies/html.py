@@ -148,7 +148,8 @@ def _paragraph(tag: Tag, out: list[str], depth: int) -> None:
 
 
 def _hidden(tag: Tag) -> bool:
-    style = (tag.get("style") or "") if isinstance(tag.get("style"), str) else ""
+    value = tag.get("style")
+    style = value if isinstance(value, str) else ""
     compact = style.replace(" ", "").lower()
     return "display:none" in compact or tag.has_attr("hidden")
 

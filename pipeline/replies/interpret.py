@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -108,25 +109,25 @@ def read_reply(
         extraction = Extraction(
             text=message.text[:5000], blocks=(Block(message.text[:5000]),), inline=False, removed=()
         )
-    common = {
-        "sender": sender,
-        "authorized": authorized,
-        "kind": message.kind,
-        "message_id": message.message_id,
-        "subject": message.subject,
-        "reply_date": reply_date,
-        "kind_reason": message.kind_reason,
-    }
+    made = partial(
+        Interpretation,
+        sender=sender,
+        authorized=authorized,
+        kind=message.kind,
+        message_id=message.message_id,
+        subject=message.subject,
+        reply_date=reply_date,
+        kind_reason=message.kind_reason,
+    )
     if message.kind != "human":
-        return Interpretation(intent="ignore", confirms=(), changes=(), unresolved=(), text=extraction.text, **common)
+        return made(intent="ignore", confirms=(), changes=(), unresolved=(), text=extraction.text)
     reading = interpret(extraction, plan, reply_date, due=due, sender=sender)
-    return Interpretation(
+    return made(
         intent=reading.intent,
         confirms=reading.confirms,
         changes=reading.changes,
         unresolved=reading.unresolved,
         text=reading.text,
-        **common,
     )
 
 

@@ -104,7 +104,7 @@ def _soup(html: str) -> BeautifulSoup:
 
 
 def _classes(tag: Tag) -> list[str]:
-    value = tag.get("class") or []
+    value: str | list[str] = tag.get("class") or []
     return [value] if isinstance(value, str) else list(value)
 
 

@@ -67,12 +67,13 @@ class Scope:
         if not m:
             return None
         where = [x for x in self.matcher.mentions(m.group("what")) if x.start < 30]
-        if not where or not where[0].resolved or self.due.get(where[0].resolved) is None:
+        anchor = self.due.get(where[0].resolved) if where and where[0].resolved else None
+        if anchor is None:
             return False
         shifts = find_shifts(m.group("amount") + (" later" if m.group("dir").lower() == "after" else " earlier"))
         if not shifts:
             return False
-        value = apply_shift(self.due[where[0].resolved], shifts[0])  # type: ignore[arg-type]
+        value = apply_shift(anchor, shifts[0])
         return value if value else False
 
 

@@ -222,7 +222,7 @@ class _Session(requests.Session):
         self.mount("https://", adapter)
         self.mount("http://", adapter)
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
         if self._ca_bundle:
             # Passed per request: requests lets $REQUESTS_CA_BUNDLE override a session's verify.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import getaddresses
 from typing import Any
 
@@ -189,15 +189,17 @@ def message_json(message: EmailMessage) -> dict[str, Any]:
     return payload
 
 
-def _attachment(part: EmailMessage, index: int) -> Attachment:
-    data = part.get_payload(decode=True) or b""
+def _attachment(part: MIMEPart, index: int) -> Attachment:
+    # A leaf part decodes to bytes; a multipart one (never an attachment here) to None.
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
     content_id = part.get("Content-ID")
     cid = str(content_id).strip().strip("<>") if content_id else None
     name = part.get_filename() or f"attachment-{index + 1}"
     return Attachment(name=name, content_type=part.get_content_type(), data=data, content_id=cid)
 
 
-def _listed(part: EmailMessage, found: list[Attachment]) -> bool:
+def _listed(part: MIMEPart, found: list[Attachment]) -> bool:
     cid = part.get("Content-ID")
     return cid is not None and any(a.content_id == str(cid).strip().strip("<>") for a in found)
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
-from imap_tools.utils import encode_folder
+from imap_tools.utils import encode_folder as _utf7_quoted
 
 from pipeline.errors import MailboxError
 from pipeline.mailbox.imap.settings import ImapSettings
@@ -100,8 +100,10 @@ class ImapConnection:
             typ, data = client.status(encode_folder(folder), "(UIDVALIDITY UIDNEXT)")
             ok((typ, data), f"read the status of {folder}")
             text = data[0].decode() if data and data[0] else ""
-            validity = int(re.search(r"UIDVALIDITY (\d+)", text).group(1))  # type: ignore[union-attr]
-            uid_next = int(re.search(r"UIDNEXT (\d+)", text).group(1))  # type: ignore[union-attr]
+            named = re.search(r"UIDVALIDITY (\d+)", text), re.search(r"UIDNEXT (\d+)", text)
+            if named[0] is None or named[1] is None:
+                raise MailboxError(f"the IMAP server did not tell the UIDVALIDITY and UIDNEXT of {folder}: {text}")
+            validity, uid_next = int(named[0].group(1)), int(named[1].group(1))
         self.selected = (folder, validity)
         return validity, uid_next
 
@@ -208,6 +210,12 @@ def ok(result: tuple, doing: str) -> tuple:
 def quote(value: str) -> str:
     """An IMAP quoted string."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def encode_folder(folder: str) -> str:
+    """A folder's name as an IMAP command argument: in modified UTF-7 and quoted, so all ASCII."""
+    # imaplib takes str arguments (bytes work too, but its stubs say str) and encodes ASCII to the same bytes.
+    return _utf7_quoted(folder).decode("ascii")
 
 
 def text(value: object) -> str:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-
-from imap_tools.utils import encode_folder
+from functools import partial
 
 from pipeline.errors import MailboxError
 from pipeline.mailbox.base import Cursors, Fetched
-from pipeline.mailbox.imap.connection import ImapConnection, ok
+from pipeline.mailbox.imap.connection import ImapConnection, encode_folder, ok
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class ImapInbox:
         validity, last, uids = self._imap.call("read new mail from", self._new_uids)
         for start in range(0, len(uids), FETCH_CHUNK):
             chunk = uids[start:start + FETCH_CHUNK]
-            bodies = self._imap.call("read new mail from", lambda c=chunk: self._fetch_bodies(validity, c))
+            bodies = self._imap.call("read new mail from", partial(self._fetch_bodies, validity, chunk))
             for uid in chunk:
                 if uid in bodies:  # else expunged meanwhile: nothing left to hand over
                     yield Fetched(key=f"{validity}:{uid}", raw=bodies[uid])

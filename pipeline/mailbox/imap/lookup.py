@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 
-from imap_tools.utils import encode_folder
-
-from pipeline.mailbox.imap.connection import ImapConnection, ok, quote
+from pipeline.mailbox.imap.connection import ImapConnection, encode_folder, ok, quote
 
 
 class SentLookup:

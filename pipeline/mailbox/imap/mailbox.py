@@ -91,7 +91,7 @@ class ImapMailbox:
             log.warning("imap: cannot look in Drafts before sending %s: %s", message["Message-ID"], exc)
             drafts, uids, draft = "", [], None
         if draft is not None:
-            message = message_from_bytes(draft, policy=SMTP)  # type: ignore[assignment]
+            message = message_from_bytes(draft, policy=SMTP)
         full = to_bytes(message)
         recipients = [addr for _, addr in getaddresses(message.get_all("To", []) + message.get_all("Cc", [])
                                                       + message.get_all("Bcc", [])) if addr]

@@ -58,8 +58,8 @@ class ImapSettings:
         if password is None:
             raise ConfigError("[mailbox] password_env is missing for the imap backend",
                               hint='name the environment variable that holds the password: password_env = "..."')
-        kinds = {"int | None": (int, "a whole number"), "float": ((int, float), "a number"),
-                 "bool": (bool, "true or false")}
+        kinds: dict[str, tuple[type | tuple[type, ...], str]] = {
+            "int | None": (int, "a whole number"), "float": ((int, float), "a number"), "bool": (bool, "true or false")}
         for name, value in values.items():
             wanted, what = kinds.get(str(types[name]), (str, "a string"))
             if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):

@@ -90,3 +90,24 @@ def test_the_mark_on_our_mail_reads_back() -> None:
 def test_brackets_are_normalized_one_way() -> None:
     assert ids.bracketed(" <a@b> ") == ids.bracketed("a@b") == "<a@b>"
     assert ids.bare("<a@b>") == "a@b"
+
+
+@pytest.mark.parametrize(("company", "short"), [
+    ("Acme Corp", "Acme"),
+    ("Global Logistics Ltd", "Global Logistics"),
+    ("Müller GmbH & Co. KG", "Müller"),
+    ("株式会社山田製作所", "山田製作所"),
+    ("Johnson & Johnson", "Johnson & Johnson"),
+    ("Initech", "Initech"),
+])
+def test_the_short_name_is_the_company_without_its_legal_form(company: str, short: str) -> None:
+    from pipeline.plan.identity import short_company
+
+    assert short_company(company) == short
+
+
+def test_a_short_name_written_in_the_plan_wins() -> None:
+    from dataclasses import replace
+
+    plan = replace(PLAN, prospect=replace(PLAN.prospect, short_name="ACME"))
+    assert ids.subject(plan) == "Mutual Plan: ACME and Northwind Analytics"

@@ -62,6 +62,25 @@ def _drop_legal(words: list[str]) -> list[str]:
     return words[start:end]
 
 
+def short_company(name: str) -> str:
+    """A company's name as people write it: without its legal form ("Acme Corp" -> "Acme", "GmbH & Co. KG" gone,
+    株式会社山田製作所 -> 山田製作所), in its own script and case; the name itself when nothing is left."""
+    words = _strip_attached(unicodedata.normalize("NFKC", name).strip()).split()
+    while True:  # "Müller GmbH & Co. KG": the forms, then the "&" between them, then the next form
+        kept = _drop_legal(words)
+        while len(kept) > 1 and not any(ch.isalnum() for ch in kept[-1]):
+            kept = kept[:-1]
+        if kept == words:
+            break
+        words = kept
+    return " ".join(words).rstrip(" ,&") or name.strip()
+
+
+def short_name(prospect: Prospect) -> str:
+    """How subjects and greetings name the prospect: `prospect.short_name`, else the company without its legal form."""
+    return prospect.short_name or short_company(prospect.company)
+
+
 def company_words(name: str) -> list[str]:
     """A company name's distinctive words in lower-case ASCII: "Global Logistics Ltd" -> ["global", "logistics"]."""
     text = _strip_attached(unicodedata.normalize("NFKC", name).strip())

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pipeline.plan.identity import short_name
 from pipeline.plan.model import Plan
 
 MARK_HEADER = "X-Mutual-Plan"
@@ -75,7 +76,7 @@ def plan_reference(message_id: str, domains: Iterable[str]) -> tuple[str, int] |
 
 def subject(plan: Plan) -> str:
     """`Mutual Plan: <Prospect's short name> and <Seller>`: the subject of every email in the plan's thread."""
-    return f"Mutual Plan: {plan.prospect.short} and {plan.seller.company}"
+    return f"Mutual Plan: {short_name(plan.prospect)} and {plan.seller.company}"
 
 
 @dataclass(frozen=True)

@@ -69,23 +69,6 @@ class Seller:
         return self.email.rpartition("@")[2].lower() or "mutualplan.invalid"
 
 
-# The end of a company's registered name: people write the words before it, without "Corp", "Inc" or "GmbH".
-LEGAL_SUFFIXES = frozenset({
-    "inc", "incorporated", "corp", "corporation", "co", "ltd", "limited", "llc", "llp", "lp", "plc", "gmbh", "ag",
-    "kg", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "ab", "a/s", "oy", "oyj", "pty", "pte", "kk", "se",
-})  # fmt: skip
-
-
-def short_company(company: str) -> str:
-    """A company's name before its legal suffix, as people write it ("Acme Corp" -> "Acme"); else the name."""
-    words = company.split()
-    for index, word in enumerate(words[1:], start=1):
-        if word.lower().strip(",;").replace(".", "") in LEGAL_SUFFIXES:
-            short = " ".join(words[:index]).rstrip(" ,&")
-            return short or company.strip()
-    return company.strip()
-
-
 @dataclass(frozen=True)
 class Prospect:
     """The buying company and its people; `short_name` is how subjects and greetings name it (say "Acme")."""
@@ -93,12 +76,7 @@ class Prospect:
     company: str
     address: tuple[str, ...] = ()
     contacts: tuple[Contact, ...] = ()
-    short_name: str = ""
-
-    @property
-    def short(self) -> str:
-        """The short name: as written, else the company's name before its legal suffix ("Acme Corp" -> "Acme")."""
-        return self.short_name or short_company(self.company)
+    short_name: str = ""  # as written; plan/identity.py's short_name gives the default
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from rapidfuzz.distance import OSA
 from rapidfuzz.fuzz import ratio
 
-from pipeline.plan.model import LEGAL_SUFFIXES, Contact, Plan
+from pipeline.plan.identity import short_company
+from pipeline.plan.model import Contact, Plan
 from pipeline.plan.names import name_key
 from pipeline.replies.lexicon import WEAK_CONFIRM, confirm_pattern, sign_will_pattern
 
@@ -68,13 +69,7 @@ def company_names(company: str) -> frozenset[str]:
     words = company.lower().split()
     if not words:
         return frozenset()
-    names = {" ".join(words)}
-    for index, word in enumerate(words[1:], start=1):
-        if word.strip(",;").replace(".", "") in LEGAL_SUFFIXES:
-            short = " ".join(words[:index]).rstrip(" ,&")
-            if short:
-                names.add(short)
-            break
+    names = {" ".join(words), short_company(company).lower()}
     first = words[0].strip(",.")
     if first and first not in _ARTICLES:
         names.add(first)

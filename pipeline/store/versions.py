@@ -14,8 +14,9 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.errors import StoreError
+from pipeline.plan.identity import short_company
 from pipeline.plan.ids import parse_subject
-from pipeline.plan.model import Change, Plan, Version, canonical_json, plan_from_dict, short_company
+from pipeline.plan.model import Change, Plan, Version, canonical_json, plan_from_dict
 from pipeline.store import schema
 from pipeline.store.audit import AuditLog
 from pipeline.store.database import _insert_ignore, _json, _unknown_plan, utc_iso

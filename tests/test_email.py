@@ -336,7 +336,9 @@ def test_a_plan_with_no_target_or_seller_name_still_reads_well():
     msg = parse(plan_email(plan, version=1, created=CREATED, pdf=PDF, to=["buyer@buyer.example"]))
     text = msg.get_body(("plain",)).get_content()
     assert text.startswith("Hi Buyer GmbH team,\n")
-    assert "what we agreed it takes for Buyer GmbH to reach a decision." in " ".join(text.split())
+    # Nothing is "agreed" before the prospect has confirmed it.
+    assert "what it takes, as we understand it, for Buyer GmbH to reach a decision." in " ".join(text.split())
+    assert "agreed" not in text.split("Timeline")[0]
     assert "M2  Something undated - Buyer - date to be agreed" in text
     assert text.endswith("\n\nSolo Seller Ltd · hello@solo.example\n")
     assert msg["To"].addresses[0].addr_spec == "buyer@buyer.example" and msg["From"] == "hello@solo.example"

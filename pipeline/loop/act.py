@@ -169,8 +169,11 @@ def _new_version(parts: Parts, msg: Received, nv: NewVersion) -> Outcome:
     if nv.reopen:
         # The seller changed what was agreed: the new version waits on the prospect's confirmation.
         parts.store.set_plan_state(nv.plan.id, "open", at=now, detail={"version": version.number})
+    # The changes are told against the version the prospect last received, not a draft they never saw.
+    before = service.last_sent(parts.store, nv.plan.id)
+    since = before.version if before is not None and before.version is not None else nv.base.number
     parts.store.queue_email(outbox.update(
-        version, since=nv.base.number, reply=incoming, mode=nv.mode,
+        version, since=since, reply=incoming, mode=nv.mode,
         # The sentences that could not be mapped go to the seller in a notice (below), never back to the
         # prospect: echoed bare in the follow-up they read as if the plan had answered them.
         asks=list(nv.asks) if nv.mode == "draft" else [], notes=[], by_seller=nv.by_seller,

@@ -21,14 +21,15 @@ SELLER_KINDS = ("plan_error", "digest")
 
 
 def version_letter(store: Store, archive: Archive, version: Version, *, letterhead: str,
-                   at: datetime) -> bytes:
-    """A version's letter, rendered once and kept: from version 2 on it opens with the changes since the last."""
+                   at: datetime, since: int | None = None) -> bytes:
+    """A version's letter, rendered once and kept: from version 2 on it opens with the changes since `since`, the
+    last version the prospect was sent (versions they never saw, such as a superseded draft, are not steps)."""
     kept = [e for e in store.evidence(version.plan_id, "letter") if e.version == version.number]
     if kept:
         return archive.get(kept[0].sha256)
     changes = None
     if version.number > 1:
-        parent = store.version(version.plan_id, version.number - 1)
+        parent = store.version(version.plan_id, since if since and since < version.number else version.number - 1)
         changes = plan_diff(parent.plan, version.plan, old_version=parent.number, new_version=version.number)
     name = version.plan.letterhead or letterhead
     load_letterhead(name)  # a clear error naming the letterhead before any rendering
@@ -50,15 +51,16 @@ def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: s
     created = entry.data.get("created") or version.created
     common: dict[str, Any] = {"version": version.number, "message_id": entry.message_id}
     reply = entry.data.get("reply") or {}
+    since = int(entry.data["since"]) if entry.data.get("since") else None
     if entry.kind == "plan":
-        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at)
+        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at, since=since)
         # A plan the seller wrote in an email: its letter answers that email, in the same thread.
         return emails.plan_email(plan, created=version.created, pdf=pdf, to=entry.to, cc=entry.cc,
                                  in_reply_to=entry.in_reply_to, references=entry.references,
                                  reply_subject=entry.data.get("reply_subject"), **common)
     if entry.kind == "update":
-        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at)
-        since = int(entry.data.get("since", version.number - 1))
+        since = since or version.number - 1
+        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at, since=since)
         changes = plan_diff(store.version(plan.id, since).plan, plan, old_version=since, new_version=version.number)
         return emails.update_email(
             plan, created=version.created, pdf=pdf, diff=changes, in_reply_to=entry.in_reply_to,

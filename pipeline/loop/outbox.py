@@ -67,6 +67,15 @@ def update(version: Version, *, since: int, reply: Any, mode: str, asks: list[st
     )
 
 
+def seller_update(version: Version, *, since: int, thread: tuple[str, ...]) -> OutboxEntry:
+    """A version the seller made (a file, a step marked done) sent to a prospect who has version `since`: the
+    update email, in the plan's thread after our last email, to the confirming contacts (the others in Cc)."""
+    entry = plan_email(version)
+    refs = tuple(bracketed(t) for t in thread[-20:])
+    return replace(entry, kind="update", in_reply_to=refs[-1] if refs else None, references=refs,
+                   data={"since": since, "asks": [], "notes": [], "by_seller": True})
+
+
 def in_thread(version: Version, reply: Any) -> OutboxEntry:
     """Version 1 of a plan the seller wrote in an email: the letter, sent at once as a reply to that email."""
     entry = plan_email(version)

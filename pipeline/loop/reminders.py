@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.config import Settings
 from pipeline.loop import outbox
+from pipeline.loop.service import ANNOUNCING
 from pipeline.loop.thread import answered
 from pipeline.plan.changes import is_signature_step
 from pipeline.plan.ids import seller_message_id
@@ -36,7 +37,6 @@ PER_PLAN = timedelta(days=7)
 HOURS = range(8, 18)  # a reminder goes out in working hours, in the plan's time zone
 DIGEST_HOUR = 8
 LIVE_STATES = ("open", "agreed")
-ANNOUNCING = ("plan", "update", "agreed")  # the emails that give the prospect the plan
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -53,12 +53,26 @@ def make_version(
                              created=created, expect_number=expect_number)
 
 
+ANNOUNCING = ("plan", "update", "agreed")  # the emails that give the prospect a version of the plan
+
+
+def last_sent(store: Store, plan_id: str) -> OutboxEntry | None:
+    """The last email that gave the prospect a version of the plan (sent, not only drafted), if any."""
+    sent = [e for e in store.outbox_entries(plan_id) if e.kind in ANNOUNCING and e.state == "sent"]
+    return max(sent, key=lambda e: (e.version or 0, e.created), default=None)
+
+
 def queue_plan(store: Store, plan_id: str, *, at: datetime) -> OutboxEntry:
     """Queue the current version's plan email; one that failed is queued again (the same Message-ID)."""
     version = store.current(plan_id)
     if version is None:
         raise StoreError(f"no plan {plan_id!r} in the store", hint="add one first with `mutualplan add PLAN.md`")
-    entry = outbox.plan_email(version)
+    before = last_sent(store, plan_id)
+    if before is not None and before.version is not None and before.version < version.number:
+        # The prospect has an earlier version: this one is an update, with what changed since the one they have.
+        entry = outbox.seller_update(version, since=before.version, thread=(*before.references, before.message_id))
+    else:
+        entry = outbox.plan_email(version)
     queued = store.outbox_entry(entry.message_id)
     if queued is None:
         store.queue_email(entry, at=at)
@@ -218,7 +232,7 @@ class Service:
 
     def send_version(self, version: Version) -> PollReport:
         """Send a version (the seller's own, such as a step marked done) to the prospect's people now."""
-        self.store.queue_email(outbox.plan_email(version), at=self.now())
+        queue_plan(self.store, version.plan_id, at=self.now())
         return self.flush(drafts=False)
 
     # --- reading ----------------------------------------------------------------------------------

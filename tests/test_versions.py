@@ -80,3 +80,62 @@ def test_a_later_version_sent_by_the_seller_is_an_update_against_the_version_the
     text = text_of(sent)
     assert "I have updated our Mutual Plan. Here is version 2" in text and "since version 1" in text
     assert "Attached is our Mutual Plan, version 2" not in text
+
+
+def _agree(service: Service) -> None:
+    """Dana and Raj confirm the current version, by email."""
+    clock = service.parts.clock
+    current = service.store.current(PLAN_ID)
+    assert current is not None
+    for n, who in enumerate((DANA, RAJ)):
+        box(service).deliver(reply(who, "Confirmed.", message_id=f"<ok{current.number}.{n}@acme.example>",
+                                   when=clock(), subject=SUBJECT))
+    report = service.poll()
+    assert [d for _, d, _ in report.handled] == ["confirmed", "agreed"], report.handled
+
+
+def test_progress_after_agreement_keeps_it_and_a_changed_date_reopens_it(service: Service) -> None:
+    _agree(service)
+    today = service.parts.clock().date()
+    assert service.status(PLAN_ID, today)["summary"] == "mutually agreed on version 1"
+    # The seller marks a step done: progress on what was agreed, which needs nobody's confirmation.
+    done = service.mark_done(PLAN_ID, "M1", author=SELLER)
+    status = service.status(PLAN_ID, today)
+    assert (done.number, status["state"], status["agreed_version"]) == (2, "agreed", 1)
+    assert status["summary"].startswith("mutually agreed on version 1; version 2 records progress")
+    # A new date is a new plan: it waits on both confirming contacts again, and status says so.
+    service.apply_changes(PLAN_ID, [Change(op="move", milestone="M3", due="2027-03-08")])
+    status = service.status(PLAN_ID, today)
+    assert status["state"] == "open"
+    assert status["summary"].startswith("version 3 changes what was agreed on version 1: version 3 not sent yet")
+    service.send_plan(PLAN_ID)
+    status = service.status(PLAN_ID, today)
+    assert status["waiting_on"] == [DANA, RAJ]
+    assert f"waiting on {DANA}, {RAJ} to confirm again" in status["summary"]
+
+
+def test_agreement_marks_the_plan_s_own_step_of_agreement_done(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from pipeline.plan.model import Milestone, with_milestones
+
+    home = init_home(tmp_path / "home")
+    home.settings_path.write_text(settings_toml(), encoding="utf-8")
+    clock = Clock(START)
+    plan = example_plan()
+    step = Milestone(id="M8", title="Mutually agreed plan with timeline", owner="Joint", due="T-50d")
+    plan = with_milestones(plan, (step, *plan.milestones))
+    plan = replace(plan, next_number=9)
+    with Service.open(home, clock, mailbox=MemoryMailbox()) as service:
+        make_version(service.store, plan, author=SELLER, reason=Reason.CREATED, created=clock())
+        service.send_plan(PLAN_ID)
+        clock.advance(hours=2)
+        _agree(service)
+        current = service.store.current(PLAN_ID)
+        assert current is not None and current.number == 2 and current.reason == Reason.AGREEMENT
+        assert current.plan.milestone("M8").status == "done"  # type: ignore[union-attr]
+        status = service.status(PLAN_ID, clock().date())
+        assert (status["state"], status["agreed_version"]) == ("agreed", 1)
+        # The 'agreed' email carries the version everyone confirmed.
+        agreed = box(service).sent[-1]
+        assert str(agreed["Message-ID"]) == "<plan.acme-northwind-2027.v1.agreed@northwind.example>"

@@ -14,7 +14,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pipeline.loop import inbound_plan, outbox, policy, service
+from pipeline.plan.changes import apply as apply_changes
+from pipeline.plan.diff import agreement_step
 from pipeline.plan.model import Change, Plan, Version
+from pipeline.replies.interpret import local_date
 from pipeline.store import MessageRecord, OutboxEntry, utc_iso
 
 if TYPE_CHECKING:
@@ -152,11 +155,25 @@ def _confirm(parts: Parts, msg: Received, fx: Effects, current: Version) -> tupl
         outcome = Outcome(policy.CONFIRMED, f"{sender} confirmed version {current.number}; "
                           f"waiting on {', '.join(waiting)}", plan.id, current.number)
     else:
-        store.set_plan_state(plan.id, "agreed", at=parts.clock())
-        store.queue_email(outbox.agreed(current, reply=msg.incoming), at=parts.clock())
+        record_agreement(parts, current, reply=msg.incoming)
         outcome = Outcome(policy.AGREED, f"every confirming contact confirmed version {current.number}",
                           plan.id, current.number)
     return outcome, replace(fx, notice=None)
+
+
+def record_agreement(parts: Parts, agreed: Version, *, reply: Any | None) -> None:
+    """The plan is mutually agreed on `agreed`: its state, the 'agreed' email to everyone, and the plan's own step of
+    agreement (its "Mutually agreed plan" milestone) marked done in a version that records only that progress."""
+    store, now = parts.store, parts.clock()
+    store.set_plan_state(agreed.plan_id, "agreed", at=now)
+    store.queue_email(outbox.agreed(agreed, reply=reply), at=now)
+    step = agreement_step(agreed.plan)
+    if step is None:
+        return
+    change = Change(op="status", milestone=step.id, status="done")
+    plan = apply_changes(agreed.plan, [change], today=local_date(now, agreed.plan.timezone))
+    service.make_version(store, plan, author=agreed.plan.seller.email, reason=service.Reason.AGREEMENT,
+                         changes=[change], created=now, expect_number=agreed.number + 1)
 
 
 def _new_version(parts: Parts, msg: Received, nv: NewVersion) -> Outcome:
@@ -166,9 +183,6 @@ def _new_version(parts: Parts, msg: Received, nv: NewVersion) -> Outcome:
         parts.store, nv.plan, author=incoming.sender or "", reason=nv.reason, changes=nv.changes,
         message_id=incoming.message_id, created=now, expect_number=nv.base.number + 1,
     )
-    if nv.reopen:
-        # The seller changed what was agreed: the new version waits on the prospect's confirmation.
-        parts.store.set_plan_state(nv.plan.id, "open", at=now, detail={"version": version.number})
     # The changes are told against the version the prospect last received, not a draft they never saw.
     before = service.last_sent(parts.store, nv.plan.id)
     since = before.version if before is not None and before.version is not None else nv.base.number

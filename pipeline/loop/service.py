@@ -17,6 +17,7 @@ from pipeline.errors import ChangeError, StoreError
 from pipeline.loop import outbox
 from pipeline.loop.parts import Clock, Parts, PollReport, open_parts, system_clock
 from pipeline.plan.changes import apply as apply_changes
+from pipeline.plan.diff import records_progress
 from pipeline.plan.model import Change, Plan, Version, plan_hash
 from pipeline.plan.source import parse_plan
 from pipeline.replies.interpret import local_date
@@ -37,6 +38,7 @@ class Reason(StrEnum):
     SELLER_EMAIL = "seller email"  # the seller's own email in the thread asked for them
     PLAN_EMAIL = "plan email"  # version 1 from a plan the seller typed in an email
     MARKED_DONE = "seller marked done"  # the seller marked a step done
+    AGREEMENT = "agreement recorded"  # every confirming contact confirmed: the plan's own step of agreement is done
 
     @property
     def from_seller_file(self) -> bool:
@@ -48,9 +50,23 @@ def make_version(
     store: Store, plan: Plan, *, author: str, reason: Reason, created: datetime,
     changes: Iterable[Change] = (), message_id: str | None = None, expect_number: int | None = None,
 ) -> Version:
-    """Store `plan` as its plan's next version (the one way a version is made)."""
-    return store.add_version(plan, author=author, reason=reason.value, changes=list(changes), message_id=message_id,
-                             created=created, expect_number=expect_number)
+    """Store `plan` as its plan's next version (the one way a version is made).
+
+    On an agreed plan, a version that only records progress (steps done, notes) keeps the agreement; any other
+    change reopens it: the plan waits on its confirming contacts again."""
+    version = store.add_version(plan, author=author, reason=reason.value, changes=list(changes),
+                                message_id=message_id, created=created, expect_number=expect_number)
+    agreed = agreed_version(store, plan.id)
+    if agreed is not None and store.plan_state(plan.id) == "agreed" and not records_progress(
+            store.version(plan.id, agreed).plan, plan):
+        store.set_plan_state(plan.id, "open", at=created, detail={"version": version.number, "agreed": agreed})
+    return version
+
+
+def agreed_version(store: Store, plan_id: str) -> int | None:
+    """The version every confirming contact last confirmed (the one the 'agreed' email went out for), if any."""
+    agreed = [e.version for e in store.outbox_entries(plan_id) if e.kind == "agreed" and e.version is not None]
+    return max(agreed, default=None)
 
 
 ANNOUNCING = ("plan", "update", "agreed")  # the emails that give the prospect a version of the plan

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from pipeline.loop.service import agreed_version
 from pipeline.plan.timeline import days_left, resolve
 from pipeline.store import Store
 
@@ -20,7 +21,11 @@ def plan_status(store: Store, plan_id: str, today: date, *, upcoming: int = 3) -
     outbox = [e for e in store.outbox_entries(plan_id) if e.version == current.number and e.kind in ("plan", "update")]
     unsent = [e for e in outbox if e.state in ("pending", "sending", "drafted")]
     sent = any(e.state == "sent" for e in outbox)
-    if state == "agreed":
+    agreed = agreed_version(store, plan_id)
+    if state == "agreed" and agreed is not None and agreed < current.number:
+        summary = (f"mutually agreed on version {agreed}; version {current.number} records progress "
+                   f"(steps done), which needs no new confirmation")
+    elif state == "agreed":
         summary = f"mutually agreed on version {current.number}"
     elif state in ("declined", "closed"):
         summary = state
@@ -36,6 +41,10 @@ def plan_status(store: Store, plan_id: str, today: date, *, upcoming: int = 3) -
         summary = f"version {current.number} not sent yet (`mutualplan send {plan_id}`)"
     else:
         summary = f"waiting on {', '.join(waiting)}" if waiting else "waiting"
+    if state == "open" and agreed is not None and agreed < current.number:
+        # Reopened: the plan was agreed, and a later version changed what was agreed.
+        again = " to confirm again" if summary.startswith("waiting on") else ""
+        summary = f"version {current.number} changes what was agreed on version {agreed}: {summary}{again}"
     dates = resolve(plan)
     due = {m.id: d for m in plan.milestones if m.status not in ("done", "dropped") and (d := dates[m.id]) is not None}
     nexts = sorted((m for m in plan.milestones if m.id in due), key=lambda m: due[m.id])
@@ -47,6 +56,7 @@ def plan_status(store: Store, plan_id: str, today: date, *, upcoming: int = 3) -
         "plan_id": plan_id,
         "version": current.number,
         "state": state,
+        "agreed_version": agreed,
         "summary": summary,
         "confirmed": sorted(confirmed),
         "waiting_on": waiting if state == "open" and sent and not unsent else [],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -201,3 +201,28 @@ def redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
             push("delete", a[i1:i2])
             push("insert", b[j1:j2])
     return tuple(ops)
+
+
+# An agreed plan's own step of agreement: "Mutually agreed plan with timeline", "Mutual plan agreed".
+_AGREEMENT_STEP = re.compile(r"\bmutual(?:ly)?\b.*\bplan\b|\bplan\b.*\bmutually\s+agreed\b", re.IGNORECASE)
+
+
+def records_progress(agreed: Plan, new: Plan) -> bool:
+    """Whether `new` differs from `agreed` only by steps marked done and their notes: progress on what was agreed,
+    which needs no new confirmation. A date, owner, step, title, target or text changed is a new plan to confirm."""
+    before = {m.id: m for m in agreed.milestones}
+    if [m.id for m in new.milestones] != list(before):
+        return False
+    restored = []
+    for m in new.milestones:
+        old = before[m.id]
+        if m.status not in (old.status, "done"):
+            return False
+        restored.append(replace(m, status=old.status, notes=old.notes))
+    return replace(new, milestones=tuple(restored), next_number=agreed.next_number) == agreed
+
+
+def agreement_step(plan: Plan) -> Milestone | None:
+    """The plan's own step that the plan is mutually agreed, when it has one and it is not done yet."""
+    return next((m for m in plan.milestones if _AGREEMENT_STEP.search(m.title) and m.status not in ("done", "dropped")),
+                None)

@@ -176,6 +176,25 @@ class MaildirMailbox:
         if not self._drafts(message_id):
             self._file(DRAFTS, _to_bytes(message), flags="D")
 
+    def remove_draft(self, message_id: str) -> bool:
+        """Delete the files in Drafts with this Message-ID (as send() does with a draft it sent); False when none.
+
+        Only Drafts is looked at, so a message of that Message-ID in Sent stays; a draft sent or deleted by
+        another program meanwhile counts as not there.
+        """
+        removed = False
+        try:
+            for path in self._drafts(message_id):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue  # sent or deleted meanwhile by another program
+                fsync_dir(path.parent)
+                removed = True
+        except OSError as exc:
+            raise _error(exc, f"cannot remove a draft from {self._folder(DRAFTS)._path}") from exc
+        return removed
+
     def _drafts(self, message_id: str) -> list[Path]:
         """The files in Drafts with this Message-ID (Drafts holds a few messages: each is read, headers only)."""
         wanted = with_brackets(message_id)

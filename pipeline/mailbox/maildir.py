@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.generator
 import email.parser
 import email.policy
@@ -177,20 +178,14 @@ class MaildirMailbox:
             self._file(DRAFTS, _to_bytes(message), flags="D")
 
     def remove_draft(self, message_id: str) -> bool:
-        """Delete the files in Drafts with this Message-ID (as send() does with a draft it sent); False when none.
-
-        Only Drafts is looked at, so a message of that Message-ID in Sent stays; a draft sent or deleted by
-        another program meanwhile counts as not there.
-        """
+        """Delete the files in Drafts with this Message-ID (Sent is not looked at); False when there is none."""
         removed = False
         try:
             for path in self._drafts(message_id):
-                try:
+                with contextlib.suppress(FileNotFoundError):  # sent or deleted meanwhile by another program
                     path.unlink()
-                except FileNotFoundError:
-                    continue  # sent or deleted meanwhile by another program
-                fsync_dir(path.parent)
-                removed = True
+                    fsync_dir(path.parent)
+                    removed = True
         except OSError as exc:
             raise _error(exc, f"cannot remove a draft from {self._folder(DRAFTS)._path}") from exc
         return removed

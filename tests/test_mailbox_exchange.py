@@ -488,3 +488,97 @@ def test_an_incomplete_reply_draft_is_replaced_not_sent(ews, state):
     assert draft.id != partial.id
     assert [a.name for a in draft.attachments] == ["acme-v2.pdf", "acme.ics"]
     assert len(ews.mailbox.outbound) == 1  # only the plan went out
+
+
+# --- drafts superseded -------------------------------------------------------------------------------------
+
+OTHER = "<mp-other-v1-plan@mutualplan.example>"
+
+
+def test_remove_draft_moves_that_draft_to_deleted_items_and_leaves_sent_alone(ews, box):
+    box.send(plan_email())
+    box.save_draft(plan_email(version=2))  # a draft under the Message-ID already in Sent Items
+    box.save_draft(plan_email(OTHER))
+    ews.requests.clear()
+
+    assert box.remove_draft(PLAN_ID.strip("<>")) is True
+
+    assert [d.message_id for d in ews.folder_items("drafts")] == [OTHER]
+    # MoveToDeletedItems: the seller can still get it back.
+    (deleted,) = ews.folder_items("deleteditems")
+    assert deleted.message_id == PLAN_ID and [a.name for a in deleted.attachments] == ["acme-v2.pdf", "acme.ics"]
+    (sent,) = ews.folder_items("sentitems")
+    assert sent.message_id == PLAN_ID and [a.name for a in sent.attachments] == ["acme-v1.pdf", "acme.ics"]
+    assert ews.operations() == ["FindItem", "DeleteItem"]
+    assert box.remove_draft(PLAN_ID) is False  # a second call finds nothing
+    assert box.remove_draft("<never-drafted@mutualplan.example>") is False
+    assert box.was_sent(PLAN_ID)
+    assert len(ews.folder_items("drafts")) == 1
+
+
+def test_remove_draft_finds_a_reply_draft_exchange_named_by_our_message_id(ews, box):
+    _answered(ews, box)
+    box.save_draft(plan_email(V2, in_reply_to="<client-1@buyer.example>", version=2))
+    (draft,) = ews.folder_items("drafts")
+    assert draft.message_id != V2  # Exchange named the reply itself
+
+    assert box.remove_draft(V2) is True
+
+    assert ews.folder_items("drafts") == []
+    assert [i.id for i in ews.folder_items("deleteditems")] != []
+    assert box.remove_draft(V2) is False
+
+
+def test_remove_draft_leaves_an_item_in_drafts_that_is_not_a_draft(ews, box):
+    # A sent copy the seller dragged into Drafts is mail, not a draft waiting to be sent.
+    item = ews.deliver(client_mail(1, in_reply_to=None).replace(b"<client-1@buyer.example>", PLAN_ID.encode()))
+    item.folder = ews.mailbox.folder_id("drafts")
+
+    assert box.remove_draft(PLAN_ID) is False
+
+    assert [i.message_id for i in ews.folder_items("drafts")] == [PLAN_ID]
+
+
+def test_remove_draft_whose_answer_was_lost_is_not_an_error_the_second_time(ews, box):
+    box.save_draft(plan_email())
+    ews.inject("drop_after", "DeleteItem")  # Exchange moved it, the answer never came
+
+    with pytest.raises(MailboxError) as caught:
+        box.remove_draft(PLAN_ID)
+    assert caught.value.transient
+
+    assert box.remove_draft(PLAN_ID) is False
+    assert ews.folder_items("drafts") == []
+
+
+def test_remove_draft_when_exchange_is_down_or_busy_is_a_transient_error(ews, state):
+    box = ExchangeMailbox(settings(ews, max_wait=0.5), state)
+    box.save_draft(plan_email())
+    ews.inject("drop", "DeleteItem")
+    with pytest.raises(MailboxError) as caught:
+        box.remove_draft(PLAN_ID)
+    assert caught.value.transient and "did not answer" in caught.value.message
+
+    ews.inject("busy", "FindItem", times=3, back_off_ms=300)
+    with pytest.raises(MailboxError) as caught:
+        box.remove_draft(PLAN_ID)
+    assert caught.value.transient and "busy" in caught.value.message
+    assert len(ews.folder_items("drafts")) == 1  # nothing was removed
+
+
+def test_remove_draft_sent_by_the_seller_while_we_looked_is_false(ews, box, monkeypatch):
+    from exchangelib import Account
+
+    box.save_draft(plan_email())
+    real_delete = Account.bulk_delete
+
+    def seller_sends_it_first(self, ids, **kwargs):
+        with ews.mailbox.lock:  # the seller presses Send in Outlook between our FindItem and DeleteItem
+            (draft,) = ews.folder_items("drafts")
+            ews.mailbox.submit(draft, ews.mailbox.folder_id("sentitems"))
+        return real_delete(self, ids, **kwargs)
+
+    monkeypatch.setattr(Account, "bulk_delete", seller_sends_it_first)
+
+    assert box.remove_draft(PLAN_ID) is False
+    assert [i.message_id for i in ews.folder_items("sentitems")] == [PLAN_ID]

@@ -14,6 +14,7 @@ import threading
 import tomllib
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -602,6 +603,72 @@ def test_save_draft_of_a_new_message_keeps_it_in_drafts_with_its_files(server, b
     assert [p.get_filename() for p in kept.iter_attachments()] == ["acme-plan-v1.pdf", "acme-plan.ics"]
     assert server.outbound == []
     assert not box.was_sent("<plan.acme.v1@seller.example>")
+
+
+def test_remove_draft_deletes_that_draft_and_leaves_sent_items_alone(server, box):
+    box.send(plan_email())
+    box.save_draft(plan_email())  # a draft under the Message-ID already in Sent Items
+    box.save_draft(plan_email("<plan.other.v1@seller.example>"))
+    seller = server.mailbox(SELLER)
+    stale = next(d for d in seller.in_folder("drafts") if d.internet_message_id == "<plan.acme.v1@seller.example>")
+    server.seen.clear()
+
+    assert box.remove_draft("plan.acme.v1@seller.example") is True
+
+    assert [d.internet_message_id for d in seller.in_folder("drafts")] == ["<plan.other.v1@seller.example>"]
+    assert [i.internet_message_id for i in seller.in_folder("sentitems")] == ["<plan.acme.v1@seller.example>"]
+    [looked] = requests_to(server, "GET", r"/mailFolders/drafts/messages$")
+    assert "$filter=internetMessageId eq '<plan.acme.v1@seller.example>'" in looked.query.replace("+", " ")
+    [deleted] = requests_to(server, "DELETE", r"/messages/")
+    assert unquote(deleted.path).endswith(f"/users/{SELLER}/messages/{stale.id}")
+    assert box.remove_draft("<plan.acme.v1@seller.example>") is False  # a second call finds nothing
+    assert box.remove_draft("<never@seller.example>") is False
+    assert len(requests_to(server, "DELETE", r"/messages/")) == 1
+    assert box.was_sent("<plan.acme.v1@seller.example>")
+
+
+def test_remove_draft_finds_a_reply_exchange_renamed_by_our_message_id(server, box):
+    server.refuse_reply_message_id = True
+    _, follow_up = _reply_in_thread(server, box)
+    box.save_draft(follow_up)
+    seller = server.mailbox(SELLER)
+    [draft] = seller.in_folder("drafts")
+    assert draft.internet_message_id != "<plan.acme.v2@seller.example>"
+
+    assert box.remove_draft("<plan.acme.v2@seller.example>") is True
+
+    assert seller.in_folder("drafts") == [] and draft.id not in seller.items
+    assert box.remove_draft("<plan.acme.v2@seller.example>") is False
+
+
+def test_remove_draft_leaves_a_message_in_drafts_that_is_not_a_draft(server, box):
+    # A sent copy the seller dragged into Drafts is mail, not a draft waiting to be sent.
+    server.deliver(SELLER, inbound("Mutual Plan", "<plan.acme.v1@seller.example>"), folder="drafts")
+
+    assert box.remove_draft("<plan.acme.v1@seller.example>") is False
+
+    assert len(server.mailbox(SELLER).in_folder("drafts")) == 1
+    assert requests_to(server, "DELETE", r"/messages/") == []
+
+
+def test_remove_draft_gone_before_the_delete_is_false_and_refusals_are_errors(server, box):
+    box.save_draft(plan_email())
+    # Sent or deleted by the seller between our look and our DELETE.
+    server.fault("DELETE", r"/messages/", 404, code="ErrorItemNotFound")
+    assert box.remove_draft("<plan.acme.v1@seller.example>") is False
+
+    server.fault("GET", r"/mailFolders/drafts/messages$", 500)
+    with pytest.raises(MailboxError) as caught:
+        box.remove_draft("<plan.acme.v1@seller.example>")
+    assert caught.value.transient and "HTTP 500" in caught.value.message
+
+    server.fault("DELETE", r"/messages/", 403, code="ErrorAccessDenied")
+    with pytest.raises(MailboxError) as caught:
+        box.remove_draft("<plan.acme.v1@seller.example>")
+    assert not caught.value.transient and "Mail.ReadWrite" in (caught.value.hint or "")
+    assert len(server.mailbox(SELLER).in_folder("drafts")) == 1
+
+    assert box.remove_draft("<plan.acme.v1@seller.example>") is True
 
 
 def test_a_reply_to_mail_not_in_the_mailbox_goes_as_mime_with_its_threading_headers(server, box):

@@ -151,6 +151,72 @@ def test_save_draft_appends_to_drafts_flagged_draft_and_sends_nothing(
 
 
 @pytest.mark.servers
+def test_remove_draft_expunges_that_draft_only_and_leaves_sent_alone(
+    mailserver: MailServer, open_box, seller: Account, prospect: Account
+) -> None:
+    box = open_box(seller)
+    msg = letter(seller[0], prospect[0], body="Version 2, sent.")
+    assert box.remove_draft(msg["Message-ID"]) is False  # nothing drafted yet
+    box.send(msg)
+    box.save_draft(letter(seller[0], prospect[0], body="Another plan's draft."))
+    stale = letter(seller[0], prospect[0], body="Version 2, superseded.")
+    stale.replace_header("Message-ID", msg["Message-ID"])  # a draft under the Message-ID already in Sent
+    box.save_draft(stale)
+    assert len(mailserver.messages(seller[0], "Drafts")) == 2
+
+    assert box.remove_draft(msg["Message-ID"].strip("<>")) is True
+
+    [left] = mailserver.messages(seller[0], "Drafts")
+    assert b"Another plan's draft." in left
+    assert flags_on_disk(mailserver, seller[0], "Drafts") == ["DS"]  # expunged, not just flagged
+    [sent] = mailserver.messages(seller[0], "Sent")
+    assert b"Version 2, sent." in sent
+    assert box.was_sent(msg["Message-ID"])
+    assert box.remove_draft(msg["Message-ID"]) is False  # a second call finds nothing
+    assert len(mailserver.messages(seller[0], "Drafts")) == 1
+
+
+@pytest.mark.servers
+def test_remove_draft_wants_the_exact_message_id_though_imap_search_ignores_case(
+    mailserver: MailServer, open_box, seller: Account, prospect: Account
+) -> None:
+    box = open_box(seller)
+    draft = letter(seller[0], prospect[0])
+    draft.replace_header("Message-ID", "<Plan-V2.ABC@northwind.example>")
+    box.save_draft(draft)
+    # SEARCH HEADER matches a substring, ignoring case (RFC 3501 6.4.4): Dovecot offers this draft.
+    assert box.remove_draft("<plan-v2.abc@northwind.example>") is False
+    assert len(mailserver.messages(seller[0], "Drafts")) == 1
+    assert box.remove_draft("<Plan-V2.ABC@northwind.example>") is True
+    assert mailserver.messages(seller[0], "Drafts") == []
+
+
+@pytest.mark.servers
+def test_remove_draft_without_uidplus_never_expunges_another_message(
+    mailserver: MailServer, open_box, seller: Account, prospect: Account
+) -> None:
+    box = open_box(seller)
+    first, second, third = (letter(seller[0], prospect[0], body=f"Draft {n}.") for n in (1, 2, 3))
+    for draft in (first, second, third):
+        box.save_draft(draft)
+    box.remove_draft(f"<{uuid.uuid4().hex}@northwind.example>")  # connects; then the server loses UIDPLUS
+    box._capabilities.discard("UIDPLUS")
+    # Nothing else waits to be expunged: a plain EXPUNGE removes only ours.
+    assert box.remove_draft(first["Message-ID"]) is True
+    assert len(mailserver.messages(seller[0], "Drafts")) == 2
+    with MailBoxUnencrypted(mailserver.host, mailserver.imap_port).login(*seller) as client:
+        # The seller's client marked a draft deleted and has not expunged it yet: that is its call to make.
+        client.folder.set("Drafts")
+        client.client.uid("STORE", client.uids(f'HEADER Message-ID "{third["Message-ID"]}"')[0],
+                          "+FLAGS", r"(\Deleted)")
+    assert box.remove_draft(second["Message-ID"]) is True
+    # Ours is marked deleted and left for the next expunge, with the seller's; neither is offered again.
+    assert flags_on_disk(mailserver, seller[0], "Drafts") == ["DST", "DST"]
+    assert box.remove_draft(second["Message-ID"]) is False
+    assert box.remove_draft(third["Message-ID"]) is False
+
+
+@pytest.mark.servers
 def test_named_sent_folder_is_created_and_used(
     mailserver: MailServer, open_box, seller: Account, prospect: Account
 ) -> None:
@@ -365,6 +431,9 @@ def test_a_wrong_imap_password_is_a_mailbox_error_that_says_what_to_check(
     assert "AUTHENTICATIONFAILED" in err.value.message
     assert not err.value.transient
     assert "password" in (err.value.hint or "")
+    with pytest.raises(MailboxError, match="refused the login") as err:
+        box.remove_draft("<v1@northwind.example>")
+    assert not err.value.transient
 
 
 @pytest.mark.servers
@@ -416,6 +485,9 @@ def test_a_server_that_is_not_there_is_a_transient_error(tmp_path: Path) -> None
         assert err.value.transient and "it will be retried" in (err.value.hint or "")
         with pytest.raises(MailboxError, match=f"cannot reach the SMTP server 127.0.0.1:{port}") as err:
             box.send(letter("a@b.example", "c@d.example"))
+        assert err.value.transient
+        with pytest.raises(MailboxError, match=f"cannot remove a draft from the IMAP server 127.0.0.1:{port}") as err:
+            box.remove_draft("<v1@b.example>")
         assert err.value.transient
 
 

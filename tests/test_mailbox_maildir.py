@@ -220,3 +220,24 @@ def test_a_send_whose_sent_copy_fails_says_not_to_send_again(box: MaildirMailbox
         box.send(outgoing())
     assert (err.value.hint or "").startswith("Do not send it again")
     assert len(files(tmp_path / "outbox")) == 1
+
+
+def test_remove_draft_deletes_the_file_in_drafts_and_only_it(box: MaildirMailbox) -> None:
+    box.save_draft(outgoing("<mp-7.v2.followup@northwind.example>"))
+    box.save_draft(outgoing("<mp-8.v2.followup@northwind.example>"))
+    [kept] = [n for n in files(box.root / ".Drafts" / "cur")
+              if b"mp-8" in (box.root / ".Drafts" / "cur" / n).read_bytes()]
+    assert box.remove_draft("<mp-7.v2.followup@northwind.example>") is True
+    assert files(box.root / ".Drafts" / "cur") == [kept]
+    assert box.remove_draft("mp-7.v2.followup@northwind.example") is False
+
+
+def test_a_drafts_folder_that_cannot_be_read_is_a_mailbox_error_on_remove_draft(box: MaildirMailbox) -> None:
+    box.save_draft(outgoing())
+    # Drafts' new/ is a file now: listing it fails as an unreadable folder would.
+    (box.root / ".Drafts" / "new").rmdir()
+    (box.root / ".Drafts" / "new").write_text("")
+    with pytest.raises(MailboxError, match="Drafts") as err:
+        box.remove_draft("<mp-7.v1.plan@northwind.example>")
+    assert "writable" in (err.value.hint or "")
+    assert len(files(box.root / ".Drafts" / "cur")) == 1

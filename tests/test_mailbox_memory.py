@@ -54,7 +54,8 @@ def box() -> MemoryMailbox:
 
 def test_it_has_the_methods_of_the_protocol(box: MemoryMailbox) -> None:
     protocol: Mailbox = box  # the type checker holds it to the protocol; here, that it has the methods
-    assert all(callable(getattr(protocol, m)) for m in ("fetch", "ack", "send", "save_draft", "was_sent"))
+    methods = ("fetch", "ack", "send", "save_draft", "was_sent", "remove_draft")
+    assert all(callable(getattr(protocol, m)) for m in methods)
     assert protocol.name == "memory"
 
 
@@ -197,19 +198,23 @@ def test_failures_queue_one_per_call_and_a_given_error_is_raised_as_it_is(box: M
     assert len(box.sent) == 1
 
 
-@pytest.mark.parametrize("operation", ["ack", "save_draft", "was_sent"])
+@pytest.mark.parametrize("operation", ["ack", "save_draft", "was_sent", "remove_draft"])
 def test_the_other_operations_can_fail_too_and_change_nothing(box: MemoryMailbox, operation: str) -> None:
     key = box.deliver(REPLY_1)
+    if operation == "remove_draft":
+        box.save_draft(outgoing())
+    drafts = list(box.drafts)
     box.fail_next(operation, transient=False)  # type: ignore[arg-type]
     call: Callable[[], object] = {
         "ack": lambda: box.ack(key),
         "save_draft": lambda: box.save_draft(outgoing()),
         "was_sent": lambda: box.was_sent(PLAN_ID),
+        "remove_draft": lambda: box.remove_draft(PLAN_ID),
     }[operation]
     with pytest.raises(MailboxError) as caught:
         call()
     assert not caught.value.transient
-    assert box.filed == {} and box.drafts == [] and box.sent == []
+    assert box.filed == {} and box.drafts == drafts and box.sent == []
     call()  # the next call goes through
 
 
@@ -305,3 +310,44 @@ def test_contract_save_draft_then_send_it(backend: Backend) -> None:
     assert box.messages("Drafts") == []
     [sent] = box.messages("Sent")
     assert b"Version 1" in sent  # the draft is what went
+
+
+def test_contract_remove_draft_takes_out_only_that_draft_and_a_second_call_finds_none(backend: Backend) -> None:
+    box = backend.box
+    other = "<mp-9.v1.plan@northwind.example>"
+    box.save_draft(outgoing())
+    box.save_draft(outgoing(other, body="Another plan's draft.\n"))
+    assert box.remove_draft(PLAN_ID.strip("<>")) is True  # found with or without brackets
+    assert ids(box.messages("Drafts")) == [other]
+    assert box.remove_draft(PLAN_ID) is False  # gone: nothing left to remove
+    assert ids(box.messages("Drafts")) == [other]
+    assert box.remove_draft("<never-drafted@northwind.example>") is False
+    # A Message-ID that only starts like a draft's is another message.
+    assert box.remove_draft("<mp-9.v1@northwind.example>") is False
+    assert ids(box.messages("Drafts")) == [other]
+
+
+def test_contract_remove_draft_leaves_sent_alone(backend: Backend) -> None:
+    box = backend.box
+    box.send(outgoing())
+    assert box.remove_draft(PLAN_ID) is False  # sent, not a draft
+    assert ids(box.messages("Sent")) == [PLAN_ID] and box.was_sent(PLAN_ID)
+    box.save_draft(outgoing(body="A draft under the same Message-ID.\n"))
+    assert box.remove_draft(PLAN_ID) is True
+    assert box.messages("Drafts") == []
+    assert ids(box.messages("Sent")) == [PLAN_ID] and box.was_sent(PLAN_ID)
+
+
+def test_contract_remove_draft_removes_the_draft_the_seller_edited(backend: Backend) -> None:
+    box = backend.box
+    box.save_draft(outgoing())
+    edited = outgoing(body="Edited by the seller.\n")
+    if isinstance(box, MemoryMailbox):
+        box.drafts[0] = edited
+    else:
+        [path] = box._drafts(PLAN_ID)
+        path.write_bytes(bytes(edited))
+    assert box.remove_draft(PLAN_ID) is True
+    assert box.messages("Drafts") == []
+    box.send(outgoing(body="Version 2 as rendered.\n"))  # the stale edit cannot go in its place
+    assert b"Version 2 as rendered." in box.messages("Sent")[0]

@@ -66,6 +66,11 @@ class Mailbox(Protocol):
         """Whether a message with this Message-ID is in Sent (the outbox's check before a retry)."""
         ...
 
+    def remove_draft(self, message_id: str) -> bool:
+        """Remove the draft with this Message-ID from Drafts; False when no such draft is there (already sent,
+        or removed by the seller). Raises MailboxError (transient or not) when the mailbox cannot be reached."""
+        ...
+
 
 def with_brackets(message_id: str) -> str:
     """A Message-ID as a header carries it: stripped, in angle brackets (added when it came without)."""

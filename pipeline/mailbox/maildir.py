@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.generator
 import email.parser
 import email.policy
@@ -175,6 +176,19 @@ class MaildirMailbox:
         message_id = _ensure_message_id(message)
         if not self._drafts(message_id):
             self._file(DRAFTS, _to_bytes(message), flags="D")
+
+    def remove_draft(self, message_id: str) -> bool:
+        """Delete the files in Drafts with this Message-ID (Sent is not looked at); False when there is none."""
+        removed = False
+        try:
+            for path in self._drafts(message_id):
+                with contextlib.suppress(FileNotFoundError):  # sent or deleted meanwhile by another program
+                    path.unlink()
+                    fsync_dir(path.parent)
+                    removed = True
+        except OSError as exc:
+            raise _error(exc, f"cannot remove a draft from {self._folder(DRAFTS)._path}") from exc
+        return removed
 
     def _drafts(self, message_id: str) -> list[Path]:
         """The files in Drafts with this Message-ID (Drafts holds a few messages: each is read, headers only)."""

@@ -10,7 +10,7 @@ from typing import Literal
 from pipeline.errors import MailboxError
 from pipeline.mailbox.base import PROCESSED, Fetched, with_brackets
 
-Operation = Literal["fetch", "ack", "send", "save_draft", "was_sent"]
+Operation = Literal["fetch", "ack", "send", "save_draft", "was_sent", "remove_draft"]
 INBOX = "Inbox"
 SENT = "Sent"
 DRAFTS = "Drafts"
@@ -22,7 +22,7 @@ class MemoryMailbox:
     It behaves as the Maildir backend does: fetch offers each delivered message until it is acknowledged,
     oldest first; acknowledging again into the same folder changes nothing; a draft with the Message-ID of a
     message being sent is what goes (the seller's edits included) and it leaves Drafts; save_draft keeps a
-    draft already there. What a test reads:
+    draft already there; remove_draft takes a draft out of Drafts, never what was sent. What a test reads:
 
     - `delivered`: every message delivered, by key, in delivery order;
     - `filed`: each acknowledged key and the folder it went to (None: left in the Inbox, only seen);
@@ -114,6 +114,15 @@ class MemoryMailbox:
         self._fail_if_told("was_sent")
         wanted = with_brackets(message_id)
         return any(_message_id(message) == wanted for message in self.sent)
+
+    def remove_draft(self, message_id: str) -> bool:
+        """Take the drafts with this Message-ID out of Drafts; False when there is none (Sent is not looked at)."""
+        self._fail_if_told("remove_draft")
+        wanted = with_brackets(message_id)
+        kept = [draft for draft in self.drafts if _message_id(draft) != wanted]
+        removed = len(kept) < len(self.drafts)
+        self.drafts = kept
+        return removed
 
     def sent_message_id(self, message_id: str) -> str | None:
         """The Message-ID the recipients got: as `sent_as` maps ours, else ours; None when nothing was sent."""

@@ -129,6 +129,11 @@ class ExchangeMailbox:
         """Leave the message in Drafts (a reply as a reply draft in its conversation) for the seller to send."""
         self._outbox.save_draft(message)
 
+    def remove_draft(self, message_id: str) -> bool:
+        """Move the draft with this Message-ID from Drafts to Deleted Items (DeleteItem, MoveToDeletedItems);
+        False when none is there. Sent Items is not looked at."""
+        return self._outbox.remove_draft(message_id)
+
     def was_sent(self, message_id: str) -> bool:
         """Whether Sent Items (or the Outbox, on its way there) holds the message we sent with this Message-ID."""
         from exchangelib import Q

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any
 
-from pipeline.mailbox.base import HELD, PROCESSED
+from pipeline.mailbox.base import HELD, PROCESSED, with_brackets
 from pipeline.mailbox.exchange.connection import ExchangeConnection, raise_first
 from pipeline.mailbox.exchange.extensions import STAMPED_HEADERS, header_field
 
@@ -50,6 +50,29 @@ class ExchangeOutbox:
                 self._create_from_mime(message, send=False)
             else:
                 self._reply(original, message, send=False)
+
+    def remove_draft(self, message_id: str) -> bool:
+        """Move the drafts in Drafts with this Message-ID to Deleted Items; False when none is there.
+
+        Found as was_sent() finds sent mail, by InternetMessageId or our MutualPlanMessageId property (a reply
+        draft carries Exchange's own Message-ID), in Drafts alone and only items Exchange calls drafts.
+        """
+        from exchangelib import Q
+        from exchangelib.errors import ErrorItemNotFound
+        from exchangelib.items import MOVE_TO_DELETED_ITEMS
+
+        wanted = with_brackets(message_id)
+        with self._ews.errors("remove a draft from"):
+            account = self._ews.begin()
+            query = Q(message_id=wanted) | Q(mutualplan_message_id=wanted)
+            drafts = [item for item in account.drafts.filter(query).only("is_draft") if item.is_draft]
+            if not drafts:
+                return False
+            # By id alone: a draft the seller edited a moment ago is superseded all the same.
+            results = list(account.bulk_delete(ids=[(i.id, None) for i in drafts], delete_type=MOVE_TO_DELETED_ITEMS))
+            # ErrorItemNotFound: sent or deleted by the seller since we looked, so not there to remove.
+            raise_first([r for r in results if not isinstance(r, ErrorItemNotFound)])
+            return any(not isinstance(r, ErrorItemNotFound) for r in results)
 
     def _draft(self, message: EmailMessage) -> Any:
         """The complete draft of `message` in Drafts, found by our Message-ID; incomplete ones are deleted.

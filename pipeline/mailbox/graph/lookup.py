@@ -13,7 +13,7 @@ def ours(api: GraphApi, folder: str, message_id: str) -> list[dict[str, Any]]:
     """Items in a well-known folder with this Message-ID, or stamped with it as MutualPlanMessageId."""
     wanted = with_brackets(message_id)
     url = api.url(f"/mailFolders/{folder}/messages")
-    select = {"$select": "id,internetMessageId"}
+    select = {"$select": "id,internetMessageId,isDraft"}
     by_id = f"internetMessageId eq '{quoted(wanted)}'"
     found = api.http.request("GET", url, what=f"look in {folder}", params={"$filter": by_id, **select}).json()
     if found.get("value"):

@@ -66,6 +66,11 @@ class GraphMailbox:
         """Leave the message (or the in-thread reply) in the seller's Drafts to review and send."""
         self._outbox.deliver(message, draft=True)
 
+    def remove_draft(self, message_id: str) -> bool:
+        """Delete the draft with this Message-ID from Drafts (found by internetMessageId, then by our property);
+        False when none is there. Sent Items is not looked at."""
+        return self._outbox.remove_draft(message_id)
+
     def was_sent(self, message_id: str) -> bool:
         """Whether Sent Items holds what we sent as `message_id` (sending takes a moment to land there)."""
         return bool(ours(self._api, "sentitems", message_id))

@@ -68,6 +68,23 @@ class GraphOutbox:
         if not self._mime(message, draft=draft):
             self._large(message, draft=draft)
 
+    def remove_draft(self, internet_message_id: str) -> bool:
+        """Delete the drafts in Drafts with this Message-ID (or our property); False when none is there."""
+        removed = False
+        for item in ours(self._api, "drafts", internet_message_id):
+            if item.get("isDraft") is False:
+                continue  # mail the seller filed in Drafts, not a draft waiting to be sent
+            try:
+                self._http.request(
+                    "DELETE", self._api.url(f"/messages/{quote(str(item['id']), safe='')}"), what="delete a draft"
+                )
+            except GraphError as exc:
+                if exc.status != 404:
+                    raise
+                continue  # sent or deleted by the seller since we looked
+            removed = True
+        return removed
+
     def _mime(self, message: EmailMessage, *, draft: bool) -> bool:
         """sendMail (or a draft) from our MIME, every part and header as rendered; False when over 4 MB.
 

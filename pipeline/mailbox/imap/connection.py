@@ -108,13 +108,30 @@ class ImapConnection:
         return validity, uid_next
 
     def delete(self, folder: str, uids: list[int]) -> None:
-        """Delete these messages of `folder` (\\Deleted, then UID EXPUNGE of just them where the server can)."""
+        """Delete these messages of `folder`, and no other (see delete_selected)."""
         client = self.client()
         self.selected = None
         ok(client.select(encode_folder(folder)), f"open {folder}")
+        self.delete_selected(folder, uids)
+
+    def delete_selected(self, folder: str, uids: list[int]) -> None:
+        """\\Deleted on these messages of the folder selected read-write, then an expunge of just them.
+
+        UID EXPUNGE (UIDPLUS) removes only these. Without it, EXPUNGE removes every message marked deleted, so
+        it is used only when no other message is: otherwise ours stay marked, for the seller's client to expunge.
+        """
+        client = self.client()
         ids = ",".join(map(str, uids))
         ok(client.uid("STORE", ids, "+FLAGS.SILENT", r"(\Deleted)"), "mark the draft deleted")
-        ok(client.uid("EXPUNGE", ids) if "UIDPLUS" in self.capabilities else client.expunge(), "expunge it")
+        if "UIDPLUS" in self.capabilities:
+            ok(client.uid("EXPUNGE", ids), "expunge it")
+            return
+        _, data = ok(client.uid("SEARCH", "DELETED"), f"search {folder}")
+        others = {int(u) for u in (data[0] or b"").split()} - set(uids) if data else set()
+        if others:
+            log.info("imap: %s holds other messages marked deleted; ours stay marked, not expunged", folder)
+            return
+        ok(client.expunge(), "expunge it")
 
     # --- folders -------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pipeline.errors import MailboxError
 from pipeline.mailbox.base import PROCESSED, Cursors, Fetched, NotFiledError, with_brackets
 from pipeline.mailbox.imap.connection import ImapConnection
 from pipeline.mailbox.imap.inbox import ImapInbox
-from pipeline.mailbox.imap.lookup import SentLookup, find_drafts
+from pipeline.mailbox.imap.lookup import SentLookup, find_drafts, remove_drafts
 from pipeline.mailbox.imap.settings import ImapSettings
 from pipeline.mailbox.imap.smtp import ensure_message_id, smtp_send, to_bytes, without_bcc
 
@@ -75,6 +75,12 @@ class ImapMailbox:
         return self._imap.call("look in Sent of", lambda: self._sent.search(wanted))
 
     # --- writing -------------------------------------------------------------------------------------
+
+    def remove_draft(self, message_id: str) -> bool:
+        """Delete the draft with this exact Message-ID from Drafts (\\Deleted and UID EXPUNGE of just it); False
+        when there is none. Sent is not looked at."""
+        wanted = with_brackets(message_id)
+        return self._imap.call("remove a draft from", lambda: remove_drafts(self._imap, wanted))
 
     def send(self, message: EmailMessage) -> None:
         """Send by SMTP, then APPEND the same bytes to Sent (Bcc kept only in the Sent copy).

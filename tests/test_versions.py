@@ -139,3 +139,42 @@ def test_agreement_marks_the_plan_s_own_step_of_agreement_done(tmp_path: Path) -
         # The 'agreed' email carries the version everyone confirmed.
         agreed = box(service).sent[-1]
         assert str(agreed["Message-ID"]) == "<plan.acme-northwind-2027.v1.agreed@northwind.example>"
+
+
+def test_a_newer_version_takes_the_waiting_draft_out_of_drafts_and_approve_sends_only_it(service: Service) -> None:
+    clock = service.parts.clock
+    box(service).deliver(reply(DANA, "Please move the pilot to March 8.", message_id="<s1@acme.example>",
+                               when=clock()))
+    first = service.poll()
+    assert first.drafted == ["<plan.acme-northwind-2027.v2@northwind.example>"]
+    clock.advance(hours=1)  # type: ignore[attr-defined]
+    box(service).deliver(reply(RAJ, "Please move the legal review to March 24.", message_id="<s2@acme.example>",
+                               when=clock()))
+    second = service.poll()
+    v2, v3 = (f"<plan.acme-northwind-2027.v{n}@northwind.example>" for n in (2, 3))
+    assert second.withdrawn == [v2] and second.drafted == [v3]
+    assert [str(m["Message-ID"]) for m in box(service).drafts] == [v3]  # the stale draft is gone from Drafts
+    assert service.store.outbox_entry(v2).state == "superseded"  # type: ignore[union-attr]
+    sent = service.approve(PLAN_ID)
+    assert sent == [v3]
+    assert [str(m["Message-ID"]) for m in box(service).sent][-1] == v3
+    assert v2 not in [str(m["Message-ID"]) for m in box(service).sent]
+
+
+def test_a_draft_the_seller_sent_before_the_newer_version_is_recorded_as_sent(service: Service) -> None:
+    clock = service.parts.clock
+    box(service).deliver(reply(DANA, "Please move the pilot to March 8.", message_id="<t1@acme.example>",
+                               when=clock()))
+    service.poll()
+    v2 = "<plan.acme-northwind-2027.v2@northwind.example>"
+    # The seller sends the draft from their mail client ...
+    [draft] = box(service).drafts
+    box(service).send(draft)
+    clock.advance(hours=1)  # type: ignore[attr-defined]
+    box(service).deliver(reply(RAJ, "Please move the legal review to March 24.", message_id="<t2@acme.example>",
+                               when=clock()))
+    service.poll()
+    # ... so the prospect has version 2, and version 3 is told against it.
+    assert service.store.outbox_entry(v2).state == "sent"  # type: ignore[union-attr]
+    v3 = next(e for e in service.store.outbox_entries(PLAN_ID) if e.version == 3 and e.kind == "update")
+    assert v3.data["since"] == 2

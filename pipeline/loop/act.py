@@ -183,6 +183,7 @@ def _new_version(parts: Parts, msg: Received, nv: NewVersion) -> Outcome:
         parts.store, nv.plan, author=incoming.sender or "", reason=nv.reason, changes=nv.changes,
         message_id=incoming.message_id, created=now, expect_number=nv.base.number + 1,
     )
+    _supersede(parts, nv.plan.id, version.number)
     # The changes are told against the version the prospect last received, not a draft they never saw.
     before = service.last_sent(parts.store, nv.plan.id)
     since = before.version if before is not None and before.version is not None else nv.base.number
@@ -205,6 +206,16 @@ def _new_version(parts: Parts, msg: Received, nv: NewVersion) -> Outcome:
             interpretation=nv.interpretation, changed=True,
         ), at=now)
     return Outcome(policy.APPLIED, f"made version {version.number}: {nv.why}", nv.plan.id, version.number)
+
+
+def _supersede(parts: Parts, plan_id: str, number: int) -> None:
+    """An older version's email that has not gone out is replaced by this version's: one waiting to be sent is
+    dropped, one in the seller's Drafts is taken out of Drafts by the next delivery (never sent stale)."""
+    for entry in parts.store.outbox_entries(plan_id):
+        if entry.kind in service.ANNOUNCING and (entry.version or 0) < number and entry.state in ("pending", "drafted"):
+            state = "superseded" if entry.state == "pending" else "superseding"
+            parts.store.outbox_mark(entry.message_id, state, at=parts.clock(),
+                                    error=f"superseded by version {number}")
 
 
 def _notify(parts: Parts, notice: Notice, outcome: Outcome, record_id: str) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 def flush(parts: Parts, report: PollReport, *, drafts: bool = True) -> None:
     """Send (or draft) every queued email; with `drafts`, also notice the drafts the seller has sent since."""
     with parts.sending():
+        _withdraw(parts, report)
         for entry in parts.store.outbox_pending():
             try:
                 _deliver(parts, entry, report)
@@ -37,6 +38,22 @@ def flush(parts: Parts, report: PollReport, *, drafts: bool = True) -> None:
                 parts.store.outbox_mark(entry.message_id, "failed", at=parts.clock(), error=str(exc))
         if drafts:
             find_sent(parts, parts.store.outbox_drafted(), report)
+
+
+def _withdraw(parts: Parts, report: PollReport) -> None:
+    """Take the drafts a newer version superseded out of the seller's Drafts (one the seller sent meanwhile is
+    recorded as sent: the prospect has it); a mailbox that cannot be reached is tried again next time."""
+    for entry in parts.store.outbox_in_state("superseding"):
+        try:
+            if parts.mailbox.was_sent(entry.message_id):
+                _mark_sent(parts, entry, report)
+                continue
+            parts.mailbox.remove_draft(entry.message_id)
+        except MailboxError as exc:
+            report.errors.append(f"taking {entry.message_id} out of Drafts: {exc}")
+            continue
+        parts.store.outbox_mark(entry.message_id, "superseded", at=parts.clock(), error=entry.error)
+        report.withdrawn.append(entry.message_id)
 
 
 def find_sent(parts: Parts, entries: list[OutboxEntry], report: PollReport) -> None:

@@ -64,6 +64,7 @@ class PollReport:
     handled: list[tuple[str, str, str]] = field(default_factory=list)  # (message id, disposition, reason)
     sent: list[str] = field(default_factory=list)
     drafted: list[str] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)  # drafts taken out of Drafts: a newer version replaced them
     shunted: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -74,6 +75,7 @@ class PollReport:
             "handled": [{"message_id": m, "disposition": d, "reason": r} for m, d, r in self.handled],
             "sent": self.sent,
             "drafted": self.drafted,
+            "withdrawn": self.withdrawn,
             "shunted": self.shunted,
             "errors": self.errors,
         }

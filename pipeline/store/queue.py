@@ -18,7 +18,8 @@ from pipeline.store import schema
 from pipeline.store.audit import AuditLog
 from pipeline.store.database import _insert_ignore, _json, utc_iso
 
-STATES = ("pending", "sending", "drafted", "sent", "failed", "cancelled")
+# superseding: a newer version replaces this draft, which must leave the seller's Drafts; superseded: it has.
+STATES = ("pending", "sending", "drafted", "sent", "failed", "cancelled", "superseding", "superseded")
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,13 @@ class Queue(AuditLog):
         with self._read() as conn:
             rows = conn.execute(select(schema.outbox).where(o.state.in_(("pending", "sending")))
                                 .order_by(o.created, o.message_id))
+            return [_outbox_entry(row) for row in rows]
+
+    def outbox_in_state(self, state: str) -> list[OutboxEntry]:
+        """Emails in one state, oldest first."""
+        o = schema.outbox.c
+        with self._read() as conn:
+            rows = conn.execute(select(schema.outbox).where(o.state == state).order_by(o.created, o.message_id))
             return [_outbox_entry(row) for row in rows]
 
     def outbox_drafted(self, plan_id: str | None = None) -> list[OutboxEntry]:

@@ -176,6 +176,15 @@ class MaildirMailbox:
         if not self._drafts(message_id):
             self._file(DRAFTS, _to_bytes(message), flags="D")
 
+    def replace_draft(self, message: EmailMessage) -> None:
+        """File the message in Drafts in place of the drafts with its Message-ID (the seller edited it by command);
+        the new one is filed before the old go, so that a crash leaves two drafts, never none."""
+        message_id = _ensure_message_id(message)
+        old = self._drafts(message_id)
+        self._file(DRAFTS, _to_bytes(message), flags="D")
+        for path in old:
+            path.unlink(missing_ok=True)
+
     def _drafts(self, message_id: str) -> list[Path]:
         """The files in Drafts with this Message-ID (Drafts holds a few messages: each is read, headers only)."""
         wanted = with_brackets(message_id)

@@ -109,6 +109,13 @@ class MemoryMailbox:
         if not any(_message_id(draft) == wanted for draft in self.drafts):
             self.drafts.append(message)
 
+    def replace_draft(self, message: EmailMessage) -> None:
+        """Put the message in Drafts in place of any draft with its Message-ID (an optional method: the seller
+        edited it by command)."""
+        self._fail_if_told("save_draft")
+        wanted = with_brackets(_ensure_message_id(message))
+        self.drafts = [*(draft for draft in self.drafts if _message_id(draft) != wanted), message]
+
     def was_sent(self, message_id: str) -> bool:
         """Whether a message with this Message-ID was sent."""
         self._fail_if_told("was_sent")

@@ -289,6 +289,7 @@ def test_a_change_to_the_agreed_plan_released_makes_the_next_version_for_the_pro
     loop.poll()
     held = loop.record("<r2.dana@acme.example>")
     assert held.disposition == "held" and "mutually agreed" in (held.reason or "")
+    assert f"held <r2.dana@acme.example> from {DANA}" in " ".join(loop.cli("status", PLAN_ID).output.split())
 
     with loop.service() as service:
         released, report = service.release("<r2.dana@acme.example>")
@@ -520,3 +521,36 @@ def test_preview_with_nothing_waiting_says_so(loop: Loop) -> None:
     assert result.exit_code == 0 and f"Nothing of {PLAN_ID} waits for your review." in result.output
     unknown = loop.cli("preview", "no-such-plan")
     assert unknown.exit_code == 2 and "no plan 'no-such-plan' in the store" in unknown.output
+
+
+def test_a_message_held_again_for_a_second_reason_is_released_with_both_lifted(loop: Loop) -> None:
+    # Throttled and, read again, unauthenticated: the first release lifts one, the second both.
+    loop.settings(max_messages_per_sender_per_hour=1, trusted_authserv_ids=["mx.northwind.example"])
+    loop.deliver(RAJ, "Thanks, I will read it tonight.", "<m1.raj@acme.example>")
+    loop.deliver(RAJ, "Confirmed.", "<c1.raj@acme.example>")
+    loop.poll()
+    assert (loop.record("<c1.raj@acme.example>").reason or "").startswith("throttled:")
+    first = json.loads(loop.cli("release", "<c1.raj@acme.example>", "--json").output)
+    assert (first["hold"], first["disposition"]) == ("throttled", "held")
+    assert first["reason"].startswith("not authenticated")
+    assert first["then"] == "`mutualplan release c1.raj@acme.example` again lifts this hold too"
+    second = loop.cli("release", "<c1.raj@acme.example>", "--json")
+    assert second.exit_code == 0, second.output
+    assert (json.loads(second.output)["hold"], json.loads(second.output)["disposition"]) == (
+        "unauthenticated", "confirmed")
+    assert [d["hold"] for d in loop.audit("message released")] == ["throttled", "unauthenticated"]
+
+
+def test_the_sellers_own_plan_email_held_unauthenticated_released_makes_the_plan(loop: Loop) -> None:
+    loop.settings(trusted_authserv_ids=["mx.northwind.example"])
+    raw = (Path(__file__).parent / "fixtures" / "outlook" / "web-markdown.eml").read_bytes()
+    loop.mail.deliver(raw)
+    (handled,) = loop.poll().handled
+    assert handled[1] == "held" and "whose sender is not proven: not authenticated" in handled[2]
+    with loop.service() as service:
+        released, report = service.release(handled[0])
+        assert (released.hold, released.outcome.disposition) == ("unauthenticated", "created")
+        plan_id = released.outcome.plan_id
+        assert service.store.current(plan_id).number == 1  # type: ignore[arg-type, union-attr]
+    assert report.sent == [f"<plan.{plan_id}.v1@northwind.example>"]
+    assert loop.record(handled[0]).disposition == "created"

@@ -121,11 +121,14 @@ def release(ctx: click.Context, message_id: str, as_json: bool) -> None:
     if as_json:
         emit_json({"message_id": released.message_id, "hold": released.hold, "lifted": released.lifted,
                    "was": released.was, "was_reason": released.was_reason, "disposition": outcome.disposition,
-                   "reason": outcome.reason, "plan_id": outcome.plan_id, "version": outcome.version, **_sent(report)})
+                   "reason": outcome.reason, "plan_id": outcome.plan_id, "version": outcome.version,
+                   "then": released.then or None, **_sent(report)})
         return
     how = "lifted" if released.lifted else "no longer holds"
     console.print(f"Released {released.message_id} ({released.hold}: {how}).", soft_wrap=True)
     console.print(f"[bold]{outcome.disposition}[/]: {outcome.reason}", soft_wrap=True)
+    if released.then:
+        console.print(f"  {released.then}", soft_wrap=True, markup=False)
     _print_sent(report)
 
 

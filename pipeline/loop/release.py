@@ -11,7 +11,8 @@ Two holds are released once what caused them changed: a sender outside the plan 
 contact) and a declined plan (after `mutualplan reopen`). The rest are refused with what to do instead: a message
 over the size limit (never kept), an altered copy, no single sender, a body not read reliably, changes that cannot
 apply, a confirmation that crossed with a newer version. The message's bytes come from the archive; its record is
-replaced, with the release audited, in the transaction of its effects.
+replaced, with the release audited, in the transaction of its effects. A message released and held again for
+another reason keeps the holds lifted before when it is released again.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class Released:
     was: str
     was_reason: str
     outcome: act.Outcome
+    then: str = ""  # held again for another reason: what to do about that one
 
 
 def hold_of(reason: str | None) -> Hold:
@@ -96,6 +98,8 @@ def hold_of(reason: str | None) -> Hold:
 def release(parts: Parts, message_id: str) -> Released:
     """Handle a held message again, its hold lifted, replacing its record in the transaction of its effects."""
     wanted = message_id.strip().strip("<>").strip()
+    if not wanted:
+        raise ReleaseError("no Message-ID given", hint="`mutualplan status` lists the held messages with theirs")
     for attempt in range(2):
         try:
             with parts.store.transaction():
@@ -116,7 +120,7 @@ def _release(parts: Parts, message_id: str) -> Released:
     raw = parts.archive.get(record.raw_sha256)
     msg = receive.Received.read(raw, parse_time(record.received) or parts.clock(),
                                 own_domains=parts.settings.own_domains, limit=parts.settings.policy.max_message_bytes)
-    msg = replace(msg, lifted=frozenset({hold.kind}) if hold.lift else frozenset())
+    msg = replace(msg, lifted=_lifted_before(parts, record) | ({hold.kind} if hold.lift else set()))
     # As if new: every step but the one that knows the message (its record is what the release replaces).
     fx = next(e for step in receive.STEPS if step is not receive.duplicate and (e := step(parts, msg)) is not None)
     if fx.outcome.disposition in (policy.HELD, policy.REJECTED) and hold_of(fx.outcome.reason).kind == hold.kind:
@@ -129,7 +133,11 @@ def _release(parts: Parts, message_id: str) -> Released:
               "was_reason": record.reason, "disposition": outcome.disposition, "reason": outcome.reason,
               "released_by": _seller(parts, outcome.plan_id or record.plan_id)}
     parts.store.audit("message released", at=parts.clock(), plan_id=outcome.plan_id or record.plan_id, detail=detail)
-    return Released(record.message_id, hold.kind, hold.lift, record.disposition, record.reason or "", outcome)
+    then = ""
+    if outcome.disposition in (policy.HELD, policy.REJECTED):
+        again = hold_of(outcome.reason)
+        then = f"`mutualplan release {record.message_id}` again lifts this hold too" if again.lift else again.hint
+    return Released(record.message_id, hold.kind, hold.lift, record.disposition, record.reason or "", outcome, then)
 
 
 def _held_record(parts: Parts, message_id: str) -> MessageRecord:
@@ -144,6 +152,14 @@ def _held_record(parts: Parts, message_id: str) -> MessageRecord:
         raise ReleaseError(f"{message_id} was not kept, so it cannot be handled again ({record.reason})",
                            hint="read it in the mailbox's Held folder and answer it yourself")
     return record
+
+
+def _lifted_before(parts: Parts, record: MessageRecord) -> frozenset[str]:
+    """The holds earlier releases of this message lifted: released once, held again for another reason, it keeps
+    the first lifted too (else it would go back and forth between the two)."""
+    return frozenset(e.detail["hold"] for e in parts.store.audit_log(record.plan_id)
+                     if e.event == "message released" and e.detail.get("message_id") == record.message_id
+                     and e.detail.get("lifted"))
 
 
 def _seller(parts: Parts, plan_id: str | None) -> str:

@@ -210,6 +210,7 @@ def bundle_contents(
         "state": store.plan_state(plan_id),
         "versions": entries,
         "emails": emails,
+        "confirmations": [c.to_dict() for c in store.confirmation_records(plan_id)],
         "files": {name: {"sha256": sha256(data), "size": len(data)} for name, data in sorted(files.items())},
     }
     files[MANIFEST] = _json_bytes(manifest)

@@ -48,7 +48,7 @@ from tests.loop_support import (
 )
 
 LATER_PILOT = "Please move the pilot to March 8."
-ASK_LATER = "In return for the later date, could we get 30 minutes with Raj Patel before then?"
+ASK_LATER = "Raj, could we get 30 minutes with you before the new date?"
 WAITING_BOTH = f"waiting on {DANA}, {RAJ}"
 
 

@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "parse-reply": ("replies", "Show what the pipeline reads in REPLY.eml as an answer to PLAN."),
     "done": ("milestones", "Mark a step of a plan done: a new version with its status done."),
     "reminders": ("milestones", "Switch a plan's reminders on or off; show what they owe today."),
+    "confirm": ("seller", "Record a confirmation a contact gave on a call, as the seller's word."),
+    "reopen": ("seller", "Reopen a plan the prospect declined."),
+    "release": ("seller", "Act on a message the watcher held, with the hold that stopped it lifted."),
+    "preview": ("seller", "Show the emails of a plan that wait for your review; edit or drop the ask."),
 }
 
 

@@ -166,8 +166,9 @@ def status(ctx: click.Context, plan_id: str | None, today: datetime | None, as_j
                               str(m["days_left"]) if m["days_left"] is not None else "-")
             console.print(table)
         for held in s["held"]:
-            console.print(f"  [yellow]held[/] {held['from'] or '?'} ({held['received']}): {held['reason']}",
-                          soft_wrap=True)
+            # The Message-ID is what `mutualplan release` takes.
+            console.print(f"  [yellow]held[/] <{held['message_id']}> from {held['from'] or '?'} ({held['received']}): "
+                          f"{held['reason']}", soft_wrap=True)
         console.print()
 
 

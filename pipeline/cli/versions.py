@@ -50,7 +50,8 @@ def init(ctx: click.Context, directory: Path | None) -> None:
 @click.pass_context
 @handles_errors
 def history(ctx: click.Context, plan_id: str, as_json: bool) -> None:
-    """Every version of PLAN_ID: when, who asked, why, and its hash (each one chained to its parent's).
+    """Every version of PLAN_ID: when, who asked, why, and its hash (each one chained to its parent's); then
+    who confirmed which version, by email or by the seller's word (`mutualplan confirm`).
 
     \b
     Example:
@@ -62,6 +63,7 @@ def history(ctx: click.Context, plan_id: str, as_json: bool) -> None:
         if not records:
             raise StoreError(f"no plan {plan_id!r} in the store", hint=_known_plans(store.plan_ids()))
         state = store.plan_state(plan_id)
+        confirmations = store.confirmation_records(plan_id)
     if as_json:
         emit_json(
             {
@@ -80,6 +82,7 @@ def history(ctx: click.Context, plan_id: str, as_json: bool) -> None:
                     }
                     for r in records
                 ],
+                "confirmations": [c.to_dict() for c in confirmations],
             }
         )
         return
@@ -97,6 +100,13 @@ def history(ctx: click.Context, plan_id: str, as_json: bool) -> None:
             why += f"\n{r.message_id}"
         table.add_row(str(r.number), r.created[:16].replace("T", " "), r.author, why, r.hash[:12])
     console.print(table)
+    if confirmations:
+        given = Table(title="Confirmations", title_justify="left")
+        for name in ("v", "When (UTC)", "Who", "How"):
+            given.add_column(name, overflow="fold", no_wrap=name != "How")
+        for c in confirmations:
+            given.add_row(str(c.version), c.at[:16].replace("T", " "), c.email, c.how)
+        console.print(given)
 
 
 def _change_text(change: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pipeline.loop import inbound_plan, outbox, policy, service
@@ -93,13 +93,17 @@ class Handled(Exception):
         self.record = record
 
 
-def commit(parts: Parts, msg: Received, fx: Effects) -> Outcome:
-    """Carry out a step's effects in one transaction; raises Handled if another watcher recorded the message."""
+def commit(parts: Parts, msg: Received, fx: Effects, *, release: bool = False) -> Outcome:
+    """Carry out a step's effects in one transaction; raises Handled if another watcher recorded the message.
+
+    `release`: the seller released a message the watcher held; its record (held or rejected) is replaced, in the
+    same transaction as the effects.
+    """
     if not fx.record:
         return fx.outcome
     record_id = fx.record_id or msg.message_id
     plan_id = fx.outcome.plan_id
-    with exclusive(parts, record_id, plan_id):
+    with exclusive(parts, record_id, plan_id, release=release):
         outcome = fx.outcome
         if fx.plan_email is not None:
             done = inbound_plan.accept(parts.store, parts.settings, msg.incoming, msg.raw, received=msg.received,
@@ -116,23 +120,24 @@ def commit(parts: Parts, msg: Received, fx: Effects) -> Outcome:
             parts.store.set_plan_state(outcome.plan_id, fx.state, at=parts.clock())
         if fx.notice is not None and outcome.plan_id and outcome.version is not None:
             _notify(parts, fx.notice, outcome, record_id)
-        _record(parts, msg, outcome, record_id, keep=fx.keep, sender=fx.sender)
+        _record(parts, msg, outcome, record_id, keep=fx.keep, sender=fx.sender, release=release)
     return outcome
 
 
 @contextmanager
-def exclusive(parts: Parts, message_id: str, plan_id: str | None = None) -> Iterator[None]:
+def exclusive(parts: Parts, message_id: str, plan_id: str | None = None, *, release: bool = False) -> Iterator[None]:
     """One message's effects in one transaction, which first makes sure no other watcher recorded it meanwhile
     (raising Handled): writers take turns on the store, so of two watchers reading one message, one acts.
 
     Writers to the plan take turns too, from the start: on PostgreSQL two confirmations of one plan committed
-    side by side each saw only its own, and neither made the plan agreed.
+    side by side each saw only its own, and neither made the plan agreed. With `release`, the record must still be
+    held (or rejected): of two releases of one message, one acts.
     """
     with parts.store.transaction():
         if plan_id is not None:
             parts.store.lock_plan(plan_id)
         prior = parts.store.message(message_id)
-        if prior is not None:
+        if prior is not None and not (release and prior.disposition in (policy.HELD, policy.REJECTED)):
             raise Handled(prior)
         yield
 
@@ -147,18 +152,29 @@ def _confirm(parts: Parts, msg: Received, fx: Effects, current: Version) -> tupl
                "reply changed while this one was read")
         notice = replace(fx.notice or Notice("held", why, msg.incoming), about="held", reason=why)
         return Outcome(policy.HELD, why, plan.id, latest.number), replace(fx, notice=notice)
-    sender = msg.incoming.sender or ""
-    store.confirm(plan.id, current.number, sender, msg.message_id, at=msg.received)
+    outcome = confirm_version(parts, current, msg.incoming.sender or "", msg.message_id, at=msg.received,
+                              reply=msg.incoming)
+    return outcome, replace(fx, notice=None)
+
+
+def confirm_version(parts: Parts, current: Version, email: str, evidence: str, *, at: datetime,
+                    reply: Any = None, detail: Mapping[str, Any] | None = None) -> Outcome:
+    """Record a contact's confirmation of the current version (`evidence`: the email's Message-ID, or the seller's
+    marker; `detail` goes into its audit entry); the last one makes the plan agreed and queues the agreed email to
+    all, in the thread of `reply`.
+
+    The watcher (a reply) and the seller (a confirmation given on a call) both come here, inside their transaction.
+    """
+    plan, store = current.plan, parts.store
+    store.confirm(plan.id, current.number, email, evidence, at=at, detail=detail)
     confirmed = store.confirmations(plan.id, current.number)
     waiting = [c.email for c in plan.confirmers if c.email.lower() not in confirmed]
     if waiting:
-        outcome = Outcome(policy.CONFIRMED, f"{sender} confirmed version {current.number}; "
-                          f"waiting on {', '.join(waiting)}", plan.id, current.number)
-    else:
-        record_agreement(parts, current, reply=msg.incoming)
-        outcome = Outcome(policy.AGREED, f"every confirming contact confirmed version {current.number}",
-                          plan.id, current.number)
-    return outcome, replace(fx, notice=None)
+        return Outcome(policy.CONFIRMED, f"{email} confirmed version {current.number}; "
+                       f"waiting on {', '.join(waiting)}", plan.id, current.number)
+    record_agreement(parts, current, reply=reply)
+    return Outcome(policy.AGREED, f"every confirming contact confirmed version {current.number}",
+                   plan.id, current.number)
 
 
 def record_agreement(parts: Parts, agreed: Version, *, reply: Any | None) -> None:
@@ -247,16 +263,20 @@ def _told_today(parts: Parts, entry: OutboxEntry) -> bool:
 
 
 def _record(parts: Parts, msg: Received, outcome: Outcome, record_id: str, *, keep: bool,
-            sender: str | None) -> None:
+            sender: str | None, release: bool = False) -> None:
     """The message's record (and its bytes in the archive, as evidence of its plan, when kept)."""
     if keep and msg.raw:
         parts.archive.put(msg.raw)
         if outcome.plan_id:
             parts.store.add_evidence(outcome.plan_id, outcome.version, msg.digest, "in", record_id, at=msg.received)
-    parts.store.record_message(
-        message_id=record_id, raw_sha256=msg.digest, plan_id=outcome.plan_id, version=outcome.version,
-        disposition=outcome.disposition, reason=outcome.reason, received=msg.received, sender=sender,
-    )
+    if release:
+        parts.store.set_disposition(record_id, outcome.disposition, at=parts.clock(), reason=outcome.reason,
+                                    plan_id=outcome.plan_id, version=outcome.version)
+    else:
+        parts.store.record_message(
+            message_id=record_id, raw_sha256=msg.digest, plan_id=outcome.plan_id, version=outcome.version,
+            disposition=outcome.disposition, reason=outcome.reason, received=msg.received, sender=sender,
+        )
     parts.store.audit(f"message.{outcome.disposition}", at=parts.clock(), plan_id=outcome.plan_id,
                       detail={"message_id": record_id, "reason": outcome.reason, "version": outcome.version})
 

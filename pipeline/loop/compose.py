@@ -21,9 +21,11 @@ SELLER_KINDS = ("plan_error", "digest")
 
 
 def version_letter(store: Store, archive: Archive, version: Version, *, letterhead: str,
-                   at: datetime, since: int | None = None) -> bytes:
+                   at: datetime, since: int | None = None, keep: bool = True) -> bytes:
     """A version's letter, rendered once and kept: from version 2 on it opens with the changes since `since`, the
-    last version the prospect was sent (versions they never saw, such as a superseded draft, are not steps)."""
+    last version the prospect was sent (versions they never saw, such as a superseded draft, are not steps).
+
+    `keep=False` (a preview): one not kept yet is rendered and returned, not kept."""
     kept = [e for e in store.evidence(version.plan_id, "letter") if e.version == version.number]
     if kept:
         return archive.get(kept[0].sha256)
@@ -34,6 +36,8 @@ def version_letter(store: Store, archive: Archive, version: Version, *, letterhe
     name = version.plan.letterhead or letterhead
     load_letterhead(name)  # a clear error naming the letterhead before any rendering
     pdf = letter_pdf(version.plan, version=version.number, created=version.created, diff=changes, letterhead=name)
+    if not keep:
+        return pdf
     digest = archive.put(pdf)
     store.add_evidence(version.plan_id, version.number, digest, "letter", at=at)
     if changes is not None:
@@ -42,8 +46,10 @@ def version_letter(store: Store, archive: Archive, version: Version, *, letterhe
     return pdf
 
 
-def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: str, at: datetime) -> EmailMessage:
-    """The email of an outbox entry; the same entry always gives the same bytes."""
+def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: str, at: datetime,
+            keep: bool = True) -> EmailMessage:
+    """The email of an outbox entry; the same entry always gives the same bytes (`keep=False`: a preview, which
+    keeps no letter it renders)."""
     # Mail of no plan goes to seller_mail instead; an entry of a plan always names its version.
     assert entry.plan_id is not None and entry.version is not None
     version = store.version(entry.plan_id, entry.version)
@@ -53,14 +59,14 @@ def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: s
     reply = entry.data.get("reply") or {}
     since = int(entry.data["since"]) if entry.data.get("since") else None
     if entry.kind == "plan":
-        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at, since=since)
+        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at, since=since, keep=keep)
         # A plan the seller wrote in an email: its letter answers that email, in the same thread.
         return emails.plan_email(plan, created=version.created, pdf=pdf, to=entry.to, cc=entry.cc,
                                  in_reply_to=entry.in_reply_to, references=entry.references,
                                  reply_subject=entry.data.get("reply_subject"), **common)
     if entry.kind == "update":
         since = since or version.number - 1
-        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at, since=since)
+        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at, since=since, keep=keep)
         changes = plan_diff(store.version(plan.id, since).plan, plan, old_version=since, new_version=version.number)
         return emails.update_email(
             plan, created=version.created, pdf=pdf, diff=changes, in_reply_to=entry.in_reply_to,
@@ -74,7 +80,7 @@ def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: s
                                      cc=entry.cc, in_reply_to=entry.in_reply_to, references=entry.references,
                                      key=entry.data.get("key"), **common)
     if entry.kind == "agreed":
-        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at)
+        pdf = version_letter(store, archive, version, letterhead=letterhead, at=at, keep=keep)
         return emails.agreed_email(plan, created=created, pdf=pdf, in_reply_to=entry.in_reply_to,
                                    references=entry.references, to=entry.to, cc=entry.cc, **common)
     return emails.seller_notice_email(

@@ -6,11 +6,12 @@ and this module decides; keeping the decision pure makes every rule of the loop 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from pipeline.plan.model import Change, Plan, owner_text
+from pipeline.plan.model import Change, Contact, Plan, owner_text
 from pipeline.plan.timeline import resolve
 
 # Dispositions a message ends with; `status` and the audit log show them to people.
@@ -26,16 +27,20 @@ UNRELATED = "unrelated"  # not about any plan: left alone in the mailbox
 REJECTED = "rejected"  # refused outright (too large)
 CREATED = "created"  # the seller wrote a plan in an email: it is version 1, and its letter answers in the thread
 
-# Default asks: "when your prospect requests a difference in your plan, ask for something in return".
+# Default asks: "when your prospect requests a difference in your plan, ask for something in return". The
+# follow-up leads them in with "In return, could we ask:", so none says "In return" again. {decision_maker} and
+# {owner} name a person; one who gets the email is asked as "you", by first name.
 DEFAULT_ASKS: dict[str, str] = {
-    "later": "In return for the later date, could we get 30 minutes with {decision_maker} before then?",
-    "remove": "In return for dropping this step, could legal review of the contract start earlier?",
-    "add-seller": "In return for the extra step on our side, could you arrange a reference call with a peer "
-    "team at {prospect}?",
+    "later": "Could we get 30 minutes with {decision_maker} before the new date?",
+    "remove": "With that step dropped, could legal review of the contract start earlier?",
+    "add-seller": "As the new step is on our side, could you arrange a reference call with a peer team at "
+    "{prospect}?",
     "add-buyer": "Could you confirm who owns the new step on your side and the date it will be done?",
-    "retarget": "In return for the new target, could we agree on the decision criteria in writing this week?",
+    "retarget": "With the new target, could we agree on the decision criteria in writing this week?",
     "reassign": "Could {owner} confirm the new date for this step?",
 }
+# A rule written with its own lead-in ("In return for the later date, could we ..."): the email has one already.
+_LEAD_IN = re.compile(r"^\s*in return(?: for [^,]*)?,\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -145,25 +150,54 @@ def _confirmation(facts: Facts, older: bool) -> Decision:
 
 
 def suggested_asks(
-    plan: Plan, changes: tuple[Change, ...], asks: Mapping[str, str] | None = None
+    plan: Plan, changes: tuple[Change, ...], asks: Mapping[str, str] | None = None, *,
+    to: Iterable[str] | None = None,
 ) -> list[str]:
-    """Something to ask in return for each kind of change the prospect requested (one per kind)."""
+    """Something to ask in return for each kind of change the prospect requested (one per kind).
+
+    `to`: who gets the email the asks are written into (default: every contact, as the follow-up goes to all); a
+    person among them is asked directly ("Raj, could we get 30 minutes with you ..."), never for time with themselves.
+    """
     rules = {**DEFAULT_ASKS, **(asks or {})}
     dates = resolve(plan)
+    readers = {a.lower() for a in (to if to is not None else (c.email for c in plan.prospect.contacts))}
     decision_maker = next(
-        (c.name for c in plan.prospect.contacts if c.role in ("decision-maker", "economic-buyer")),
-        "your decision-maker",
+        (c for c in plan.prospect.contacts if c.role in ("decision-maker", "economic-buyer")), None
     )
     out: list[str] = []
     for change in changes:
         kind = _ask_kind(plan, change, dates)
         if kind is None or kind not in rules:
             continue
-        owner = owner_text(plan, change.owner) if change.owner else "the new owner"
-        text = rules[kind].format(decision_maker=decision_maker, prospect=plan.prospect.company, owner=owner)
+        owner = next((c for c in plan.prospect.contacts if change.owner
+                      and owner_text(plan, change.owner) == owner_text(plan, c.name)), None)
+        people = {"decision_maker": decision_maker, "owner": owner}
+        template = _LEAD_IN.sub("", rules[kind], count=1)
+        addressed = next((p for key, p in people.items() if p is not None and p.email.lower() in readers
+                          and "{" + key + "}" in template), None)
+        names = {key: "you" if p is not None and p is addressed else _name(plan, key, p, change)
+                 for key, p in people.items()}
+        text = template.format(prospect=plan.prospect.company, **names)
+        text = f"{addressed.name.split()[0]}, {_lower_first(text)}" if addressed else _upper_first(text)
         if text not in out:
             out.append(text)
     return out
+
+
+def _name(plan: Plan, key: str, person: Contact | None, change: Change) -> str:
+    """How an ask names someone who does not get the email."""
+    if key == "decision_maker":
+        return person.name if person is not None else "your decision-maker"
+    return owner_text(plan, change.owner) if change.owner else "the new owner"
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _lower_first(text: str) -> str:
+    # "Could we ..." after "Raj, "; a word in capitals (an acronym, "I") keeps them.
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 def _ask_kind(plan: Plan, change: Change, dates: dict[str, date | None]) -> str | None:

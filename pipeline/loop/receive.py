@@ -36,6 +36,9 @@ class Received:
     digest: str
     incoming: Incoming
     received: datetime
+    # Holds the seller lifted for this one message (`mutualplan release`): throttled, unauthenticated, conflict,
+    # agreed (see loop/seller_actions.py).
+    lifted: frozenset[str] = frozenset()
     # What the steps learn once and share (the thread's plan): a cache, not part of the message.
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -195,7 +198,8 @@ def unmatched(parts: Parts, msg: Received) -> Effects | None:
     from pipeline.loop.reply import authentication
 
     return Effects(Outcome(policy.CREATED, "a plan the seller wrote in an email"), plan_email=how,
-                   refused=authentication(parts, msg.incoming), sender=msg.incoming.sender)
+                   refused=None if "unauthenticated" in msg.lifted else authentication(parts, msg.incoming),
+                   sender=msg.incoming.sender)
 
 
 def throttle(parts: Parts, msg: Received) -> Effects | None:
@@ -203,7 +207,7 @@ def throttle(parts: Parts, msg: Received) -> Effects | None:
     limit = parts.settings.policy.max_messages_per_sender_per_hour
     sender = msg.incoming.sender
     since = msg.received - timedelta(hours=1)
-    if not sender or limit <= 0 or parts.store.messages_from(sender, since) < limit:
+    if not sender or limit <= 0 or "throttled" in msg.lifted or parts.store.messages_from(sender, since) < limit:
         return None
     found = thread_of(parts, msg)
     assert found is not None  # unmatched() passed only messages in a plan's thread

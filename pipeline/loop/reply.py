@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pipeline.errors import ChangeError
@@ -36,23 +37,28 @@ def reply(parts: Parts, msg: Received, thread: ThreadRef) -> Effects:
     is_seller = sender == plan.seller.email.lower() or sender in parts.settings.seller_addresses
     # An answer to a reminder is about the reminder's step ("done", "we need another week").
     interpretation = reminders.read_answer(store, incoming, base.plan, received=msg.received)
+    state = store.plan_state(plan.id)
+    # Released by the seller (`mutualplan release`): changing the agreed plan is their call, made.
+    reopen = state == "agreed" and "agreed" in msg.lifted
     facts = policy.Facts(
         sender=sender,
         sender_is_seller=is_seller,
         sender_confirms=bool(contact and contact.confirms),
-        plan_state=store.plan_state(plan.id),
+        plan_state="open" if reopen else state,
         replied_version=base.number,
         current_version=current.number,
         intent=interpretation.intent,
         changes=tuple(interpretation.changes),
         unresolved=tuple(interpretation.unresolved),
         conflicts=tuple(change_conflicts(base.plan, plan, interpretation.changes))
-        if base.number != current.number else (),
+        if base.number != current.number and "conflict" not in msg.lifted else (),
         crossed=base.number != current.number and msg.received <= (parse_time(current.created) or msg.received),
     )
     decision = policy.decide(facts)
+    if reopen and decision.disposition == policy.APPLIED:
+        decision = replace(decision, reopen=True)
     # A forged From (dmarc=fail) is held whatever it says; an unproven one only when it would change the plan.
-    auth = authentication(
+    auth = None if "unauthenticated" in msg.lifted else authentication(
         parts, incoming, changes=decision.disposition in (policy.APPLIED, policy.CONFIRMED, policy.DECLINED)
     )
     if auth is not None:

@@ -25,6 +25,9 @@ from pipeline.store import OutboxEntry, Store
 
 if TYPE_CHECKING:
     from pipeline.home import Home
+    from pipeline.loop.act import Outcome
+    from pipeline.loop.preview import Draft, Edited
+    from pipeline.loop.release import Released
     from pipeline.mailbox.base import Mailbox
 
 
@@ -286,3 +289,43 @@ class Service:
         reminders.queue_reminders(self.store, self.parts.settings, now)
         reminders.queue_digest(self.store, self.parts.settings, now)
         flush(self.parts, report, drafts=False)
+
+    # --- the seller's own word --------------------------------------------------------------------
+
+    def confirm_on_call(self, plan_id: str, contact: str, *, note: str,
+                        version: int | None = None) -> tuple[Outcome, PollReport]:
+        """Record a confirming contact's confirmation given on a call, as the seller's word; the last one makes the
+        plan agreed and its email goes out, as the watcher does it. Returns the outcome and what was sent."""
+        from pipeline.loop.seller_actions import confirm_on_call
+
+        self.current(plan_id)
+        outcome = confirm_on_call(self.parts, plan_id, contact, note=note, version=version)
+        return outcome, self.flush(drafts=False)
+
+    def reopen(self, plan_id: str, *, note: str | None = None) -> str:
+        """Reopen a plan the prospect declined; returns its new state."""
+        from pipeline.loop.seller_actions import reopen
+
+        self.current(plan_id)
+        return reopen(self.parts, plan_id, note=note)
+
+    def release(self, message_id: str) -> tuple[Released, PollReport]:
+        """Handle a message the watcher held as if new, with the hold that stopped it lifted, and send what follows."""
+        from pipeline.loop.release import release
+
+        released = release(self.parts, message_id)
+        return released, self.flush(drafts=False)
+
+    def preview(self, plan_id: str) -> list[Draft]:
+        """The emails of a plan that wait for the seller, rendered as they would go; nothing sent or kept."""
+        from pipeline.loop.preview import preview
+
+        self.current(plan_id)
+        return preview(self.parts, plan_id)
+
+    def edit_ask(self, plan_id: str, asks: list[str]) -> Edited:
+        """Replace (or, with none, drop) the suggested ask of the plan's follow-up that waits for review."""
+        from pipeline.loop.preview import edit_ask
+
+        self.current(plan_id)
+        return edit_ask(self.parts, plan_id, asks)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pipeline.store.audit import AuditEntry
 from pipeline.store.cursors import MailboxCursors
 from pipeline.store.database import utc_iso
-from pipeline.store.messages import EVIDENCE_KINDS, Evidence, MessageRecord, Messages
+from pipeline.store.messages import EVIDENCE_KINDS, SELLER_MARK, Confirmation, Evidence, MessageRecord, Messages
 from pipeline.store.plans import PLAN_STATES, Plans
 from pipeline.store.queue import OutboxEntry, Queue
 from pipeline.store.versions import VersionConflict, VersionRecord, Versions
@@ -24,7 +24,9 @@ class Store(Versions, Plans, Messages, Queue, MailboxCursors):
 __all__ = [
     "EVIDENCE_KINDS",
     "PLAN_STATES",
+    "SELLER_MARK",
     "AuditEntry",
+    "Confirmation",
     "Evidence",
     "MessageRecord",
     "OutboxEntry",

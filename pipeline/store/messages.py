@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,8 @@ from pipeline.store.database import _insert_ignore, _unknown_plan, utc_iso
 
 # What an archived file is to a plan: a version's letter, the redline of a step, an email in or out.
 EVIDENCE_KINDS = ("letter", "redline", "in", "out")
+# A confirmation's message_id when no email gave it: the seller recorded it by command, `seller:<when>`.
+SELLER_MARK = "seller:"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,40 @@ class Evidence:
     sha256: str
     message_id: str | None
     at: str
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A contact's confirmation of a version: the email's Message-ID that gave it, or the seller's marker
+    (`seller:<when>`) for one given on a call and recorded by command."""
+
+    plan_id: str
+    version: int
+    email: str
+    message_id: str
+    at: str
+    note: str | None = None  # the seller's note, for one they recorded
+    recorded_by: str | None = None
+
+    @property
+    def by_seller(self) -> bool:
+        """Whether the seller recorded it (a confirmation given on a call), rather than an email giving it."""
+        return self.message_id.startswith(SELLER_MARK)
+
+    @property
+    def how(self) -> str:
+        """How it was given, for people: by an email, or by the seller's word."""
+        if self.by_seller:
+            return f"recorded by the seller on a call: {self.note or '(no note)'}"
+        return f"by email {self.message_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for `history --json` and the archive's manifest."""
+        out = {"version": self.version, "email": self.email, "at": self.at, "message_id": self.message_id,
+               "how": self.how}
+        if self.by_seller:
+            out["recorded_by"] = self.recorded_by
+        return out
 
 
 class Messages(AuditLog):
@@ -175,15 +212,17 @@ class Messages(AuditLog):
 
     # --- confirmations --------------------------------------------------------------------------
 
-    def confirm(self, plan_id: str, version: int, email: str, message_id: str, *, at: datetime) -> bool:
-        """Record that a contact confirmed a version; False when they had already."""
+    def confirm(self, plan_id: str, version: int, email: str, message_id: str, *, at: datetime,
+                detail: Mapping[str, Any] | None = None) -> bool:
+        """Record that a contact confirmed a version (`detail` goes into its audit entry: who recorded it, the
+        seller's note); False when they had already."""
         when = utc_iso(at)
         row = {"plan_id": plan_id, "version": version, "email": email.lower(), "message_id": message_id, "at": when}
         with self._write() as conn:
             if not _insert_ignore(conn, schema.confirmations, row):
                 return False
-            self._audit(conn, when, plan_id, "confirmed", {"version": version, "email": email.lower(),
-                                                           "message_id": message_id})
+            self._audit(conn, when, plan_id, "confirmed", {**(detail or {}), "version": version,
+                                                           "email": email.lower(), "message_id": message_id})
         return True
 
     def confirmations(self, plan_id: str, version: int) -> dict[str, str]:
@@ -192,3 +231,18 @@ class Messages(AuditLog):
         with self._read() as conn:
             rows = conn.execute(select(c.email, c.at).where(c.plan_id == plan_id, c.version == version)).all()
         return {row.email: row.at for row in rows}
+
+    def confirmation_records(self, plan_id: str) -> list[Confirmation]:
+        """Every confirmation of a plan, by version, then time, then address; one the seller recorded carries their
+        note and name from its audit entry."""
+        c = schema.confirmations.c
+        with self._read() as conn:
+            rows = conn.execute(select(schema.confirmations).where(c.plan_id == plan_id)
+                                .order_by(c.version, c.at, c.email)).all()
+        found = [Confirmation(**row._asdict()) for row in rows]
+        if not any(f.by_seller for f in found):
+            return found
+        said = {e.detail.get("message_id"): e.detail for e in self.audit_log(plan_id) if e.event == "confirmed"}
+        return [replace(f, note=said.get(f.message_id, {}).get("note"),
+                        recorded_by=said.get(f.message_id, {}).get("recorded_by")) if f.by_seller else f
+                for f in found]

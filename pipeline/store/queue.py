@@ -85,6 +85,21 @@ class Queue(AuditLog):
             if state != "sending":
                 self._audit(conn, when, plan_id, f"email {state}", {"message_id": message_id, "error": error})
 
+    def set_outbox_data(self, message_id: str, data: dict[str, Any], *, at: datetime) -> None:
+        """Replace what a queued email says (the seller edited its suggested ask) while it still waits: pending or
+        in Drafts; what was sent, or is being sent, stays as it went."""
+        o = schema.outbox.c
+        when = utc_iso(at)
+        with self._write() as conn:
+            found = conn.execute(select(o.plan_id, o.state).where(o.message_id == message_id)).first()
+            if found is None:
+                raise StoreError(f"no email {message_id} in the outbox")
+            if found.state not in ("pending", "drafted"):
+                raise StoreError(f"email {message_id} is {found.state}: only one that waits can be edited")
+            conn.execute(update(schema.outbox).where(o.message_id == message_id)
+                         .values(data=_json(data), updated=when))
+            self._audit(conn, when, found.plan_id, "email edited", {"message_id": message_id})
+
     def outbox_entry(self, message_id: str) -> OutboxEntry | None:
         """The outbox entry with this Message-ID (ours, or the one a server gave it), if any."""
         o = schema.outbox.c

@@ -59,8 +59,10 @@ def read_reminder_answer(incoming: Incoming, plan: Plan, milestone_id: str, *, r
         intent = "amend"
     elif not changes and intent == "amend":
         intent = "comment"  # what looked like a change is with the seller now
+    # A question stays a question; the text of changes left out above is a request the seller must see.
+    requests = tuple(u for u in unresolved if u in reading.requests or u not in reading.unresolved)
     return replace(base, intent=intent, confirms=reading.confirms, changes=tuple(changes),
-                   unresolved=tuple(unresolved), text=reading.text)
+                   unresolved=tuple(unresolved), text=reading.text, requests=requests)
 
 
 _BARE_DONE = re.compile(

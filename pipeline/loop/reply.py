@@ -46,6 +46,7 @@ def reply(parts: Parts, msg: Received, thread: ThreadRef) -> Effects:
         intent=interpretation.intent,
         changes=tuple(interpretation.changes),
         unresolved=tuple(interpretation.unresolved),
+        requests=tuple(interpretation.requests),
         conflicts=tuple(change_conflicts(base.plan, plan, interpretation.changes))
         if base.number != current.number else (),
         crossed=base.number != current.number and msg.received <= (parse_time(current.created) or msg.received),

@@ -10,7 +10,7 @@ M3+3d, Thu 4 Mar; M5 the legal review, Acme (Kim Osei), Wed 17 Mar. Replies here
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from pipeline.loop.service import Service, queue_plan
 from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.source import parse_plan
 from pipeline.replies.interpret import interpret
+from pipeline.replies.message import Incoming
+from pipeline.replies.reminder_answer import read_reminder_answer
 from pipeline.store import OutboxEntry
 from tests.loop_support import (
     DANA,
@@ -105,6 +107,23 @@ def test_only_the_sentence_that_failed_is_withheld() -> None:
 def test_a_second_half_that_asks_nothing_stays_with_the_first(text: str, changes: list[dict[str, Any]]) -> None:
     intent, got, unresolved, _ = read(text)
     assert (intent, got, unresolved) == ("amend", changes, ())
+
+
+@pytest.mark.parametrize("body, changes, unresolved", [
+    # Under the reminder about M3, "it" is the pilot only to say it is done or when: a removal read from it
+    # alone goes to the seller, and is not lost when another sentence goes too.
+    ("We can drop it. Can we talk Tuesday?", [], ("Can we talk Tuesday?", "We can drop it.")),
+    # ... and the sentence it is in goes whole: the pilot is not marked done by half of it.
+    ("Done, and Raj will own it.", [], ("Done, and Raj will own it.",)),
+    ("Done.\n\nRaj will own it.", [{"op": "status", "milestone": "M3", "status": "done"}], ("Raj will own it.",)),
+])
+def test_an_answer_to_a_reminder_drops_no_sentence_and_halves_none(body: str, changes: list[dict[str, Any]],
+                                                                   unresolved: tuple[str, ...]) -> None:
+    when = datetime(2027, 2, 25, 18, tzinfo=UTC)
+    raw = reply(DANA, body, message_id="<r@acme.example>", when=when)
+    answer = read_reminder_answer(Incoming.from_bytes(raw), example_plan(), "M3", received=when)
+    assert ([c.to_dict() for c in answer.changes], answer.unresolved) == (changes, unresolved)
+    assert answer.requests == tuple(u for u in unresolved if u != "Can we talk Tuesday?")
 
 
 # --- a question is told as a question ------------------------------------------------------------------

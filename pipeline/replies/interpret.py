@@ -60,6 +60,7 @@ class Reading:
     unresolved: tuple[str, ...]
     text: str
     requests: tuple[str, ...] = ()  # of `unresolved`, those that asked to change the plan
+    origins: tuple[str, ...] = ()  # the sentence each of `changes` was read from
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ class _Reader(Scope):
                 except (OverflowError, ValueError, RecursionError):
                     # A date past the calendar's end ("next Friday" from 31 Dec 9999): the seller reads it, and
                     # nothing the sentence's first clauses asked for is applied without the rest.
-                    del self.changes[mark:]
+                    self.drop_since(mark)
                     self._unresolve(sentence, [], whole=True)
 
     def _context_milestone(self, block: Block) -> str | None:
@@ -233,6 +234,7 @@ class _Reader(Scope):
     def _sentence(self, sentence: str, context: str | None, previous: str | None) -> str | None:
         """Read one sentence; returns the milestone it was about, for a pronoun in the next one."""
         s = sentence.strip()
+        self.sentence = _normal(s)
         if not s or GREETING.match(s) or CLOSING.match(s) or FILLER.match(s) or is_name_line(s, self.parties):
             return previous
         if RETRACT.search(s):
@@ -275,7 +277,7 @@ class _Reader(Scope):
         made = True in results
         left_out = made and any(r is None and self._asks(c) for c, r in zip(clauses, results, strict=False))
         if False in results or left_out:
-            del self.changes[mark:]
+            self.drop_since(mark)
             return None
         return made
 
@@ -292,7 +294,7 @@ class _Reader(Scope):
         topics = {i for m in mentions for i in m.ids}
         if TARGET.search(sentence) or self.parties.sign_will.search(sentence):
             topics.add("target")
-        text = re.sub(r"\s+", " ", sentence).strip()[:MAX_SENTENCE_CHARS]
+        text = _normal(sentence)
         if len(self.unresolved) < MAX_UNRESOLVED and all(u.sentence != text for u in self.unresolved):
             self.unresolved.append(_Unresolved(text, frozenset(topics), request, whole))
 
@@ -329,7 +331,7 @@ class _Reader(Scope):
             if agreement.confirm_rest or (agreement.confirm_all and not agreement.blocked):
                 held = touched | open_topics | agreement.blocked_ids
                 confirms = [m.id for m in self.plan.milestones if m.id not in held]
-            return Reading("amend", tuple(confirms), changes, unresolved, text, requests)
+            return Reading("amend", tuple(confirms), changes, unresolved, text, requests, tuple(self.origins))
         change_like = any(_looks_like_change(u.sentence) for u in self.unresolved)
         clean = not agreement.blocked and not agreement.blocked_ids and not change_like
         if (agreement.confirm_all or agreement.confirm_rest) and clean and not agreement.partial:
@@ -339,6 +341,11 @@ class _Reader(Scope):
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _normal(sentence: str) -> str:
+    """A sentence as it is told to the seller: spaces collapsed, at most MAX_SENTENCE_CHARS."""
+    return re.sub(r"\s+", " ", sentence).strip()[:MAX_SENTENCE_CHARS]
 
 
 def _names_only_milestones(sentence: str, mentions: list[Mention]) -> bool:

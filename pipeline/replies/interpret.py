@@ -2,8 +2,8 @@
 
 A reply is read sentence by sentence, in this order: greetings, closings and a signing name are skipped; a
 refusal of the deal declines it; each clause is tried for a change (a new target, a step done, removed, given a
-new owner, added, moved); a sentence without a change may agree to the plan or to some steps; a request that
-maps to nothing is left to the seller, as the sentence itself.
+new owner, added, moved), and a sentence's clauses apply all or nothing; a sentence without a change may agree to
+the plan or to some steps; a request that maps to nothing is left to the seller, as the sentence itself.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class Policy:
     reminders: bool = True
     remind_days_before: int = 3
     digest: bool = True
-    digest_weekday: int = 0  # Monday; the digest goes on the first poll of that day from 8:00
+    digest_weekday: int = 0  # Monday; the digest goes on the first poll of that day from 8:00 to 18:00
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,9 @@ def watch(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
 
     Each new message is stored before it is acknowledged, handled exactly once (by its Message-ID),
     and answered in its thread by policy: see `mutualplan status` for what waits on whom. After each
-    poll it sends, by policy ([reminders]), reminders to the owners of steps due soon or late, and the
-    seller's weekly digest.
+    poll it sends, by policy ([reminders]), reminders to the owners of steps due soon or late (none in a
+    plan's first two days), and the seller's weekly digest (on digest_day, 8:00 to 18:00 in the seller's
+    time zone).
 
     \b
     Example:

@@ -224,6 +224,11 @@ def _new_version(parts: Parts, msg: Received, nv: NewVersion) -> Outcome:
     return Outcome(policy.APPLIED, f"made version {version.number}: {nv.why}", nv.plan.id, version.number)
 
 
+# Notices about what a participant said, read and decided on (a question, a request held, a withdrawal): each one
+# goes to the seller. The rest (outsiders, floods, forged or unreadable mail) go once a day per sender and kind.
+TOLD_EACH = (policy.NOTED, policy.HELD, policy.DECLINED)
+
+
 def _supersede(parts: Parts, plan_id: str, number: int) -> None:
     """An older version's email that has not gone out is replaced by this version's: one waiting to be sent is
     dropped, one in the seller's Drafts is taken out of Drafts by the next delivery (never sent stale)."""
@@ -235,19 +240,43 @@ def _supersede(parts: Parts, plan_id: str, number: int) -> None:
 
 
 def _notify(parts: Parts, notice: Notice, outcome: Outcome, record_id: str) -> None:
-    """Queue the seller's note, unless one of the same kind about the same sender went out in the last day."""
+    """Queue the seller's note; of a kind capped a day (see TOLD_EACH), not when one went out in the last day."""
     assert outcome.plan_id is not None and outcome.version is not None  # checked by the caller
     current = parts.store.version(outcome.plan_id, outcome.version)
     entry = outbox.notice(current.plan, outcome.version, notice.incoming, kind="notice", reason=notice.reason,
                                notes=list(notice.notes), interpretation=notice.interpretation)
     entry.data["about"] = notice.about
-    if _told_today(parts, entry):
-        # One notice per sender, kind and day: a flood, or a forger's hundred tries, tells the seller once.
+    title = _notes_title(notice)
+    if title:
+        entry.data["notes_title"] = title
+    capped = notice.about not in TOLD_EACH or not _participant(parts, current.plan, notice.incoming.sender)
+    if capped and _told_today(parts, entry):
+        # One notice per sender, kind and day: a flood, or a forger's hundred tries, tells the seller once; the
+        # weekly digest lists what was held back (reminders.digest).
         parts.store.audit("notice.skipped", at=parts.clock(), plan_id=outcome.plan_id,
                           detail={"message_id": record_id, "about": notice.about,
                                   "sender": notice.incoming.sender, "reason": outcome.reason})
     else:
         parts.store.queue_email(entry, at=parts.clock())
+
+
+def _participant(parts: Parts, plan: Plan, sender: str | None) -> bool:
+    """Whether a sender is one of the plan's contacts or the seller."""
+    if not sender:
+        return False
+    sender = sender.lower()
+    return (plan.contact(sender) is not None or sender == plan.seller.email.lower()
+            or sender in parts.settings.seller_addresses)
+
+
+def _notes_title(notice: Notice) -> str:
+    """The heading of a notice's sentences when none asked for a change: questions, or words to answer."""
+    requests = set(getattr(notice.interpretation, "requests", None) or ())
+    if not notice.notes or notice.interpretation is None or requests & set(notice.notes):
+        return ""  # the default: "Not acted on"
+    if all(note.rstrip().endswith("?") for note in notice.notes):
+        return "The question:" if len(notice.notes) == 1 else "The questions:"
+    return "For you to answer:"
 
 
 def _told_today(parts: Parts, entry: OutboxEntry) -> bool:

@@ -87,7 +87,8 @@ def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: s
         plan, created=created, reason=entry.data.get("reason", ""), reply_from=reply.get("from") or "(no sender)",
         reply_subject=reply.get("subject", ""), reply_date=reply.get("date"), said=entry.data.get("text", ""),
         notes=entry.data.get("notes", []), intent=entry.data.get("intent"), key=reply.get("message_id"),
-        tag=entry.kind, changed=bool(entry.data.get("changed")), **common,
+        tag=entry.kind, changed=bool(entry.data.get("changed")), notes_title=entry.data.get("notes_title", ""),
+        **common,
     )
 
 

@@ -58,6 +58,7 @@ class Facts:
     unresolved: tuple[str, ...]
     conflicts: tuple[str, ...] = ()  # changes touching milestones changed since the replied version
     crossed: bool = False  # the reply was already in the mailbox when the current version was made
+    requests: tuple[str, ...] = ()  # of `unresolved`, those that asked to change the plan (the rest: questions)
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,21 @@ def decide(facts: Facts) -> Decision:
             reopen=reopen,
         )
     # A comment, a question, or an amend whose requests could not be mapped safely.
-    what = "asked for something that could not be mapped safely" if facts.unresolved else "commented"
-    return Decision(NOTED, f"{facts.sender} {what}; nothing changed", notify_seller=True, notes=facts.unresolved)
+    who = f"the seller ({facts.sender})" if facts.sender_is_seller else facts.sender
+    return Decision(NOTED, f"{who} {_what_was_said(facts)}; nothing changed", notify_seller=True,
+                    notes=facts.unresolved)
+
+
+def _what_was_said(facts: Facts) -> str:
+    """How a note that changed nothing is told: a request that could not be mapped, questions, or words to read."""
+    if facts.requests:
+        return "asked for something that could not be mapped safely"
+    if not facts.unresolved:
+        return "commented"
+    if all(s.rstrip().endswith("?") for s in facts.unresolved):
+        count = len(facts.unresolved)
+        return "asked a question" if count == 1 else f"asked {count} questions"
+    return "wrote"
 
 
 def _confirmation(facts: Facts, older: bool) -> Decision:

@@ -5,8 +5,12 @@ The rules ([reminders] in the settings, and a switch per plan):
   and once it is overdue: each once per due date, so a moved date is reminded again;
 - at most one reminder per plan in any seven days; none for a plan that is declined or closed, not yet sent,
   or switched off, and none for a step that is done or dropped;
+- none until the plan's first email has been out for SETTLE (two days), even for a step late or due soon:
+  the prospect has only just read the plan;
 - on weekdays between 8:00 and 18:00 in the plan's time zone, in the plan's thread, from the seller;
-- the digest goes to the seller once a week, on `digest_day` from 8:00 in [seller] timezone.
+- the digest goes to the seller once a week, on `digest_day` between 8:00 and 18:00 in [seller] timezone (a
+  week whose digest day passed with no poll in those hours has none: it never goes late at night or a day late);
+  it lists the notices the daily cap held back since the last digest.
 A reminder carries our Message-ID scheme (<plan.<id>.v<N>.reminder.<key hash>@domain>), so an answer to it
 comes back to its plan; "done" or "we need another week" under it is read as about its milestone.
 """
@@ -34,8 +38,9 @@ from pipeline.store import OutboxEntry, Store, utc_iso
 
 OPTION = "reminders"  # the per-plan switch: "off" silences a plan's reminders
 PER_PLAN = timedelta(days=7)
+SETTLE = timedelta(days=2)  # no reminder until the plan's first email has been out this long
 HOURS = range(8, 18)  # a reminder goes out in working hours, in the plan's time zone
-DIGEST_HOUR = 8
+DIGEST_HOURS = HOURS  # and the digest in the seller's, on its day
 LIVE_STATES = ("open", "agreed")
 
 
@@ -155,6 +160,8 @@ def next_reminder(store: Store, settings: Settings, plan_id: str, now: datetime)
     announced = [e for e in entries if e.kind in ANNOUNCING and e.state == "sent"]
     if not announced:
         return None  # the prospect has no plan yet: nothing to remind them of
+    if min(_created(e) for e in announced) > utc_iso(now - SETTLE):
+        return None  # minutes after the plan went out, a reminder of a late step only reads as noise
     reminders = [e for e in entries if e.kind == "reminder"]
     if any(_created(e) >= utc_iso(now - PER_PLAN) for e in reminders):
         return None
@@ -191,11 +198,14 @@ def week_of(when: datetime, timezone: str) -> str:
     return f"{year}-W{week:02d}"
 
 
-def digest(store: Store, now: datetime, timezone: str) -> dict[str, list[dict[str, Any]]]:
+def digest(store: Store, now: datetime, timezone: str, *, told_since: str | None = None,
+           ) -> dict[str, list[dict[str, Any]]]:
     """What the seller's week looks like: plans waiting on the prospect, overdue steps, slips that move a target,
-    held messages and drafts to review; every line plain data (dates as they are written in the email)."""
+    held messages, notices held back since `told_since` (default: a week) and drafts to review; every line plain
+    data (dates as they are written in the email)."""
     sections: dict[str, list[dict[str, Any]]] = {"waiting": [], "overdue": [], "slips": [], "held": [], "drafts": []}
     since = utc_iso(now - PER_PLAN)
+    sections["held_back"] = held_back(store, told_since or since, timezone)
     for plan_id in store.plan_ids():
         state = store.plan_state(plan_id)
         current = store.current(plan_id)
@@ -254,6 +264,26 @@ def _late(sections: dict[str, list[dict[str, Any]]], plan: Plan, entries: list[O
             })
 
 
+def held_back(store: Store, since: str, timezone: str) -> list[dict[str, Any]]:
+    """The notices the daily cap kept from the seller since `since` (audit "notice.skipped"): one line per plan,
+    sender and kind, with how many, on which days (in `timezone`) and the last one's reason."""
+    lines: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for plan_id in store.plan_ids():
+        for event in store.audit_log(plan_id):
+            if event.event != "notice.skipped" or event.at < since:
+                continue
+            detail = event.detail
+            key = (plan_id, str(detail.get("sender") or ""), str(detail.get("about") or ""))
+            line = lines.setdefault(key, {"plan_id": plan_id, "sender": key[1], "about": key[2], "count": 0,
+                                          "first": event.at, "last": event.at})
+            line.update(count=line["count"] + 1, last=event.at, reason=str(detail.get("reason") or ""))
+    for line in lines.values():
+        first, last = (short_date(local_date(datetime.fromisoformat(line[k].replace("Z", "+00:00")), timezone))
+                       for k in ("first", "last"))
+        line.update(first=first, last=last, days=first if first == last else f"{first} to {last}")
+    return list(lines.values())
+
+
 def target_slip(plan: Plan, milestone_id: str, today: date, dates: dict[str, date | None] | None = None) -> date | None:
     """The target date an overdue step pushes to, or None when its slip leaves the target where it is.
 
@@ -278,22 +308,27 @@ def target_slip(plan: Plan, milestone_id: str, today: date, dates: dict[str, dat
     return latest if latest is not None and latest > plan.target else None
 
 
+def digest_due(now: datetime, timezone: str, weekday: int) -> bool:
+    """Whether `now` is in the digest's hours: its day of the week, 8:00 to 18:00 where the seller is."""
+    local = now.astimezone(_zone(timezone))
+    return local.weekday() == weekday and local.hour in DIGEST_HOURS
+
+
 def queue_digest(store: Store, settings: Settings, now: datetime) -> str | None:
     """Queue this week's digest when it is due (and says something); its Message-ID, or None."""
     if not settings.policy.digest or not settings.seller.get("email"):
         return None
     timezone = settings.seller_timezone
-    local = now.astimezone(_zone(timezone))
-    if local.weekday() < settings.policy.digest_weekday or (
-        local.weekday() == settings.policy.digest_weekday and local.hour < DIGEST_HOUR
-    ):
+    if not digest_due(now, timezone, settings.policy.digest_weekday):
         return None
     week = week_of(now, timezone)
     domain = settings.own_domains[0] if settings.own_domains else None
     message_id = seller_message_id("digest", f"digest|{week}", domain)
     if store.outbox_entry(message_id) is not None:
         return None
-    sections = digest(store, now, timezone)
+    # What the daily cap held back is listed once: since the last digest, else for the week.
+    last = store.outbox_entry(seller_message_id("digest", f"digest|{week_of(now - PER_PLAN, timezone)}", domain))
+    sections = digest(store, now, timezone, told_since=_created(last) if last is not None else None)
     if not any(sections.values()):
         return None  # a quiet week is not worth an email
     data = {"week": week, "sections": sections, "created": utc_iso(now)}

@@ -50,6 +50,7 @@ def reply(parts: Parts, msg: Received, thread: ThreadRef) -> Effects:
         intent=interpretation.intent,
         changes=tuple(interpretation.changes),
         unresolved=tuple(interpretation.unresolved),
+        requests=tuple(interpretation.requests),
         conflicts=tuple(change_conflicts(base.plan, plan, interpretation.changes))
         if base.number != current.number and "conflict" not in msg.lifted else (),
         crossed=base.number != current.number and msg.received <= (parse_time(current.created) or msg.received),

@@ -30,6 +30,7 @@ def seller_notice_email(
     key: str | None = None,
     tag: str = "notice",
     changed: bool = False,
+    notes_title: str = "",
     auto: bool = True,
     message_id: str | None = None,
     templates: Path | None = None,
@@ -37,7 +38,8 @@ def seller_notice_email(
     """To the seller alone: what a reply said (`said`, from `reply_from`) and why nothing changed (`reason`,
     `notes` such as unresolved sentences). `key` (the reply's Message-ID) makes one notice per reply;
     `tag` is the Message-ID's kind word ("notice", or e.g. "ask" for a suggested ask). `changed`: the reply
-    did make `version` (a suggested ask, or sentences left over from a change request), and the notice says so."""
+    did make `version` (a suggested ask, or sentences left over from a change request), and the notice says so.
+    `notes_title` heads the notes when they are not requests left undone ("The question:")."""
     version = ensure_version(version)
     created = parse_created(created)
     context = email_context(plan, version, created)
@@ -50,6 +52,7 @@ def seller_notice_email(
         notes=list(notes),
         intent=intent or "",
         changed=changed,
+        notes_title=notes_title or ("For you:" if changed else "Not acted on:"),
     )
     text, html = render_bodies(templates, "seller_notice", context)
     who = plan.contact(reply_from)

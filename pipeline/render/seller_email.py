@@ -88,14 +88,17 @@ def digest_email(
     timezone: str = "UTC",
     templates: Path | None = None,
 ) -> EmailMessage:
-    """The weekly digest: plans waiting on the prospect, overdue steps, slips that move a target, held messages."""
+    """The weekly digest: plans waiting on the prospect, overdue steps, slips that move a target, held messages,
+    notices the daily cap held back, drafts to send."""
     created = parse_created(created)
     context = {"seller_name": seller_name, "week": week, "short_date": short_date, "long_date": long_date,
-               **{k: sections.get(k, []) for k in ("waiting", "overdue", "slips", "held", "drafts")}}
+               **{k: sections.get(k, []) for k in ("waiting", "overdue", "slips", "held", "held_back", "drafts")}}
     text, html = render_bodies(templates, "digest", context)
     counts = [f"{len(context['waiting'])} waiting on the prospect", f"{len(context['overdue'])} overdue"]
     if context["held"]:
         counts.append(f"{len(context['held'])} held")
+    if context["held_back"]:
+        counts.append(f"{sum(int(h.get('count', 1)) for h in context['held_back'])} not told at the time")
     return _message(
         kind="digest", seller_name=seller_name, seller_email=seller_email, to=seller_email,
         subject_line=f"Mutual Plans, week {week}: {', '.join(counts)}", text=text, html=html, created=created,

@@ -2,8 +2,8 @@
 
 A reply is read sentence by sentence, in this order: greetings, closings and a signing name are skipped; a
 refusal of the deal declines it; each clause is tried for a change (a new target, a step done, removed, given a
-new owner, added, moved); a sentence without a change may agree to the plan or to some steps; a request that
-maps to nothing is left to the seller, as the sentence itself.
+new owner, added, moved), and a sentence's clauses apply all or nothing; a sentence without a change may agree to
+the plan or to some steps; a request that maps to nothing is left to the seller, as the sentence itself.
 """
 
 from __future__ import annotations
@@ -21,7 +21,17 @@ from pipeline.plan.timeline import resolve
 from pipeline.replies.agreement import Agreement
 from pipeline.replies.dates import find_dates
 from pipeline.replies.extract import Block, Extraction, extract
-from pipeline.replies.lexicon import CLOSING, DECLINE, FILLER, GREETING, REQUEST, RETRACT, TARGET
+from pipeline.replies.lexicon import (
+    ASKS,
+    CHANGE_WORDS,
+    CLOSING,
+    DECLINE,
+    FILLER,
+    GREETING,
+    REQUEST,
+    RETRACT,
+    TARGET,
+)
 from pipeline.replies.message import Incoming
 from pipeline.replies.moves import read_move, read_retarget
 from pipeline.replies.names import Mention
@@ -50,6 +60,8 @@ class Reading:
     changes: tuple[Change, ...]
     unresolved: tuple[str, ...]
     text: str
+    requests: tuple[str, ...] = ()  # of `unresolved`, those that asked to change the plan
+    origins: tuple[str, ...] = ()  # the sentence each of `changes` was read from
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class Interpretation:
     subject: str = ""
     reply_date: date | None = None
     kind_reason: str = ""
+    requests: tuple[str, ...] = ()  # of `unresolved`, those that asked to change the plan (not in the JSON)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of `mutualplan parse-reply --json`."""
@@ -128,6 +141,7 @@ def read_reply(
         changes=reading.changes,
         unresolved=reading.unresolved,
         text=reading.text,
+        requests=reading.requests,
     )
 
 
@@ -175,6 +189,8 @@ def interpret(
 class _Unresolved:
     sentence: str
     topics: frozenset[str]  # milestone ids (or "target") the sentence was about
+    request: bool = True  # it asked to change the plan (else a question or a remark for the seller)
+    whole: bool = False  # several requests, none applied: told even when another sentence changed its steps
 
 
 @dataclass
@@ -200,11 +216,14 @@ class _Reader(Scope):
                 self.count += 1
                 if self.count > MAX_SENTENCES:
                     return
+                mark = len(self.changes)
                 try:
                     previous = self._sentence(sentence, context, previous)
-                except (OverflowError, ValueError):
-                    # A date past the calendar's end ("next Friday" from 31 Dec 9999): the seller reads it.
-                    self._unresolve(sentence, [])
+                except (OverflowError, ValueError, RecursionError):
+                    # A date past the calendar's end ("next Friday" from 31 Dec 9999): the seller reads it, and
+                    # nothing the sentence's first clauses asked for is applied without the rest.
+                    self.drop_since(mark)
+                    self._unresolve(sentence, [], whole=True)
 
     def _context_milestone(self, block: Block) -> str | None:
         for line in reversed(block.context):
@@ -216,6 +235,7 @@ class _Reader(Scope):
     def _sentence(self, sentence: str, context: str | None, previous: str | None) -> str | None:
         """Read one sentence; returns the milestone it was about, for a pronoun in the next one."""
         s = sentence.strip()
+        self.sentence = _normal(s)
         if not s or GREETING.match(s) or CLOSING.match(s) or FILLER.match(s) or is_name_line(s, self.parties):
             return previous
         if RETRACT.search(s):
@@ -230,30 +250,54 @@ class _Reader(Scope):
         if DECLINE.search(s) and not _names_only_milestones(s, mentions):
             self.declined = True
             return about
-        made = False
-        for clause in split_clauses(s):
-            result = self._changes(clause, default, context)
-            if result is True:
-                made = True
-            elif result is False:
-                self._unresolve(s, mentions)
-                return about
+        clauses = split_clauses(s)
+        made = self._clauses(clauses, default, context)
+        if made is None:
+            self._unresolve(s, mentions, whole=len(clauses) > 1)
+            return about
         if made:
             self.agreement.read(s, mentions, context, changed=True)
             return about
         if self.agreement.read(s, mentions, context, changed=False):
             return about
-        if REQUEST.search(s) or (mentions and find_dates(s, self.today)):
-            self._unresolve(s, mentions)
+        dated = bool(mentions and find_dates(s, self.today))
+        if REQUEST.search(s) or dated:
+            # A question or a remark is told as such; only what asks to change the plan is "not mapped".
+            self._unresolve(s, mentions, request=bool(CHANGE_WORDS.search(s)) or dated)
         return about
 
-    def _unresolve(self, sentence: str, mentions: list[Mention]) -> None:
+    def _clauses(self, clauses: list[str], default: str | None, context: str | None) -> bool | None:
+        """Read a sentence's clauses, all or nothing: whether they made changes, or None when one asked for
+        something that could not be mapped (then nothing of the sentence is kept, the seller reads it whole)."""
+        mark = len(self.changes)
+        results: list[bool | None] = []
+        for clause in clauses:
+            results.append(self._changes(clause, default, context))
+            if results[-1] is False:
+                break
+        made = True in results
+        left_out = made and any(r is None and self._asks(c) for c, r in zip(clauses, results, strict=False))
+        if False in results or left_out:
+            self.drop_since(mark)
+            return None
+        return made
+
+    def _asks(self, clause: str) -> bool:
+        """Whether a clause that made no change asked for something ("and can your team present to our board?")."""
+        if not re.sub(r"\b(?:please|pls|also|and|then|thanks|thank you|too)\b|\W", "", clause, flags=re.I):
+            return False
+        if self.parties.confirm.search(clause) and not CHANGE_WORDS.search(clause):
+            return False  # "..., and the rest looks good"
+        # A step and a date alone ("the workshop on the 30th is a Saturday; please move it") explain, not ask.
+        return bool(ASKS.search(clause))
+
+    def _unresolve(self, sentence: str, mentions: list[Mention], *, request: bool = True, whole: bool = False) -> None:
         topics = {i for m in mentions for i in m.ids}
         if TARGET.search(sentence) or self.parties.sign_will.search(sentence):
             topics.add("target")
-        text = re.sub(r"\s+", " ", sentence).strip()[:MAX_SENTENCE_CHARS]
+        text = _normal(sentence)
         if len(self.unresolved) < MAX_UNRESOLVED and all(u.sentence != text for u in self.unresolved):
-            self.unresolved.append(_Unresolved(text, frozenset(topics)))
+            self.unresolved.append(_Unresolved(text, frozenset(topics), request, whole))
 
     def _changes(self, clause: str, default: str | None, context: str | None) -> bool | None:
         """True when the clause made changes, False when it asked for one that cannot be mapped, else None."""
@@ -277,25 +321,32 @@ class _Reader(Scope):
         if any(c.op == "retarget" for c in changes):
             touched.add("target")
         # A sentence about a step that another sentence changed was its explanation, not a second request.
-        unresolved = tuple(u.sentence for u in self.unresolved if not (u.topics and u.topics <= touched))
-        open_topics = {t for u in self.unresolved if not (u.topics and u.topics <= touched) for t in u.topics}
+        kept = [u for u in self.unresolved if u.whole or not (u.topics and u.topics <= touched)]
+        unresolved = tuple(u.sentence for u in kept)
+        requests = tuple(u.sentence for u in kept if u.request)
+        open_topics = {t for u in kept for t in u.topics}
         if self.declined:
-            return Reading("decline", (), (), unresolved, text)
+            return Reading("decline", (), (), unresolved, text, requests)
         if changes:
             confirms: list[str] = [i for i in agreement.partial if i not in touched and i not in agreement.blocked_ids]
             if agreement.confirm_rest or (agreement.confirm_all and not agreement.blocked):
                 held = touched | open_topics | agreement.blocked_ids
                 confirms = [m.id for m in self.plan.milestones if m.id not in held]
-            return Reading("amend", tuple(confirms), changes, unresolved, text)
+            return Reading("amend", tuple(confirms), changes, unresolved, text, requests, tuple(self.origins))
         change_like = any(_looks_like_change(u.sentence) for u in self.unresolved)
         clean = not agreement.blocked and not agreement.blocked_ids and not change_like
         if (agreement.confirm_all or agreement.confirm_rest) and clean and not agreement.partial:
-            return Reading("confirm", "all", (), unresolved, text)
+            return Reading("confirm", "all", (), unresolved, text, requests)
         partial = tuple(i for i in agreement.partial if i not in agreement.blocked_ids)
-        return Reading("comment", partial, (), unresolved, text)
+        return Reading("comment", partial, (), unresolved, text, requests)
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _normal(sentence: str) -> str:
+    """A sentence as it is told to the seller: spaces collapsed, at most MAX_SENTENCE_CHARS."""
+    return re.sub(r"\s+", " ", sentence).strip()[:MAX_SENTENCE_CHARS]
 
 
 def _names_only_milestones(sentence: str, mentions: list[Mention]) -> bool:

@@ -101,6 +101,23 @@ REQUEST = re.compile(
     r"|change|add|remove|drop|postpone|delay|reschedule|shift|swap|replace|cancel|skip|include|own|owner)\b",
     re.IGNORECASE,
 )
+# A part of a sentence that asks for something, said any way: a question, a request, a want, a change's verb.
+# Used to tell the halves of a compound sentence apart ("move the pilot; the board wants a demo too"): a half
+# that asks for nothing ("Feb 17 does", "everything else is fine") belongs to the half before it.
+ASKS = re.compile(
+    r"\?\s*$|^\s*also\b|\b(?:please|pls|can we|could we|can you|could you|can your|could your|would you"
+    r"|would it be possible|i'd like|we'd like|i would like|we would like|let's|let us|wants?|wanted|needs?|needed"
+    r"|requires?|prefer\w*|move|push|shift|reschedul\w*|postpon\w*|delay|bring forward|pull in|add|include|remove"
+    r"|drop|skip|cancel|change|swap|replace|instead|rename|own|owner|assign|reassign|hand over|take over)\b",
+    re.IGNORECASE,
+)
+# A sentence asking for a change of the plan, as against a question or a remark for the seller to answer.
+CHANGE_WORDS = re.compile(
+    r"\b(?:move|push|shift|reschedul\w*|postpon\w*|delay\w*|bring forward|pull in|earlier|later|sooner|add|include"
+    r"|remove|drop|skip|cancel|change|swap|replace|instead|rename|call it|own|owner|assign|reassign|hand over"
+    r"|take over)\b",
+    re.IGNORECASE,
+)
 MOVE_VERB = re.compile(
     r"\b(?:move|moving|moved|push|pushing|pushed|shift|shifting|reschedul\w*|postpon\w*|delay\w*|slip\w*"
     r"|bring|bringing|pull|pulling|change|changing|do|hold|have|schedule|put|set|make|plan|aim|target)\b",

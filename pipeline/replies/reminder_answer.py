@@ -41,11 +41,13 @@ def read_reminder_answer(incoming: Incoming, plan: Plan, milestone_id: str, *, r
                         sender=incoming.sender)
     # The reminder's step stands in for "it" only to say it is done or when it will be: a removal or a new owner
     # read from it alone ("we don't need another week" is no request to drop the step) goes to the seller.
-    changes = [c for c in reading.changes
-               if c in base.changes or (c.op in ("status", "move") and c.milestone == milestone_id)]
-    unresolved = list(reading.unresolved)
-    if len(changes) < len(reading.changes) and not unresolved:
-        unresolved.append(reading.text[:400])
+    # A sentence with such a change goes whole: "Done, and Raj will own it" marks nothing done by itself.
+    kept = [c in base.changes or (c.op in ("status", "move") and c.milestone == milestone_id)
+            for c in reading.changes]
+    origins = reading.origins or ("",) * len(reading.changes)
+    left = list(dict.fromkeys(o or reading.text[:400] for o, k in zip(origins, kept, strict=True) if not k))
+    changes = [c for c, o, k in zip(reading.changes, origins, kept, strict=True) if k and (o or "") not in left]
+    unresolved = list(reading.unresolved) + [o for o in left if o not in reading.unresolved]
     if not changes:
         more = _more_time(reading.text, plan, milestone_id, base.reply_date)
         if more is not None:
@@ -59,8 +61,10 @@ def read_reminder_answer(incoming: Incoming, plan: Plan, milestone_id: str, *, r
         intent = "amend"
     elif not changes and intent == "amend":
         intent = "comment"  # what looked like a change is with the seller now
+    # A question stays a question; the text of changes left out above is a request the seller must see.
+    requests = tuple(u for u in unresolved if u in reading.requests or u not in reading.unresolved)
     return replace(base, intent=intent, confirms=reading.confirms, changes=tuple(changes),
-                   unresolved=tuple(unresolved), text=reading.text)
+                   unresolved=tuple(unresolved), text=reading.text, requests=requests)
 
 
 _BARE_DONE = re.compile(

@@ -22,6 +22,8 @@ class Scope:
     today: date | None
     sender: str | None
     changes: list[Change] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)  # the sentence each change was read from
+    sentence: str = ""  # the sentence being read
 
     def __post_init__(self) -> None:
         self.matcher = Matcher(self.plan)
@@ -34,6 +36,12 @@ class Scope:
         """Record a change once, in the order the reply asks for them."""
         if change not in self.changes:
             self.changes.append(change)
+            self.origins.append(self.sentence)
+
+    def drop_since(self, mark: int) -> None:
+        """Forget the changes read since there were `mark` of them: a sentence applies whole or not at all."""
+        del self.changes[mark:]
+        del self.origins[mark:]
 
     def is_target_step(self, milestone_id: str) -> bool:
         """The step due on the target itself ("T"): moving it moves the target."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.replies.lexicon import GREETING
+from pipeline.replies.lexicon import ADD, ASKS, GREETING
 
 MAX_SENTENCE_CHARS = 400
 
@@ -29,25 +29,39 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+_VERBS = (
+    r"(?:move|push|shift|reschedule|postpone|delay|bring|pull|add|include|remove|drop|skip|cancel|delete"
+    r"|assign|give|hand|make|set|change|swap|replace)"
+)
+# Someone who will do something: "Raj will own ...", "we can skip ...", "I'll handle ...".
+_WHO_WILL = (
+    r"(?:I|we|you|they|[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)(?:\s+(?:will|can|should|shall|would|could|is going to"
+    r"|are going to|am going to|wants? to|needs? to)|['’]ll)\b"
+)
+_SPLIT = re.compile(
+    rf"\s*;\s*|,?\s+(?:and|also|then|plus)\s+(?=(?:please\s+|also\s+|can you\s+|could you\s+)?{_VERBS}\b)"
+    rf"|,\s+(?=(?:please\s+)?{_VERBS}\b)"
+    # "..., also <anything>", "... and also <anything>": "also" begins another request, whatever its verb.
+    r"|,\s*(?:and\s+)?(?=also\b)|\s+and\s+(?=also\b)"
+    # "..., and Raj will own the legal review", "... and can your team present to our board?"
+    rf"|,?\s+and\s+(?={_WHO_WILL})|,?\s+and\s+(?=(?:can|could|would|will)\s+(?:you|your|we)\b)",
+    re.IGNORECASE,
+)
+_OWN_IT = re.compile(rf"^\s*{_WHO_WILL}\s+(?:\w+\s+){{0,2}}(?:it|that|this|them)\b", re.IGNORECASE)
+
+
 def split_clauses(sentence: str) -> list[str]:
-    """A sentence asking for several changes, split where a new request begins."""
-    verbs = (
-        r"(?:move|push|shift|reschedule|postpone|delay|bring|pull|add|include|remove|drop|skip|cancel|delete"
-        r"|assign|give|hand|make|set|change|swap|replace)"
-    )
-    parts = re.split(
-        rf"\s*;\s*|,?\s+(?:and|also|then|plus)\s+(?=(?:please\s+|also\s+|can you\s+|could you\s+)?{verbs}\b)"
-        rf"|,\s+(?=(?:please\s+)?{verbs}\b)",
-        sentence,
-        flags=re.IGNORECASE,
-    )
-    parts = [p for p in parts if p and p.strip()]
-    # "Feb 10 doesn't work; Feb 17 does": the second half has no verb of its own and belongs with the first.
+    """A sentence asking for several changes, split where a new request begins.
+
+    A part that asks for nothing ("Feb 10 doesn't work; Feb 17 does", "...; everything else is fine") belongs
+    to the part before it; so does "<someone> will own it" after a new step is added: "it" is that step.
+    """
+    parts = [p for p in _SPLIT.split(sentence) if p and p.strip()]
     merged: list[str] = []
     for part in parts:
-        if merged and not re.search(
-            rf"\b{verbs}\b|\b(?:own|run|lead|handle|take|need|done|complete)\b", part, re.IGNORECASE
-        ):
+        verb = re.search(rf"\b{_VERBS}\b|\b(?:own|run|lead|handle|take|need|done|complete)\b", part, re.IGNORECASE)
+        owner_of_new = bool(merged and ADD.search(merged[-1]) and _OWN_IT.search(part))
+        if merged and ((not verb and not ASKS.search(part)) or owner_of_new):
             merged[-1] += "; " + part
         else:
             merged.append(part)

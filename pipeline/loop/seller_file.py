@@ -10,14 +10,14 @@ from pipeline.plan.diff import diff
 from pipeline.plan.front_matter import line_finder, read_front_matter
 from pipeline.plan.identity import describe, same_prospect
 from pipeline.plan.merge import Part, changed_parts, merge, part_label
-from pipeline.plan.model import Plan, Version
+from pipeline.plan.model import Plan, Reason, Version
 from pipeline.plan.timeline import resolve
 from pipeline.render.format import change_summary
 from pipeline.store import Store
 
-# The reasons of versions made from a whole plan the seller wrote: a file, or version 1 typed in an email.
-_SELLERS_OWN = ("created", "seller edit", "plan email")
 _MAX_SUFFIX = 99
+# The reasons of versions made from a whole plan the seller wrote: a file, or version 1 typed in an email.
+_WHOLE = frozenset(r.value for r in Reason if r.whole_plan)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def base_of(store: Store, plan_id: str, current: Version, version: int | None, f
             )
         return current if version == current.number else store.version(plan_id, version)
     records = store.version_records(plan_id)
-    own = next((r for r in reversed(records) if r.reason in _SELLERS_OWN), records[0])
+    own = next((r for r in reversed(records) if r.reason in _WHOLE), records[0])
     return current if own.number == current.number else own.to_version()
 
 

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ChangeError, StoreError
@@ -18,7 +17,7 @@ from pipeline.loop import outbox
 from pipeline.loop.parts import Clock, Parts, PollReport, open_parts, system_clock
 from pipeline.plan.changes import apply as apply_changes
 from pipeline.plan.diff import records_progress
-from pipeline.plan.model import Change, Plan, Version, plan_hash
+from pipeline.plan.model import Change, Plan, Reason, Version, plan_hash
 from pipeline.plan.source import parse_plan
 from pipeline.replies.interpret import local_date
 from pipeline.store import OutboxEntry, Store
@@ -29,24 +28,6 @@ if TYPE_CHECKING:
     from pipeline.loop.preview import Draft, Edited
     from pipeline.loop.release import Released
     from pipeline.mailbox.base import Mailbox
-
-
-class Reason(StrEnum):
-    """Why a version was made; stored as its text, which `history` and the archive show."""
-
-    CREATED = "created"  # version 1 from a plan file
-    SELLER_EDIT = "seller edit"  # a plan file with the seller's edits
-    CHANGES = "changes"  # a list of changes applied by command
-    REPLY = "reply"  # the prospect's reply asked for the changes
-    SELLER_EMAIL = "seller email"  # the seller's own email in the thread asked for them
-    PLAN_EMAIL = "plan email"  # version 1 from a plan the seller typed in an email
-    MARKED_DONE = "seller marked done"  # the seller marked a step done
-    AGREEMENT = "agreement recorded"  # every confirming contact confirmed: the plan's own step of agreement is done
-
-    @property
-    def from_seller_file(self) -> bool:
-        """Whether the version came from a plan file the seller wrote (not from anyone's request)."""
-        return self in (Reason.CREATED, Reason.SELLER_EDIT)
 
 
 def make_version(

@@ -8,6 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 from pipeline.errors import ChangeError, PlanError
@@ -369,6 +370,24 @@ def with_milestones(plan: Plan, milestones: tuple[Milestone, ...] | list[Milesto
     return replace(plan, milestones=milestones, next_number=max(plan.next_number, top + 1))
 
 
+class Reason(StrEnum):
+    """Why a version was made; stored as its text, which `history` and the archive show."""
+
+    CREATED = "created"  # version 1 from a plan file
+    SELLER_EDIT = "seller edit"  # a plan file with the seller's edits
+    CHANGES = "changes"  # a list of changes applied by command
+    REPLY = "reply"  # the prospect's reply asked for the changes
+    SELLER_EMAIL = "seller email"  # the seller's own email in the thread asked for them
+    PLAN_EMAIL = "plan email"  # version 1 from a plan the seller typed in an email
+    MARKED_DONE = "seller marked done"  # the seller marked a step done
+    AGREEMENT = "agreement recorded"  # every confirming contact confirmed: the plan's own step of agreement is done
+
+    @property
+    def whole_plan(self) -> bool:
+        """Whether the seller wrote the version whole: a plan file, or version 1 typed in an email."""
+        return self in (Reason.CREATED, Reason.SELLER_EDIT, Reason.PLAN_EMAIL)
+
+
 @dataclass(frozen=True)
 class Version:
     """One immutable version of a plan: what it says, who asked for it, and why."""
@@ -378,7 +397,7 @@ class Version:
     plan: Plan
     created: str  # ISO 8601 UTC timestamp; the letter's date comes from here, never from the clock
     author: str  # the address of who asked (the seller for their own edits)
-    reason: str  # "created", "seller edit", "reply", "approved" ...
+    reason: str  # a Reason's text; kept as text so that a version stored by any release reads back
     changes: tuple[Change, ...] = ()
     message_id: str | None = None  # the email the changes came from
     parent_hash: str | None = None

@@ -25,6 +25,11 @@ from pipeline.render.templates import default_templates
 
 _HEADERS_POLICY = email.policy.default.clone(max_line_length=998)
 
+# Every character str.splitlines() breaks at (the stdlib refuses such a header value, and a reader may split it),
+# with the other C0/C1 controls: a space each. The bidi overrides, which would reorder what a client shows: none.
+_NOT_IN_HEADERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
 _envs: dict[Path, jinja2.Environment] = {}
 _lock = threading.Lock()
 
@@ -68,10 +73,15 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 
 
+def header_text(value: str) -> str:
+    """A header value on one line: every line break and control character a space, the spaces collapsed."""
+    return " ".join(_NOT_IN_HEADERS.sub(" ", _BIDI.sub("", value)).split())
+
+
 def email_address(name: str, email: str) -> Address:
-    """A header address; a RenderError when `email` is not one."""
+    """A header address (its name on one line); a RenderError when `email` is not one."""
     try:
-        return Address(display_name=name, addr_spec=email)
+        return Address(display_name=header_text(name), addr_spec=header_text(email))
     except (ValueError, IndexError) as exc:
         raise RenderError(f"{email!r} is not an email address", hint="fix the address in the plan") from exc
 
@@ -90,17 +100,21 @@ def assemble(
     html: str,
     attachments: Sequence[tuple[bytes, str, str, str, dict[str, str]]] = (),
 ) -> EmailMessage:
-    """Finish an email addressed by the caller: date, thread, our marks, both bodies, attachments, fixed bytes."""
-    msg["Subject"] = subject_line
+    """Finish an email addressed by the caller: date, thread, our marks, both bodies, attachments, fixed bytes.
+
+    Every text value passes through `header_text` here (addresses through `email_address`): a line break in a
+    subject or a mark would make an email that can never be built, and block every email queued after it."""
+    msg["Subject"] = header_text(subject_line)
     msg["Date"] = format_datetime(created)
-    msg["Message-ID"] = msg_id
+    msg["Message-ID"] = header_text(msg_id)
+    in_reply_to = header_text(in_reply_to or "")
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
-    refs = [r for r in dict.fromkeys([*references, *([in_reply_to] if in_reply_to else [])]) if r]
+    refs = [r for r in dict.fromkeys([*map(header_text, references), in_reply_to]) if r]
     if refs:
         msg["References"] = " ".join(refs[-20:])
     # Our own mail: the watcher never takes it for a person's, wherever it lands.
-    msg["X-Mutual-Plan"] = mark
+    msg["X-Mutual-Plan"] = header_text(mark)
     msg["X-Auto-Response-Suppress"] = "All"
     if auto:
         msg["Auto-Submitted"] = "auto-generated"

@@ -22,7 +22,19 @@ from pipeline.loop.parts import Parts, PollReport, settings_of
 from pipeline.loop.service import Reason, Service, make_version, queue_plan
 from pipeline.mailbox.memory import MemoryMailbox
 from pipeline.spool import Spool
-from tests.loop_support import DANA, PLAN_ID, RAJ, SELLER, START, V1, Clock, example_plan, reply, settings_toml
+from tests.loop_support import (
+    DANA,
+    PLAN_ID,
+    RAJ,
+    SELLER,
+    START,
+    V1,
+    Clock,
+    example_plan,
+    reply,
+    settings_toml,
+    text_body,
+)
 
 
 @pytest.fixture
@@ -177,7 +189,8 @@ def test_a_transient_send_failure_keeps_the_email_queued_and_a_lasting_one_marks
     deliver.flush(parts, PollReport(), drafts=False)
     entry = parts.store.outbox_entry(first)
     assert entry is not None and entry.state == "failed" and "told to fail send" in (entry.error or "")
-    assert box.sent == []
+    # Only the seller's word that it failed went out.
+    assert [str(m["Subject"]) for m in box.sent] == ["Not sent (acme-northwind-2027): a notice to you"]
 
 
 def test_an_email_that_cannot_be_rendered_fails_alone_and_the_rest_go_out(parts: Parts,
@@ -193,7 +206,7 @@ def test_an_email_that_cannot_be_rendered_fails_alone_and_the_rest_go_out(parts:
     monkeypatch.setattr(deliver.compose, "compose", compose)
     report = PollReport()
     deliver.flush(parts, report, drafts=False)
-    assert report.sent == [fine]
+    assert report.sent[0] == fine and len(report.sent) == 2  # the second: the seller told it failed
     assert parts.store.outbox_entry(broken).state == "failed"  # type: ignore[union-attr]
     assert any("the template is broken" in e for e in report.errors)
 
@@ -207,3 +220,28 @@ def test_the_service_sends_what_a_poll_queued_through_the_same_mailbox(parts: Pa
     assert [d for _, d, _ in report.handled] == [policy.CONFIRMED, policy.AGREED]
     assert [str(m["Message-ID"]) for m in box.sent] == ["<plan.acme-northwind-2027.v1.agreed@northwind.example>"]
     assert set(box.filed.values()) == {"Processed"}
+
+
+def test_a_bug_in_one_email_fails_it_alone_and_tells_the_seller_once(parts: Parts,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    broken, fine = _notice(parts, "<n7@acme.example>"), _notice(parts, "<n8@acme.example>")
+    real = deliver.compose.compose
+
+    def compose(entry, *args, **kwargs):  # type: ignore[no-untyped-def]  # the real signature, passed through
+        if entry.message_id == broken:
+            raise KeyError("a template's typo")  # not a PipelineError: a bug
+        return real(entry, *args, **kwargs)
+
+    monkeypatch.setattr(deliver.compose, "compose", compose)
+    report = PollReport()
+    deliver.flush(parts, report, drafts=False)
+    failed = parts.store.outbox_entry(broken)
+    assert failed is not None and failed.state == "failed" and "KeyError" in (failed.error or "")
+    box = parts.mailbox
+    assert isinstance(box, MemoryMailbox)
+    told = [m for m in box.sent if str(m["Subject"]).startswith("Not sent (acme-northwind-2027)")]
+    assert [str(m["Message-ID"]) for m in box.sent if m not in told] == [fine]
+    assert len(told) == 1 and broken in text_body(told[0]) and "KeyError" in text_body(told[0])
+    # Failed for good: the next flush neither retries it nor tells the seller again.
+    deliver.flush(parts, PollReport(), drafts=False)
+    assert len(box.sent) == 2

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reopen": ("seller", "Reopen a plan the prospect declined."),
     "release": ("seller", "Act on a message the watcher held, with the hold that stopped it lifted."),
     "preview": ("seller", "Show the emails of a plan that wait for your review; edit or drop the ask."),
+    "outbox": ("outbox", "List the emails that wait or failed; cancel one that can never go."),
 }
 
 

@@ -14,10 +14,10 @@ from pipeline.plan.model import Version
 from pipeline.render import email as emails
 from pipeline.render.letter import letter_pdf
 from pipeline.render.letterhead import load_letterhead
-from pipeline.render.seller_email import digest_email, plan_error_email
+from pipeline.render.seller_email import digest_email, not_sent_email, plan_error_email
 from pipeline.store import OutboxEntry, Store
 
-SELLER_KINDS = ("plan_error", "digest")
+SELLER_KINDS = ("plan_error", "digest", "not_sent")
 
 
 def version_letter(store: Store, archive: Archive, version: Version, *, letterhead: str,
@@ -111,4 +111,6 @@ def seller_mail(entry: OutboxEntry, settings: Settings) -> EmailMessage:
         )
     if entry.kind == "digest":
         return digest_email(week=data["week"], sections=data["sections"], **common)
+    if entry.kind == "not_sent":
+        return not_sent_email(failed=data["failed"], **common)
     raise PipelineError(f"no email to the seller of kind {entry.kind!r}", hint=f"kinds: {', '.join(SELLER_KINDS)}")

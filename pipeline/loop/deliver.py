@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from pipeline.errors import MailboxError, PipelineError
-from pipeline.loop import compose
+from pipeline.loop import compose, outbox
 from pipeline.loop.parts import PollReport
 from pipeline.plan.ids import bracketed
 from pipeline.store import OutboxEntry
@@ -25,19 +25,45 @@ def flush(parts: Parts, report: PollReport, *, drafts: bool = True) -> None:
     """Send (or draft) every queued email; with `drafts`, also notice the drafts the seller has sent since."""
     with parts.sending():
         _withdraw(parts, report)
-        for entry in parts.store.outbox_pending():
-            try:
-                _deliver(parts, entry, report)
-            except MailboxError as exc:
-                report.errors.append(f"sending {entry.message_id}: {exc}")
-                if not exc.transient:
-                    parts.store.outbox_mark(entry.message_id, "failed", at=parts.clock(), error=str(exc))
-            except PipelineError as exc:
-                # A template or setting that cannot render it: said once, kept for a person, not retried forever.
-                report.errors.append(f"rendering {entry.message_id}: {exc}")
-                parts.store.outbox_mark(entry.message_id, "failed", at=parts.clock(), error=str(exc))
+        tried: set[str] = set()
+        # A second round sends what the first queued: the seller's word on an email that failed for good.
+        for _ in range(2):
+            for entry in [e for e in parts.store.outbox_pending() if e.message_id not in tried]:
+                tried.add(entry.message_id)
+                _try(parts, entry, report)
         if drafts:
             find_sent(parts, parts.store.outbox_drafted(), report)
+
+
+def _try(parts: Parts, entry: OutboxEntry, report: PollReport) -> None:
+    """Deliver one entry; one that fails for good is marked failed, the seller told, and the others go on."""
+    try:
+        _deliver(parts, entry, report)
+    except MailboxError as exc:
+        report.errors.append(f"sending {entry.message_id}: {exc}")
+        if not exc.transient:
+            _failed(parts, entry, str(exc))
+    except PipelineError as exc:
+        # A template or setting that cannot render it: said once, kept for a person, not retried forever.
+        report.errors.append(f"rendering {entry.message_id}: {exc}")
+        _failed(parts, entry, str(exc))
+    except Exception as exc:  # a bug in a template or a value no rule foresaw: this email alone fails
+        report.errors.append(f"rendering {entry.message_id}: {type(exc).__name__}: {exc}")
+        _failed(parts, entry, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(parts: Parts, entry: OutboxEntry, error: str) -> None:
+    """Mark an email failed and queue one email to the seller about it (none about mail to the seller alone,
+    which would fail the same way)."""
+    parts.store.outbox_mark(entry.message_id, "failed", at=parts.clock(), error=error)
+    if entry.plan_id is None:
+        return
+    failed = {"message_id": entry.message_id, "plan_id": entry.plan_id, "version": entry.version,
+              "kind": entry.kind, "mode": entry.mode, "recipients": [*entry.to, *entry.cc], "error": error[:2000]}
+    domain = parts.settings.own_domains[0] if parts.settings.own_domains else None
+    told = outbox.to_seller("not_sent", entry.message_id, {"failed": failed, "created": parts.clock().isoformat()},
+                            domain=domain)
+    parts.store.queue_email(told, at=parts.clock())
 
 
 def _withdraw(parts: Parts, report: PollReport) -> None:

@@ -310,3 +310,29 @@ class Service:
 
         self.current(plan_id)
         return edit_ask(self.parts, plan_id, asks)
+
+    def outbox(self, plan_id: str | None = None, *, cancel: str | None = None) -> list[OutboxEntry]:
+        """The emails that wait or failed (of one plan, or all), oldest first; with `cancel`, that one email is
+        cancelled first (audited): an email that can never go is cleared so, and returned alone."""
+        store = self.store
+        if cancel is not None:
+            from pipeline.plan.ids import bracketed
+
+            with self.parts.sending():  # not while a watcher sends it
+                entry = store.outbox_entry(bracketed(cancel.strip()))
+                if entry is None:
+                    raise StoreError(f"no email {cancel} in the outbox", hint="`mutualplan outbox` lists them")
+                if entry.state not in ("pending", "sending", "failed"):
+                    raise StoreError(f"email {entry.message_id} is {entry.state}: only one that waits or failed "
+                                     "can be cancelled", hint="one in your Drafts: delete it there")
+                if entry.state == "sending" and self.parts.mailbox.was_sent(entry.message_id):
+                    store.outbox_mark(entry.message_id, "sent", at=self.now())
+                    raise StoreError(f"email {entry.message_id} went out already: it is recorded as sent")
+                store.outbox_mark(entry.message_id, "cancelled", at=self.now(), error=entry.error)
+                return [replace(entry, state="cancelled")]
+        if plan_id is not None:
+            self.current(plan_id)
+            found = [e for e in store.outbox_entries(plan_id) if e.state in ("pending", "sending", "failed")]
+        else:
+            found = [e for state in ("pending", "sending", "failed") for e in store.outbox_in_state(state)]
+        return sorted(found, key=lambda e: (e.created, e.message_id))

@@ -104,3 +104,32 @@ def digest_email(
         subject_line=f"Mutual Plans, week {week}: {', '.join(counts)}", text=text, html=html, created=created,
         timezone=timezone, msg_id=message_id,
     )
+
+
+def not_sent_email(
+    *,
+    seller_name: str,
+    seller_email: str,
+    created: datetime | str,
+    failed: Mapping[str, Any],
+    message_id: str,
+    timezone: str = "UTC",
+    templates: Path | None = None,
+) -> EmailMessage:
+    """To the seller, once per email that failed for good: which email, why, and how to clear it."""
+    created = parse_created(created)
+    kinds = {"plan": "the plan's letter", "update": "the update", "reminder": "a reminder", "agreed": "the agreed plan",
+             "digest": "the weekly digest", "plan_error": "the answer to your plan email"}
+    kind = str(failed.get("kind", ""))
+    context = {
+        "what": kinds.get(kind, f"a {kind or 'notice'} to you"), "plan_id": failed.get("plan_id") or "",
+        "version": failed.get("version"), "recipients": list(failed.get("recipients", [])),
+        "error": failed.get("error", ""), "message_id": failed.get("message_id", ""), "mode": failed.get("mode", ""),
+    }  # fmt: skip
+    text, html = render_bodies(templates, "not_sent", context)
+    about = f" ({context['plan_id']})" if context["plan_id"] else ""
+    return _message(
+        kind="not_sent", seller_name=seller_name, seller_email=seller_email, to=seller_email,
+        subject_line=f"Not sent{about}: {context['what']}", text=text, html=html, created=created, timezone=timezone,
+        msg_id=message_id,
+    )

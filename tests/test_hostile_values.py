@@ -6,6 +6,7 @@ Each must end with the seller told and the rest going on: never a traceback, nev
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -15,8 +16,11 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from pipeline.cli import main
 from pipeline.home import init_home
+from pipeline.loop import deliver
 from pipeline.loop.service import PollReport, Service, queue_plan
 from pipeline.mailbox.maildir import MaildirMailbox
 from pipeline.plan.model import Plan
@@ -100,3 +104,39 @@ def test_a_line_break_in_a_name_or_a_reply_subject_never_reaches_a_header(seller
     seller.add(other)
     third = seller.poll()
     assert third.errors == [] and third.sent == ["<plan.other-2027.v1@northwind.example>"]
+
+
+def _cli(seller: Home1, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--home", str(seller.home.root), *args])
+    return result.exit_code, result.output
+
+
+def test_an_email_that_can_never_go_is_listed_and_cancelled(seller: Home1, monkeypatch: pytest.MonkeyPatch) -> None:
+    seller.add(example_plan())
+    real = deliver.compose.compose
+
+    def compose(entry, *args, **kwargs):  # type: ignore[no-untyped-def]  # the real signature, passed through
+        if entry.kind == "plan":
+            raise AttributeError("'NoneType' object has no attribute 'name'")  # a bug, not a PipelineError
+        return real(entry, *args, **kwargs)
+
+    monkeypatch.setattr(deliver.compose, "compose", compose)
+    report = seller.poll()
+    assert report.sent and V1 not in report.sent  # the seller was told; the letter did not go
+    code, out = _cli(seller, "outbox", "--json")
+    assert code == 0, out
+    rows = json.loads(out)["emails"]
+    assert [(r["message_id"], r["state"], r["kind"], r["version"]) for r in rows] == [(V1, "failed", "plan", 1)]
+    assert "AttributeError" in rows[0]["error"]
+    code, out = _cli(seller, "outbox", "acme-northwind-2027")
+    assert code == 0 and "failed" in out
+    code, out = _cli(seller, "outbox", "cancel", V1)
+    assert code == 0 and "cancelled" in out, out
+    code, out = _cli(seller, "outbox", "--json")
+    assert json.loads(out)["emails"] == []
+    assert any(a.event == "email cancelled" for a in seller.home.open_store().audit_log("acme-northwind-2027"))
+    # Cancelled already, or never queued: a clear error, exit 2.
+    code, out = _cli(seller, "outbox", "cancel", V1)
+    assert code == 2 and "cancelled" in out
+    code, out = _cli(seller, "outbox", "cancel", "<nothing@northwind.example>")
+    assert code == 2 and "no email" in out

@@ -35,7 +35,7 @@ def outbox(ctx: click.Context, words: tuple[str, ...], as_json: bool) -> None:
       mutualplan outbox acme-northwind-2027 --json
       mutualplan outbox cancel '<plan.acme-northwind-2027.v2@northwind.example>'
     """
-    if len(words) > 2 or (words and words[0] == "cancel") != (len(words) == 2):
+    if len(words) > 2 or (bool(words) and words[0] == "cancel") != (len(words) == 2):
         raise click.UsageError("give a PLAN_ID, or `cancel MESSAGE_ID`, or nothing")
     with Service.open(open_home(ctx)) as service:
         entries = service.outbox(cancel=words[1]) if len(words) == 2 else service.outbox(words[0] if words else None)
@@ -52,3 +52,6 @@ def outbox(ctx: click.Context, words: tuple[str, ...], as_json: bool) -> None:
     for e in entries:
         table.add_row(e.state, e.kind, e.plan_id or "(to you)", str(e.version or ""), e.message_id, e.error or "")
     console.print(table)
+
+
+COMMANDS = [outbox]

@@ -59,6 +59,7 @@ class Spool:
 
     def recover(self) -> list[str]:
         """Put back entries claimed by a process that died; count the attempt; move spent ones to bad/."""
+        self._drop_orphans()
         moved = []
         for bak in sorted(self.queue.glob("*.bak")):
             name = bak.stem
@@ -86,10 +87,28 @@ class Spool:
         os.replace(bak, self.queue / f"{name}.eml")
         return False
 
+    def _drop_orphans(self, age: float = 60.0) -> None:
+        """Delete sidecars whose message was never written (a crash between the two): that message is not stored,
+        and is fetched again. Only old ones: a younger one may be another watcher's enqueue in progress."""
+        for sidecar in self.queue.glob("*.json"):
+            if self._has_message(sidecar.stem):
+                continue
+            try:
+                if time.time() - sidecar.stat().st_mtime > age:
+                    sidecar.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _has_message(self, name: str) -> bool:
+        return (self.queue / f"{name}.eml").exists() or (self.queue / f"{name}.bak").exists()
+
     def keys(self) -> set[str]:
-        """The mailbox keys of the entries waiting or being handled: a fetch that offers one again adds nothing."""
+        """The mailbox keys of the entries waiting or being handled: a fetch that offers one again adds nothing.
+        A sidecar without its message does not count: that message was never stored, and must be fetched again."""
         found = set()
         for sidecar in self.queue.glob("*.json"):
+            if not self._has_message(sidecar.stem):
+                continue
             key = self._meta(sidecar.stem).get("key")
             if key:
                 found.add(str(key))
@@ -160,11 +179,18 @@ class Spool:
         return out
 
     def _meta(self, name: str) -> dict[str, Any]:
+        """The sidecar; one missing, unreadable or of the wrong shape (`null`, a list, a string count) gives the
+        defaults for what is wrong, so a broken sidecar never stops its message."""
         path = self.queue / f"{name}.json"
         try:
-            return json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {"attempts": 0, "errors": []}
+            meta = json.loads(path.read_text())
+        except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        attempts = meta.get("attempts")
+        meta["attempts"] = attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else 0
+        meta["errors"] = [str(e) for e in meta["errors"]] if isinstance(meta.get("errors"), list) else []
+        return meta
 
     def _save_meta(self, name: str, meta: dict[str, Any]) -> None:
         write_atomic(self.queue / f"{name}.json", json.dumps(meta).encode())

@@ -84,3 +84,28 @@ def test_a_live_claim_is_not_put_back_by_a_second_watcher(tmp_path: Path) -> Non
     assert second.pending() == []  # still the first watcher's
     first.finish(name)
     assert second.recover() == [] and second.pending() == []
+
+
+def test_a_sidecar_whose_message_was_never_written_does_not_hide_it(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    kept = spool.enqueue(b"stored", key="k1")
+    # A crash between the sidecar and the message: only the .json of "k2" is on disk.
+    orphan = tmp_path / "queue" / "00000000000000000001-0000000000000000.json"
+    orphan.write_text('{"sha256": "x", "attempts": 0, "errors": [], "key": "k2"}')
+    assert Spool(tmp_path).keys() == {"k1"}  # k2 is not stored: the next fetch takes it again
+    old = os.stat(orphan).st_mtime - 3600
+    os.utime(orphan, (old, old))
+    restarted = Spool(tmp_path)
+    restarted.recover()
+    assert not orphan.exists() and restarted.pending() == [kept]
+
+
+def test_a_corrupt_sidecar_counts_as_a_fresh_one(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for n, text in enumerate(["null", "[1, 2]", '{"attempts": "two", "errors": 7, "key": "k"}', "\\xff"]):
+        name = spool.enqueue(f"raw {n}".encode())
+        (tmp_path / "queue" / f"{name}.json").write_text(text)
+        entry = spool.claim(name)
+        assert entry is not None and entry.meta["attempts"] == 0 and entry.meta["errors"] == []
+        assert spool.fail(name, "boom") == "queue"
+        assert spool._meta(name)["attempts"] == 1

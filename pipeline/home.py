@@ -25,8 +25,12 @@ DATABASE = "mutualplan.db"
 ARCHIVE = "archive"
 MAIL = "mail"
 SPOOL = "spool"
-# The commented settings a new home starts with; the same file documents every setting in the source tree.
-EXAMPLE_SETTINGS = Path(__file__).resolve().parent.parent / "config" / SETTINGS
+# The commented settings a new home starts with; the same file documents every setting in the source tree
+# (config/), and an installed wheel carries it in pipeline/_data/config/ (setup.py copies it there).
+_PACKAGED_SETTINGS = Path(__file__).resolve().parent / "_data" / "config" / SETTINGS
+EXAMPLE_SETTINGS = (
+    _PACKAGED_SETTINGS if _PACKAGED_SETTINGS.is_file() else Path(__file__).resolve().parent.parent / "config" / SETTINGS
+)
 
 
 def default_home(env: Mapping[str, str] = os.environ) -> Path:
@@ -128,7 +132,8 @@ def init_home(path: str | os.PathLike[str], env: Mapping[str, str] = os.environ)
             home.settings_path.write_bytes(EXAMPLE_SETTINGS.read_bytes())
     except FileNotFoundError:
         raise ConfigError(
-            f"the example settings {EXAMPLE_SETTINGS} are missing", hint="reinstall mutualplan from its source tree"
+            f"the example settings {EXAMPLE_SETTINGS} are missing",
+            hint="reinstall mutualplan (pip install .) or run it from its source tree",
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot make a home at {home.root}: {exc.strerror}") from None

@@ -25,7 +25,7 @@ def done(ctx: click.Context, plan_id: str, milestone: str, send: bool, as_json: 
     \b
     Example:
       mutualplan done acme-northwind-2027 M3
-      mutualplan done acme-northwind-2027 M3 --send --json
+      mutualplan done acme-northwind-2027 M4 --send --json   # and send that version now
     """
     with Service.open(open_home(ctx)) as service:
         seller = str(service.parts.settings.seller.get("email", ""))

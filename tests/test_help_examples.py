@@ -28,7 +28,7 @@ SKIPPED = {
 SCENES = {
     "add": "fresh", "check": "fresh", "show": "fresh", "new": "fresh", "render": "fresh", "parse-reply": "fresh",
     "init": "fresh", "send": "fresh", "demo": "fresh", "approve": "waiting", "preview": "waiting",
-    "status": "waiting", "diff": "three", "release": "held", "reopen": "declined",
+    "status": "waiting", "diff": "three", "release": "held", "reopen": "declined", "outbox": "queued",
 }
 # What an example works on that an earlier example of another command makes; files it writes itself are removed.
 BEFORE = {
@@ -91,6 +91,14 @@ def _prepare(root: Path, scene: str) -> None:
     if scene == "fresh":
         return
     _cli(home, "add", str(root / "acme.md"))
+    if scene == "queued":
+        # Version 1's email queued, and not sent yet (the mailbox was down, say): what `outbox` lists and cancels.
+        from pipeline.home import Home
+        from pipeline.loop.service import queue_plan
+
+        with Home(home).open_store() as store:
+            queue_plan(store, PLAN, at=datetime.now(UTC))
+        return
     _cli(home, "send", PLAN)
     if scene in {"waiting", "three"}:
         _deliver(home, "r1", _email("<r1.dana@acme.example>", CHANGE))

@@ -33,7 +33,7 @@ def outbox(ctx: click.Context, words: tuple[str, ...], as_json: bool) -> None:
     Examples:
       mutualplan outbox
       mutualplan outbox acme-northwind-2027 --json
-      mutualplan outbox cancel '<plan.acme-northwind-2027.v2@northwind.example>'
+      mutualplan outbox cancel '<plan.acme-northwind-2027.v1@northwind.example>'
     """
     if len(words) > 2 or (bool(words) and words[0] == "cancel") != (len(words) == 2):
         raise click.UsageError("give a PLAN_ID, or `cancel MESSAGE_ID`, or nothing")

@@ -144,6 +144,8 @@ UNSURE_QUESTION = re.compile(
     r"|shall we|any chance)\b",
     re.IGNORECASE,
 )
+# A question asking who: "Who from Lumen will run the workshop?" names the seller only to ask who there will.
+WHO_QUESTION = re.compile(r"^\s*(?:(?:and|but|so|also)\s+)?(?:who|whom|whose|which)\b", re.IGNORECASE)
 ANCHOR_WORDS = re.compile(
     r"\b(before|after|prior to|ahead of|following|until|ahead|since)\s+(?:the\s+|our\s+|your\s+)?$", re.IGNORECASE
 )

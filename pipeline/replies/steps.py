@@ -29,6 +29,7 @@ from pipeline.replies.lexicon import (
     STATUS_DONE,
     TITLE_END,
     UNSURE_QUESTION,
+    WHO_QUESTION,
 )
 from pipeline.replies.parties import is_person, resolve_person, same_owner
 from pipeline.replies.scope import Scope
@@ -79,6 +80,8 @@ def read_reassign(scope: Scope, clause: str, default: str | None, context: str |
     """A step given a new owner: "I will own the legal review", "make <name> the owner of the pilot"."""
     if ADD.search(clause) and not ADD_NEGATED.search(clause):
         return None  # "add a walkthrough, owned by <name>": the owner of the new step, read by read_add
+    if WHO_QUESTION.search(clause):
+        return None  # "Who from <seller> will run the workshop?" asks who; it names no new owner
     for pattern in REASSIGN:
         m = pattern.search(clause)
         if not m:

@@ -26,10 +26,12 @@ def reply(parts: Parts, msg: Received, thread: ThreadRef) -> Effects:
     store, incoming = parts.store, msg.incoming
     current = store.current(thread.plan_id)
     assert current is not None  # a thread resolves only to stored plans
-    base = store.version(thread.plan_id, thread.version) if thread.version < current.number else current
+    # A version we never made ("v0", "v7" of two: forged or mangled) is no version to read the reply against.
+    sent = 1 <= thread.version <= current.number
+    base = store.version(thread.plan_id, thread.version) if sent and thread.version < current.number else current
     plan = current.plan
     sender = incoming.sender
-    held = _held(parts, msg, current, base)
+    held = _held(parts, msg, current, base) or (None if sent else _never_sent(msg, current, thread.version))
     if held is not None:
         return held
     assert sender is not None  # _held holds a message with no single sender
@@ -100,6 +102,16 @@ def _held(parts: Parts, msg: Received, current: Version, base: Version) -> Effec
         why = f"the message could not be read reliably ({incoming.malformed}); nothing was applied"
         return held(why, Notice("malformed", why, incoming))
     return None
+
+
+def _never_sent(msg: Received, current: Version, number: int) -> Effects:
+    """Held: it answers a version of the plan we never sent, so what it confirms or changes is unknown."""
+    why = (f"it answers version {number} of the plan, which was never sent (version {current.number} is "
+           "current); nothing was applied")
+    notice = Notice("held", why, msg.incoming, interpretation=read_reply(msg.incoming, current.plan,
+                                                                          received=msg.received))
+    return Effects(Outcome(policy.HELD, why, current.plan.id, current.number), notice=notice,
+                   sender=msg.incoming.sender)
 
 
 def _apply(parts: Parts, msg: Received, current: Version, decision: policy.Decision, notice: Notice) -> Effects:

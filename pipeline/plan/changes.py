@@ -11,7 +11,7 @@ from typing import Any
 from pipeline.errors import ChangeError, PlanError
 from pipeline.plan.diff import MilestoneChange, diff
 from pipeline.plan.model import CHANGE_OPS, STATUSES, Change, Milestone, Plan, owner_text, with_milestones
-from pipeline.plan.timeline import parse_due, resolve
+from pipeline.plan.timeline import WINDOW_YEARS, parse_due, resolve, window_end
 
 _SIGNATURE_WORDS = re.compile(r"\b(signed|signature|signing|sign-off)\b", re.IGNORECASE)
 _PO = re.compile(r"\bP\.?O\.?s?\b")  # upper-case only: "PO", "P.O."; never "po" inside ordinary words
@@ -95,6 +95,11 @@ def _future_date(text: str | None, what: str, today: date) -> date:
         raise ChangeError(
             f"{what} {value.isoformat()} is already past (today is {today.isoformat()})",
             hint="ask for a date from today on",
+        )
+    if value > window_end(today):
+        raise ChangeError(
+            f"{what} {value.isoformat()} is outside {today.isoformat()} to {window_end(today).isoformat()}",
+            hint=f"a change may name a date from today to {WINDOW_YEARS} years on: check the year",
         )
     return value
 

@@ -18,6 +18,37 @@ _DUE = re.compile(
 )
 
 
+# A plan is a deal's next months: a date outside this range is a typo (or a hostile reply), and far ones
+# would make letters and charts that cannot be drawn.
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2100, 12, 31)
+WINDOW_YEARS = 10  # how far past its own date a reply (or a change) may move a plan
+
+
+def window_end(start: date) -> date:
+    """The last day a change made on `start` may name: the same day WINDOW_YEARS later (28 Feb for 29 Feb)."""
+    year = start.year + WINDOW_YEARS
+    return date(year, start.month, min(start.day, calendar.monthrange(year, start.month)[1]))
+
+
+def in_window(value: date, start: date | None) -> bool:
+    """Whether a date a reply names is plausible: from `start` (the reply's date) to WINDOW_YEARS after it,
+    or within EARLIEST..LATEST when the reply has no date."""
+    if start is None:
+        return EARLIEST <= value <= LATEST
+    return start <= value <= window_end(start)
+
+
+def _in_range(value: date | None, what: str, line: int | None) -> date | None:
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise PlanError(
+            f"{what} {value.isoformat()}, outside {EARLIEST.isoformat()} to {LATEST.isoformat()}",
+            line=line,
+            hint="a plan's dates are from 2000 to 2100: check the year",
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Due:
     """A parsed due expression: a fixed date, or a reference ("T" or a milestone id) plus days."""
@@ -89,6 +120,7 @@ def resolve(plan: Plan) -> dict[str, date | None]:
     Raises PlanError naming the line for an unknown milestone reference, a cycle of relative
     dates, or a `T` date in a plan without a target.
     """
+    _in_range(plan.target, "the target is", None)
     parsed = {m.id: (m, parse_due(m.due, line=m.line)) for m in plan.milestones}
     resolved: dict[str, date | None] = {}
     visiting: list[str] = []
@@ -105,7 +137,17 @@ def resolve(plan: Plan) -> dict[str, date | None]:
                 hint="give one of these milestones a date or a T-based due",
             )
         visiting.append(milestone_id)
-        result = _resolve_one(plan, milestone, due, visit, parsed)
+        try:
+            result = _resolve_one(plan, milestone, due, visit, parsed)
+        except OverflowError:
+            raise PlanError(
+                f"{milestone.id} is due {milestone.due!r}, past the year 9999: outside {EARLIEST} to {LATEST}",
+                line=milestone.line,
+                hint="a plan's dates are from 2000 to 2100: check the number of days",
+            ) from None
+        fixed = due is not None and due.fixed is not None
+        what = f"{milestone.id}'s due date is" if fixed else f"{milestone.id} (due {milestone.due!r}) falls on"
+        _in_range(result, what, milestone.line)
         visiting.pop()
         resolved[milestone_id] = result
         return result

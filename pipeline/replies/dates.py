@@ -11,6 +11,8 @@ from typing import Any
 
 import dateparser
 
+from pipeline.plan.timeline import EARLIEST, LATEST, window_end
+
 _MONTHS = {
     "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
     "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
@@ -103,6 +105,8 @@ def find_dates(sentence: str, base: date | None, *, day_first: bool = False) -> 
         if any(m.start() < e and s < m.end() for s, e in taken):
             return
         taken.append((m.start(), m.end()))
+        if value is not None and not _plausible(value, base):
+            value = None  # "December 20, 9998": named, but no date to act on; the seller reads it
         found.append(DateMention(m.start(), m.end(), m.group(0), value))
 
     for m in _ISO.finditer(sentence):
@@ -172,6 +176,13 @@ def apply_shift(when: date, shift: Shift) -> date | None:
 
 
 # --- pieces -----------------------------------------------------------------------------------
+
+
+def _plausible(value: date, base: date | None) -> bool:
+    """Not past the window a reply may move a plan in (past dates are the readers' to refuse, with reasons)."""
+    if base is None:
+        return EARLIEST <= value <= LATEST
+    return value <= window_end(base)
 
 
 def _safe_date(year: int, month: int, day: int) -> date | None:

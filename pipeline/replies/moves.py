@@ -10,6 +10,7 @@ import re
 from datetime import date
 
 from pipeline.plan.model import Change
+from pipeline.plan.timeline import in_window
 from pipeline.replies.dates import DateMention, Shift, apply_shift, find_dates, find_shifts
 from pipeline.replies.lexicon import (
     CONDITIONAL_START,
@@ -58,6 +59,8 @@ def read_retarget(scope: Scope, clause: str, default: str | None, context: str |
         return False if (target_words and MOVE_VERB.search(clause)) or dates or sign_will else None
     if new == current:
         return True
+    if not in_window(new, scope.today):
+        return False  # "back 999 months": asked, but never a date to apply
     scope.emit(Change(op="retarget", target=new.isoformat()))
     return True
 
@@ -103,8 +106,8 @@ def read_move(scope: Scope, clause: str, default: str | None, context: str | Non
         new = _new_date(current, relative, dates, shifts)
         if new is None:
             return False
-        if scope.today and new < scope.today:
-            return False
+        if not in_window(new, scope.today):
+            return False  # before the reply, or past the window a reply may move a plan in
         if new == current:
             continue
         if scope.is_target_step(mid):

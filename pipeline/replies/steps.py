@@ -10,6 +10,7 @@ import re
 from datetime import date
 
 from pipeline.plan.model import Change
+from pipeline.plan.timeline import in_window
 from pipeline.replies.dates import DateMention, find_dates
 from pipeline.replies.lexicon import (
     ACTIVITY,
@@ -187,13 +188,13 @@ def _due(scope: Scope, clause: str, later: list[DateMention]) -> date | bool | N
     """The due date of a new step: the one date after its title, or relative to a step; False when unclear."""
     exact = [d for d in later if d.value]
     vague = [d for d in later if not d.value]
-    if len(exact) == 1:
-        return exact[0].value
     if len(exact) > 1 or vague:
         return False
-    relative = scope.relative_to_anchor(clause)
+    relative = exact[0].value if exact else scope.relative_to_anchor(clause)
     if relative is False:
         return False
+    if isinstance(relative, date) and not in_window(relative, scope.today):
+        return False  # before the reply or years past it: the seller reads it
     return relative if isinstance(relative, date) else None
 
 

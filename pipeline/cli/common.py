@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.errors import PipelineError
 
@@ -35,9 +36,10 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except PipelineError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+            # Messages quote settings and plans ("[mailbox] backend", "[company]"): printed as text, not markup.
+            err_console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
             if exc.hint:
-                err_console.print(f"  {exc.hint}", soft_wrap=True)
+                err_console.print(f"  {exc.hint}", markup=False, soft_wrap=True)
             sys.exit(exc.exit_code)
 
     return wrapper

@@ -10,6 +10,7 @@ from string import Template
 
 import click
 from rich.console import JustifyMethod
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console, emit_json, handles_errors, json_option, resolve_today, today_option
@@ -67,14 +68,14 @@ def show(plan_file: str, today: object, as_json: bool) -> None:
         emit_json(resolved_dict(plan, now))
         return
     dates = resolve(plan)
-    console.print(f"[bold]{plan.prospect.company}[/] and [bold]{plan.seller.company}[/]  ({plan.id})")
+    console.print(f"[bold]{escape(plan.prospect.company)}[/] and [bold]{escape(plan.seller.company)}[/]  ({plan.id})")
     target = plan.target
     console.print(f"Target (PO / signature): [bold]{_fmt(target)}[/]  {_days(days_left(target, now))}\n")
     for phase, title in (("before", "Before the PO"), ("after", plan.after_heading)):
         rows = [m for m in plan.milestones if m.phase == phase]
         if not rows:
             continue
-        table = Table(title=title, title_justify="left", show_lines=False)
+        table = Table(title=escape(title), title_justify="left", show_lines=False)
         columns: tuple[tuple[str, JustifyMethod], ...] = (
             ("#", "left"), ("Activity", "left"), ("Owner", "left"), ("Due", "left"), ("Days left", "right"),
             ("Status", "left"))
@@ -83,8 +84,8 @@ def show(plan_file: str, today: object, as_json: bool) -> None:
         for m in rows:
             due = dates[m.id]
             style = "dim" if m.status in ("done", "dropped") else None
-            table.add_row(m.id, m.title, m.owner or "[red]nobody[/]", _fmt(due), _days(days_left(due, now)),
-                          m.status, style=style)
+            owner = escape(m.owner) if m.owner else "[red]nobody[/]"
+            table.add_row(m.id, escape(m.title), owner, _fmt(due), _days(days_left(due, now)), m.status, style=style)
         console.print(table)
 
 
@@ -114,7 +115,7 @@ def check(plan_file: str, today: object, as_json: bool) -> None:
     elif warnings:
         for w in warnings:
             where = f"{plan_file}:{w.line}: " if w.line else f"{plan_file}: "
-            console.print(f"[yellow]warning[/] {where}{w.message}  [dim]({w.code})[/]", soft_wrap=True)
+            console.print(f"[yellow]warning[/] {escape(where + w.message)}  [dim]({w.code})[/]", soft_wrap=True)
         console.print(f"{len(warnings)} warning(s)")
     else:
         console.print(f"[green]{plan_file}: no warnings[/]")

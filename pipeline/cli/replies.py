@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console, emit_json, handles_errors, json_option
@@ -87,10 +88,10 @@ def parse_reply(plan_source: str, eml: str, domains: tuple[str, ...], as_json: b
 def _print(result: Interpretation, message: Incoming) -> None:
     console.print(f"[bold]{result.intent}[/]  {_who(result)}  [dim]{result.kind}[/]", soft_wrap=True)
     if result.kind != "human":
-        console.print(f"[dim]not acted on: {message.kind_reason or result.kind}[/]", soft_wrap=True)
+        console.print(f"[dim]not acted on: {escape(message.kind_reason or result.kind)}[/]", soft_wrap=True)
     if result.confirms:
         confirmed = "the whole plan" if result.confirms == "all" else ", ".join(result.confirms)
-        console.print(f"confirms: {confirmed}", soft_wrap=True)
+        console.print(f"confirms: {escape(confirmed)}", soft_wrap=True)
     if result.changes:
         table = Table(show_header=True, header_style="bold", box=None)
         for column in ("change", "milestone", "what"):
@@ -98,10 +99,10 @@ def _print(result: Interpretation, message: Incoming) -> None:
         for change in result.changes:
             data = change.to_dict()
             what = ", ".join(f"{k} {v}" for k, v in data.items() if k not in ("op", "milestone") and v is not None)
-            table.add_row(change.op, change.milestone or "", what)
+            table.add_row(change.op, change.milestone or "", escape(what))
         console.print(table)
     for sentence in result.unresolved:
-        console.print(f"[yellow]for the seller:[/] {sentence}", soft_wrap=True, markup=True, highlight=False)
+        console.print(f"[yellow]for the seller:[/] {escape(sentence)}", soft_wrap=True, highlight=False)
     if result.text:
         console.print("[dim]---[/]")
         console.print(result.text, markup=False, soft_wrap=True)

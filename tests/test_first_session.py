@@ -1,0 +1,166 @@
+"""What a new seller sees in a first session, README in hand: errors that name what is wrong (brackets and
+all), settings typos caught, hints that work, and no line said twice."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+EXAMPLE = Path(__file__).parent / "fixtures" / "example-plan.md"
+PLAN_ID = "acme-northwind-2027"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    root = tmp_path / "home"
+    result = CliRunner().invoke(main, ["--home", str(root), "init"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def run(home: Path, *args: str):
+    return CliRunner().invoke(main, ["--home", str(home), *args], env={"COLUMNS": "200"})
+
+
+def settings_with(home: Path, old: str, new: str) -> None:
+    path = home / "mutualplan.toml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+# --- errors keep their brackets ----------------------------------------------------------------------------
+
+
+def test_an_error_naming_a_settings_section_keeps_the_section(home: Path) -> None:
+    settings_with(home, '# backend = "maildir"', 'backend = "mialdir"')
+    result = run(home, "status")
+    assert result.exit_code == 2
+    assert "[mailbox] backend 'mialdir' is unknown" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unknown_section_is_named(home: Path) -> None:
+    settings_with(home, "[seller]", "[seler]")
+    result = run(home, "status")
+    assert result.exit_code == 2
+    assert "unknown section [seler]" in result.output
+
+
+def test_a_hint_naming_a_settings_section_keeps_it(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start, end = text.index("seller:"), text.index("prospect:")
+    plan = tmp_path / "no-seller.md"
+    plan.write_text(text[:start] + text[end:], encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", str(plan)])
+    assert result.exit_code == 2
+    assert "the plan names no seller" in result.output
+    assert "set [seller] in mutualplan.toml" in result.output
+
+
+def test_a_warning_quoting_the_plan_keeps_its_brackets(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.md"
+    plan.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        "A shared demand model", "A shared demand model for [company]"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", str(plan), "--today", "2027-01-04"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "'[company]'" in result.output
+
+
+# --- a typo in mutualplan.toml -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("old", "new", "named"), [
+    ('# changes = "review"', 'chnages = "auto"', "[policy] has unknown setting(s) chnages"),
+    ('# company = "Northwind Analytics"', 'compnay = "Northwind Analytics"', "[seller] has unknown setting(s) compnay"),
+    ('# enabled = true', 'enbled = false', "[reminders] has unknown setting(s) enbled"),
+    ('# letterhead = "default"', 'letterheed = "northwind"', "[letter] has unknown setting(s) letterheed"),
+    ('# backend = "maildir"', 'backedn = "imap"', "[mailbox] has unknown setting(s) backedn"),
+])
+def test_a_misspelt_setting_is_refused_not_ignored(home: Path, old: str, new: str, named: str) -> None:
+    settings_with(home, old, new)
+    result = run(home, "status")
+    assert result.exit_code == 2, result.output
+    assert named in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("old", "new", "named"), [
+    ("# days_before = 3", 'days_before = "three"', "[reminders] days_before must be a whole number of days"),
+    ("# days_before = 3", "days_before = -3", "[reminders] days_before must be a whole number of days"),
+    ("# max_messages_per_sender_per_hour = 20", 'max_messages_per_sender_per_hour = "lots"',
+     "[policy] max_messages_per_sender_per_hour must be a positive whole number"),
+    ("# enabled = true", 'enabled = "false"', "[reminders] enabled must be true or false"),
+    ("# digest = true", 'digest = "no"', "[reminders] digest must be true or false"),
+])
+def test_a_setting_of_the_wrong_kind_is_named_without_a_traceback(home: Path, old: str, new: str, named: str) -> None:
+    settings_with(home, old, new)
+    result = run(home, "status")
+    assert result.exit_code == 2, result.output
+    assert named in result.output
+    assert "Traceback" not in result.output
+
+
+# --- hints that work ---------------------------------------------------------------------------------------
+
+
+def test_archive_export_of_an_unknown_plan_lists_the_stored_ones(home: Path, tmp_path: Path) -> None:
+    assert run(home, "add", str(EXAMPLE)).exit_code == 0
+    result = run(home, "archive", "export", "acme-2027", "--out", str(tmp_path / "b.zip"))
+    assert result.exit_code == 2
+    assert "no plan 'acme-2027' in the store" in result.output
+    assert f"stored plans: {PLAN_ID}" in result.output
+
+
+# --- nothing said twice ------------------------------------------------------------------------------------
+
+
+def test_status_names_whom_it_waits_on_once(home: Path) -> None:
+    assert run(home, "add", str(EXAMPLE)).exit_code == 0
+    assert run(home, "send", PLAN_ID).exit_code == 0
+    result = run(home, "status", PLAN_ID, "--today", "2027-01-12")
+    assert result.exit_code == 0, result.output
+    assert "waiting on dana.whitfield@acme.example, raj.patel@acme.example" in result.output
+    assert len(re.findall(r"raj\.patel@acme\.example", result.output)) == 1
+
+
+# --- what a plan or a reply says reaches the terminal as written -------------------------------------------
+
+
+def bracketed_plan(tmp_path: Path) -> Path:
+    plan = tmp_path / "plan.md"
+    plan.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        "| Pilot on Q4 data                  |", "| Pilot on Q4 data [phase 1]        |"), encoding="utf-8")
+    return plan
+
+
+def test_show_prints_a_title_with_brackets_whole(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["show", str(bracketed_plan(tmp_path)), "--today", "2027-01-04"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Pilot on Q4 data [phase 1]" in result.output
+
+
+def test_status_prints_a_title_with_brackets_whole(home: Path, tmp_path: Path) -> None:
+    assert run(home, "add", str(bracketed_plan(tmp_path))).exit_code == 0
+    result = run(home, "status", PLAN_ID, "--today", "2027-02-15")
+    assert result.exit_code == 0, result.output
+    assert "Pilot on Q4 data [phase 1]" in result.output
+
+
+def test_parse_reply_prints_a_sentence_with_brackets_whole(tmp_path: Path) -> None:
+    reply = tmp_path / "reply.eml"
+    reply.write_bytes(
+        b"From: Dana Whitfield <dana.whitfield@acme.example>\r\nTo: jordan.lee@northwind.example\r\n"
+        b"Subject: Re: Mutual Plan: Acme and Northwind Analytics\r\nDate: Mon, 11 Jan 2027 10:00:00 -0800\r\n"
+        b"Message-ID: <r1@acme.example>\r\nIn-Reply-To: <plan.acme-northwind-2027.v1@northwind.example>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"Could your team share the deck [/slides] and [cid:image001.png] before the demo?\r\n")
+    result = CliRunner().invoke(main, ["parse-reply", str(EXAMPLE), str(reply)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "the deck [/slides] and [cid:image001.png] before the demo?" in result.output

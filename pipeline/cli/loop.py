@@ -158,7 +158,7 @@ def status(ctx: click.Context, plan_id: str | None, today: datetime | None, as_j
         console.print(f"[bold]{s['plan_id']}[/]  version {s['version']}  [bold]{summary}[/]", soft_wrap=True)
         if s["confirmed"]:
             console.print(f"  confirmed v{s['version']}: {', '.join(s['confirmed'])}", soft_wrap=True)
-        if s["waiting_on"]:
+        if s["waiting_on"] and ", ".join(s["waiting_on"]) not in s["summary"]:
             console.print(f"  waiting on: {', '.join(s['waiting_on'])}", soft_wrap=True)
         if s["next_milestones"]:
             table = Table(show_header=True, box=None, padding=(0, 2))

@@ -164,3 +164,31 @@ def test_parse_reply_prints_a_sentence_with_brackets_whole(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["parse-reply", str(EXAMPLE), str(reply)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "the deck [/slides] and [cid:image001.png] before the demo?" in result.output
+
+
+# --- a company is written without its legal form -----------------------------------------------------------
+
+
+def _plan_of(prospect: str, seller: str, owners: tuple[str, str]):
+    from pipeline.plan.source import parse_plan
+
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for old, new in (("company: Acme Corp", f"company: {prospect}"), ("company: Northwind Analytics", f"company: {seller}"),
+                     ("| Acme (Dana)        |", f"| {owners[0]} |"), ("| Northwind          |", f"| {owners[1]} |"),
+                     ("| Acme (", "| Buyer (")):
+        assert old in text, old
+        text = text.replace(old, new)
+    return parse_plan(text)
+
+
+@pytest.mark.parametrize(("prospect", "seller", "owners"), [
+    ("株式会社さくら精機", "Brightline Software GmbH", ("さくら精機 (Dana)", "Brightline Software")),
+    ("Global Logistics Ltd", "Blue River Analytics, Inc.", ("Global Logistics (Dana)", "Blue River Analytics")),
+    ("ООО Ромашка", "Müller GmbH & Co. KG", ("Ромашка", "Müller")),
+])
+def test_an_owner_may_name_a_company_without_its_legal_form(prospect: str, seller: str, owners: tuple[str, str]) -> None:
+    # Subjects and greetings already name the prospect so; before, the plan did not parse.
+    plan = _plan_of(prospect, seller, owners)
+    by_id = {m.id: plan.resolve_owner(m.owner) for m in plan.milestones}
+    assert by_id["M3"].side == "buyer"
+    assert by_id["M4"].side == "seller"

@@ -3,6 +3,7 @@ all), settings typos caught, hints that work, and no line said twice."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -173,7 +174,8 @@ def _plan_of(prospect: str, seller: str, owners: tuple[str, str]):
     from pipeline.plan.source import parse_plan
 
     text = EXAMPLE.read_text(encoding="utf-8")
-    for old, new in (("company: Acme Corp", f"company: {prospect}"), ("company: Northwind Analytics", f"company: {seller}"),
+    for old, new in (("company: Acme Corp", f"company: {prospect}"),
+                     ("company: Northwind Analytics", f"company: {seller}"),
                      ("| Acme (Dana)        |", f"| {owners[0]} |"), ("| Northwind          |", f"| {owners[1]} |"),
                      ("| Acme (", "| Buyer (")):
         assert old in text, old
@@ -186,9 +188,48 @@ def _plan_of(prospect: str, seller: str, owners: tuple[str, str]):
     ("Global Logistics Ltd", "Blue River Analytics, Inc.", ("Global Logistics (Dana)", "Blue River Analytics")),
     ("ООО Ромашка", "Müller GmbH & Co. KG", ("Ромашка", "Müller")),
 ])
-def test_an_owner_may_name_a_company_without_its_legal_form(prospect: str, seller: str, owners: tuple[str, str]) -> None:
+def test_an_owner_may_name_a_company_without_its_legal_form(
+        prospect: str, seller: str, owners: tuple[str, str]) -> None:
     # Subjects and greetings already name the prospect so; before, the plan did not parse.
     plan = _plan_of(prospect, seller, owners)
     by_id = {m.id: plan.resolve_owner(m.owner) for m in plan.milestones}
     assert by_id["M3"].side == "buyer"
     assert by_id["M4"].side == "seller"
+
+
+# --- a letter says when it cannot draw a character ---------------------------------------------------------
+
+
+def test_render_warns_of_characters_no_font_draws(tmp_path: Path) -> None:
+    # U+10FFFD is a private-use character no font has: the letter would show an empty box for it.
+    plan = tmp_path / "plan.md"
+    plan.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        "Acme wants one forecast", "Acme \U0010fffd wants one forecast"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["render", str(plan), "--out", str(tmp_path / "l.pdf"), "--created",
+                                       "2027-01-11T17:02:00Z"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "no font here draws U+10FFFD" in result.output
+    assert "empty boxes" in result.output
+
+    as_json = CliRunner().invoke(main, ["render", str(plan), "--out", str(tmp_path / "l.pdf"), "--created",
+                                        "2027-01-11T17:02:00Z", "--json"])
+    assert json.loads(as_json.stdout)["missing_glyphs"] == ["U+10FFFD"]
+
+
+def test_the_example_letter_draws_every_character(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["render", str(EXAMPLE), "--out", str(tmp_path / "l.pdf"), "--json",
+                                       "--created", "2027-01-11T17:02:00Z"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["missing_glyphs"] == []
+
+
+def test_a_letter_in_japanese_draws_every_character(tmp_path: Path) -> None:
+    # scripts/setup.sh installs the font (fonts-noto-cjk); without one, the letter is boxes where names were.
+    plan = tmp_path / "plan.md"
+    text = EXAMPLE.read_text(encoding="utf-8").replace("company: Acme Corp", "company: 株式会社さくら精機")
+    text = text.replace("{name: Raj Patel,", "{name: 田中 健一,").replace("Acme (Raj Patel)", "田中 健一")
+    plan.write_text(text.replace("| Acme (", "| さくら精機 ("), encoding="utf-8")
+    result = CliRunner().invoke(main, ["render", str(plan), "--out", str(tmp_path / "l.pdf"), "--json",
+                                       "--created", "2027-01-11T17:02:00Z"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["missing_glyphs"] == [], "install fonts-noto-cjk (scripts/setup.sh does)"

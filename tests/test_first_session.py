@@ -233,3 +233,21 @@ def test_a_letter_in_japanese_draws_every_character(tmp_path: Path) -> None:
                                        "--created", "2027-01-11T17:02:00Z"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["missing_glyphs"] == [], "install fonts-noto-cjk (scripts/setup.sh does)"
+
+
+# --- the seller's notice says it once ----------------------------------------------------------------------
+
+
+def test_a_notice_of_a_reply_that_changed_nothing_says_so_once() -> None:
+    from pipeline.plan.source import parse_plan
+    from pipeline.render.notices import seller_notice_email
+
+    plan = parse_plan(EXAMPLE.read_text(encoding="utf-8"))
+    message = seller_notice_email(plan, version=1, created="2027-01-12T10:00:00Z",
+                                  reason="raj.patel@acme.example commented; nothing changed",
+                                  reply_from="raj.patel@acme.example", said="Thanks, will read it next week.")
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Nothing in the plan changed: raj.patel@acme.example commented\n" in text
+    assert "nothing changed" not in text.lower()
+    assert "<b>Nothing in the plan changed:</b> raj.patel@acme.example commented</p>" in html

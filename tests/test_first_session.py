@@ -251,3 +251,24 @@ def test_a_notice_of_a_reply_that_changed_nothing_says_so_once() -> None:
     assert "Nothing in the plan changed: raj.patel@acme.example commented\n" in text
     assert "nothing changed" not in text.lower()
     assert "<b>Nothing in the plan changed:</b> raj.patel@acme.example commented</p>" in html
+
+
+# --- a date option that is no real date --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["show", str(EXAMPLE), "--today", "2027-02-30"], "'2027-02-30' is not a real date: February 2027 has 28 days"),
+    (["new", "--target", "2027-13-01"], "'2027-13-01' is not a real date: a month is 01 to 12"),
+    (["check", str(EXAMPLE), "--today", "next monday"], "'next monday' is not a date"),
+])
+def test_a_date_option_that_is_no_real_date_says_why(args: list[str], said: str) -> None:
+    result = CliRunner().invoke(main, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert said in result.output
+    assert "does not match the format" not in result.output
+
+
+def test_status_today_that_is_no_real_date_says_why(home: Path) -> None:
+    result = run(home, "status", "--today", "2027-02-29")
+    assert result.exit_code == 2
+    assert "'2027-02-29' is not a real date: February 2027 has 28 days" in result.output

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, emit_json, err_console, handles_errors, json_option, open_home
+from pipeline.cli.common import ISO_DATE, console, emit_json, err_console, handles_errors, json_option, open_home
 from pipeline.loop.service import PollReport, Service
 
 
@@ -130,7 +130,7 @@ def _fmt(d: str | None) -> str:
 
 @click.command()
 @click.argument("plan_id", required=False)
-@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--today", type=ISO_DATE, default=None,
               help="Count days from this date (YYYY-MM-DD).")
 @json_option
 @click.pass_context

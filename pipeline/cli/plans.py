@@ -13,7 +13,15 @@ from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, emit_json, handles_errors, json_option, resolve_today, today_option
+from pipeline.cli.common import (
+    ISO_DATE,
+    console,
+    emit_json,
+    handles_errors,
+    json_option,
+    resolve_today,
+    today_option,
+)
 from pipeline.errors import PipelineError, PlanError
 from pipeline.plan.check import check as check_plan
 from pipeline.plan.model import Plan
@@ -154,7 +162,7 @@ def starter_plans() -> tuple[Plan, ...]:
               help="Your company.")
 @click.option("--seller-name", default=STARTER_DEFAULTS["seller_name"], show_default=True)
 @click.option("--seller-email", default=STARTER_DEFAULTS["seller_email"], show_default=True)
-@click.option("--target", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--target", type=ISO_DATE, default=None,
               help="The PO / signature date (default: 90 days from today, 30 for smb).")
 @click.option("--timezone", default=STARTER_DEFAULTS["timezone"], show_default=True)
 @handles_errors

@@ -272,3 +272,32 @@ def test_status_today_that_is_no_real_date_says_why(home: Path) -> None:
     result = run(home, "status", "--today", "2027-02-29")
     assert result.exit_code == 2
     assert "'2027-02-29' is not a real date: February 2027 has 28 days" in result.output
+
+
+# --- `new` after `init` -----------------------------------------------------------------------------------
+
+
+def test_new_takes_the_seller_from_the_homes_settings(home: Path, tmp_path: Path) -> None:
+    settings_with(home, '# company = "Northwind Analytics"', 'company = "Brightline Software GmbH"')
+    settings_with(home, '# name = "Jordan Lee"', 'name = "Jürgen Weiß"')
+    settings_with(home, '# email = "jordan.lee@northwind.example"', 'email = "juergen.weiss@brightline.example"')
+    settings_with(home, '# timezone = "America/Los_Angeles"', 'timezone = "Europe/Berlin"')
+    out = tmp_path / "plan.md"
+    result = run(home, "new", "--prospect", "Lumière Électrique S.A.", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    assert "  company: Brightline Software GmbH\n  name: Jürgen Weiß\n  email: juergen.weiss@brightline.example\n" in text
+    assert "timezone: Europe/Berlin\n" in text
+    checked = run(home, "check", str(out), "--json")
+    assert not [w for w in json.loads(checked.stdout)["warnings"] if "seller" in w["message"]]
+    # What the command line says wins over the settings.
+    other = tmp_path / "other.md"
+    assert run(home, "new", "--seller", "Brightline AG", "--out", str(other)).exit_code == 0
+    assert "  company: Brightline AG\n  name: Jürgen Weiß\n" in other.read_text(encoding="utf-8")
+
+
+def test_new_without_a_home_writes_the_stand_ins(tmp_path: Path) -> None:
+    out = tmp_path / "plan.md"
+    result = CliRunner().invoke(main, ["--home", str(tmp_path / "nohome"), "new", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "  company: Your Company\n  name: Your Name\n" in out.read_text(encoding="utf-8")

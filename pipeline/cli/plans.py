@@ -18,6 +18,7 @@ from pipeline.cli.common import (
     console,
     emit_json,
     handles_errors,
+    home_option,
     json_option,
     resolve_today,
     today_option,
@@ -158,17 +159,21 @@ def starter_plans() -> tuple[Plan, ...]:
               help="Which starter plan.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
 @click.option("--prospect", default=STARTER_DEFAULTS["prospect"], show_default=True, help="The prospect's company.")
-@click.option("--seller", "seller_company", default=STARTER_DEFAULTS["seller_company"], show_default=True,
-              help="Your company.")
-@click.option("--seller-name", default=STARTER_DEFAULTS["seller_name"], show_default=True)
-@click.option("--seller-email", default=STARTER_DEFAULTS["seller_email"], show_default=True)
+@click.option("--seller", "seller_company", default=None,
+              help="Your company [default: [seller] company of the home's settings, else Your Company].")
+@click.option("--seller-name", default=None, help="[default: [seller] name, else Your Name]")
+@click.option("--seller-email", default=None, help="[default: [seller] email, else you@yourcompany.example]")
 @click.option("--target", type=ISO_DATE, default=None,
               help="The PO / signature date (default: 90 days from today, 30 for smb).")
-@click.option("--timezone", default=STARTER_DEFAULTS["timezone"], show_default=True)
+@click.option("--timezone", default=None, help="[default: [seller] timezone, else UTC]")
+@click.pass_context
 @handles_errors
-def new(template: str, out: str | None, prospect: str, seller_company: str, seller_name: str,
-        seller_email: str, target: datetime | None, timezone: str) -> None:
+def new(ctx: click.Context, template: str, out: str | None, prospect: str, seller_company: str | None,
+        seller_name: str | None, seller_email: str | None, target: datetime | None, timezone: str | None) -> None:
     """Write a starter plan with the standard elements of a Mutual Plan.
+
+    The seller's company, name, email and time zone come from the options, else from [seller] in the home's
+    settings (after `mutualplan init`), else they are stand-ins that `check` flags until replaced.
 
     \b
     Example:
@@ -176,10 +181,10 @@ def new(template: str, out: str | None, prospect: str, seller_company: str, sell
     """
     days = 90 if template == "enterprise" else 30
     when = target.date() if target is not None else date.today() + timedelta(days=days)
-    text = starter_text(
-        template, prospect=prospect, seller_company=seller_company, seller_name=seller_name,
-        seller_email=seller_email, target=when.isoformat(), timezone=timezone,
-    )
+    given = {"seller_company": seller_company, "seller_name": seller_name, "seller_email": seller_email,
+             "timezone": timezone}
+    values = {**_home_seller(ctx), **{k: v for k, v in given.items() if v is not None}}
+    text = starter_text(template, prospect=prospect, target=when.isoformat(), **values)
     try:
         parse_plan(text, file=f"{template}.md")
     except PlanError as exc:
@@ -191,6 +196,19 @@ def new(template: str, out: str | None, prospect: str, seller_company: str, sell
         console.print(f"Wrote {out}: edit it, then `mutualplan check {out}`")
     else:
         click.echo(text, nl=False)
+
+
+def _home_seller(ctx: click.Context) -> dict[str, str]:
+    """What [seller] in the home's settings says of the starter's stand-ins; nothing when there is no home yet."""
+    from pipeline.config import load_settings
+    from pipeline.home import Home, resolve_home
+
+    home = Home(resolve_home(home_option(ctx)))
+    if not home.exists():
+        return {}
+    seller = load_settings(home.settings(), str(home.settings_path)).seller
+    keys = {"company": "seller_company", "name": "seller_name", "email": "seller_email", "timezone": "timezone"}
+    return {keys[k]: str(v) for k, v in seller.items() if k in keys and v}
 
 
 COMMANDS = [show, check, new]

@@ -301,3 +301,32 @@ def test_new_without_a_home_writes_the_stand_ins(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--home", str(tmp_path / "nohome"), "new", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "  company: Your Company\n  name: Your Name\n" in out.read_text(encoding="utf-8")
+
+
+# --- parse-reply against a stored plan ---------------------------------------------------------------------
+
+REPLY = (b"From: Dana Whitfield <dana.whitfield@acme.example>\r\nTo: jordan.lee@northwind.example\r\n"
+         b"Subject: Re: Mutual Plan: Acme and Northwind Analytics\r\nDate: Tue, 12 Jan 2027 10:00:00 -0800\r\n"
+         b"Message-ID: <r2@acme.example>\r\nIn-Reply-To: <plan.acme-northwind-2027.v2@northwind.example>\r\n"
+         b"Content-Type: text/plain; charset=utf-8\r\n\r\nCan we move the pilot to March 15?\r\n")
+
+
+def test_parse_reply_reads_against_the_current_version_of_a_stored_plan(home: Path, tmp_path: Path) -> None:
+    # After replies made new versions, the seller's own file is out of date: the stored plan is what replies answer.
+    assert run(home, "add", str(EXAMPLE)).exit_code == 0
+    assert run(home, "done", PLAN_ID, "M1").exit_code == 0
+    reply = tmp_path / "reply.eml"
+    reply.write_bytes(REPLY)
+    result = run(home, "parse-reply", PLAN_ID, str(reply), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["changes"] == [{"op": "move", "milestone": "M3", "due": "2027-03-15"}]
+
+
+def test_parse_reply_of_neither_a_file_nor_a_stored_plan_names_both(home: Path, tmp_path: Path) -> None:
+    assert run(home, "add", str(EXAMPLE)).exit_code == 0
+    reply = tmp_path / "reply.eml"
+    reply.write_bytes(REPLY)
+    result = run(home, "parse-reply", "acme-2027", str(reply))
+    assert result.exit_code == 2
+    assert "acme-2027: no such plan file, and no stored plan of that id" in result.output
+    assert f"stored plans: {PLAN_ID}" in result.output

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, emit_json, handles_errors, json_option
+from pipeline.cli.common import console, emit_json, handles_errors, home_option, json_option
 from pipeline.errors import PipelineError, ReplyError
 from pipeline.plan.model import Plan
 from pipeline.plan.source import parse_plan
@@ -19,8 +19,8 @@ from pipeline.replies.message import Incoming
 MAX_EML_BYTES = 50 * 1024 * 1024
 
 
-def load_plan(source: str) -> Plan:
-    """The plan a reply is read against: a plan file for now; a stored plan's id is the next source to add."""
+def load_plan(source: str, home: str | None = None) -> Plan:
+    """The plan a reply is read against: a plan file, else the current version of the stored plan of that id."""
     path = Path(source)
     if path.is_file():
         try:
@@ -28,9 +28,20 @@ def load_plan(source: str) -> Plan:
         except (OSError, UnicodeDecodeError) as exc:
             raise PipelineError(f"{source}: cannot read it ({exc})", hint="a plan is a UTF-8 Markdown file") from None
         return parse_plan(text, file=source)
+    from pipeline.home import Home, resolve_home
+
+    found = Home(resolve_home(home))
+    ids: list[str] = []
+    if found.exists():
+        with found.open_store() as store:
+            current = store.current(source)
+            if current is not None:
+                return current.plan
+            ids = store.plan_ids()
     raise PipelineError(
-        f"{source}: no such plan file",
-        hint="give the path of the plan's .md file the reply answers, e.g. plans/acme.md",
+        f"{source}: no such plan file, and no stored plan of that id",
+        hint="give the path of the plan's .md file the reply answers, e.g. plans/acme.md, or a stored plan's id"
+        + (f"; stored plans: {', '.join(ids)}" if ids else ""),
     )
 
 
@@ -61,10 +72,13 @@ def read_eml(path: str) -> bytes:
     help="A domain our own Message-IDs use (default: the plan's seller's); repeat for several.",
 )
 @json_option
+@click.pass_context
 @handles_errors
-def parse_reply(plan_source: str, eml: str, domains: tuple[str, ...], as_json: bool) -> None:
+def parse_reply(ctx: click.Context, plan_source: str, eml: str, domains: tuple[str, ...], as_json: bool) -> None:
     """Show what the pipeline reads in REPLY.eml as an answer to PLAN: who sent it, what kind of message it
     is, whether it confirms, the changes it asks for and what goes to the seller. Nothing is changed.
+
+    PLAN is a plan file, or the id of a stored plan (its current version, which is what replies answer).
 
     Relative dates ("next Friday", "a week later") count from the reply's Date, in the plan's timezone;
     a message without a usable Date counts from now.
@@ -73,8 +87,9 @@ def parse_reply(plan_source: str, eml: str, domains: tuple[str, ...], as_json: b
     Example:
       mutualplan parse-reply plans/acme.md reply.eml
       mutualplan parse-reply plans/acme.md reply.eml --json | jq '.changes'
+      mutualplan parse-reply acme-northwind-2027 reply.eml
     """
-    plan = load_plan(plan_source)
+    plan = load_plan(plan_source, home_option(ctx))
     raw = read_eml(eml)
     own = domains or ((plan.seller.domain,) if plan.seller.email else ())
     message = Incoming.from_bytes(raw, own_domains=own)

@@ -330,3 +330,23 @@ def test_parse_reply_of_neither_a_file_nor_a_stored_plan_names_both(home: Path, 
     assert result.exit_code == 2
     assert "acme-2027: no such plan file, and no stored plan of that id" in result.output
     assert f"stored plans: {PLAN_ID}" in result.output
+
+
+def _html_words(html: str) -> str:
+    from bs4 import BeautifulSoup
+
+    return " ".join(BeautifulSoup(html, "html.parser").get_text().split())
+
+
+@pytest.mark.parametrize("confirmed_by", [None, ["Dana Whitfield"], ["Dana Whitfield", "Raj Patel"]])
+def test_the_agreed_email_reads_the_same_in_html_as_in_text(confirmed_by: list[str] | None) -> None:
+    from pipeline.plan.source import parse_plan
+    from pipeline.render.email import agreed_email
+
+    plan = parse_plan(EXAMPLE.read_text(encoding="utf-8"))
+    message = agreed_email(plan, version=2, created="2027-01-13T10:00:00Z", pdf=None, confirmed_by=confirmed_by)
+    text = " ".join(message.get_body(("plain",)).get_content().split())
+    html = _html_words(message.get_body(("html",)).get_content())
+    said = "confirmed version 2 of our Mutual Plan"
+    assert said in text
+    assert said in html  # the HTML part glued "confirmedversion"

@@ -350,3 +350,21 @@ def test_the_agreed_email_reads_the_same_in_html_as_in_text(confirmed_by: list[s
     said = "confirmed version 2 of our Mutual Plan"
     assert said in text
     assert said in html  # the HTML part glued "confirmedversion"
+
+
+def test_a_notice_of_a_reply_that_made_a_version_does_not_say_the_reply_was_about_it() -> None:
+    # The reply answered version 1; "wrote about ... (version 2)" read as if it had answered the version it made.
+    from pipeline.plan.source import parse_plan
+    from pipeline.render.notices import seller_notice_email
+
+    plan = parse_plan(EXAMPLE.read_text(encoding="utf-8"))
+    message = seller_notice_email(plan, version=2, created="2027-01-12T10:00:00Z", changed=True,
+                                  reason="applied what could be mapped; these sentences need you",
+                                  reply_from="raj.patel@acme.example", said="Move the pilot. And the board?",
+                                  notes=["And the board?"])
+    for part in ("plain", "html"):
+        body = message.get_body((part,)).get_content()
+        words = " ".join(body.split()) if part == "plain" else _html_words(body)
+        assert "raj.patel@acme.example wrote about Mutual Plan acme-northwind-2027." in words
+        assert "(version 2)" not in words
+        assert "Version 2 was made from it" in words

@@ -286,7 +286,8 @@ def test_new_takes_the_seller_from_the_homes_settings(home: Path, tmp_path: Path
     result = run(home, "new", "--prospect", "Lumière Électrique S.A.", "--out", str(out))
     assert result.exit_code == 0, result.output
     text = out.read_text(encoding="utf-8")
-    assert "  company: Brightline Software GmbH\n  name: Jürgen Weiß\n  email: juergen.weiss@brightline.example\n" in text
+    assert ("  company: Brightline Software GmbH\n  name: Jürgen Weiß\n"
+            "  email: juergen.weiss@brightline.example\n") in text
     assert "timezone: Europe/Berlin\n" in text
     checked = run(home, "check", str(out), "--json")
     assert not [w for w in json.loads(checked.stdout)["warnings"] if "seller" in w["message"]]

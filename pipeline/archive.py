@@ -146,7 +146,9 @@ def bundle_contents(
     """Every file of a plan's bundle by its path in the bundle, manifest.json included, and the manifest."""
     records = store.version_records(plan_id)
     if not records:
-        raise ArchiveError(f"no plan {plan_id!r} in the store", hint="`mutualplan history` lists what is stored")
+        ids = store.plan_ids()
+        raise ArchiveError(f"no plan {plan_id!r} in the store",
+                           hint="stored plans: " + ", ".join(ids) if ids else "add one with `mutualplan add PLAN.md`")
     files: dict[str, bytes] = {}
     evidence = store.evidence(plan_id)
     entries: list[dict[str, Any]] = []

@@ -80,10 +80,45 @@ class Settings:
         return out
 
 
+# The settings each section knows; a misspelt one would otherwise be ignored and its default used in silence.
+_KNOWN = {
+    "seller": ("company", "name", "title", "email", "address", "timezone", "aliases"),
+    "store": ("url",),
+    "policy": ("changes", "asks", "max_message_mb", "trusted_authserv_ids", "max_messages_per_sender_per_hour"),
+    "reminders": ("enabled", "days_before", "digest", "digest_day"),
+    "letter": ("letterhead",),
+    "maildir": ("backend", "path"),  # [mailbox] of the maildir backend; the others check their own settings
+}
+
+
 def _table(data: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
     value = data.get(name) or {}
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: [{name}] must be a table")
+    if name in _KNOWN:
+        _only_known(value, name, _KNOWN[name], where)
+    return value
+
+
+def _only_known(table: Mapping[str, Any], name: str, known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: [{name}] has unknown setting(s) {', '.join(unknown)}",
+                          hint=f"known: {', '.join(known)}; config/mutualplan.toml documents each")
+
+
+def _flag(section: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: [reminders] {key} must be true or false, not {value!r}",
+                          hint=f"write {key} = true or {key} = false, without quotes")
+    return value
+
+
+def _count(value: Any, what: str, where: str, *, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        kind = "a positive whole number" if least > 0 else "a whole number of days, 0 or more"
+        raise ConfigError(f"{where}: {what} must be {kind}, not {value!r}", hint="write a number without quotes")
     return value
 
 
@@ -100,12 +135,15 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{where}: [seller] timezone {timezone!r} is unknown",
                           hint="use an IANA name such as America/Los_Angeles") from None
+    _table(data, "store", where)
     mailbox = dict(_table(data, "mailbox", where))
     backend = mailbox.setdefault("backend", "maildir")
     if backend not in BACKENDS:
         raise ConfigError(
             f"{where}: [mailbox] backend {backend!r} is unknown", hint=f"use one of: {', '.join(BACKENDS)}"
         )
+    if backend == "maildir":
+        _only_known(mailbox, "mailbox", _KNOWN["maildir"], where)
     raw_policy = dict(_table(data, "policy", where))
     changes = raw_policy.get("changes", "review")
     if changes not in POLICIES:
@@ -119,17 +157,18 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
     trusted = raw_policy.get("trusted_authserv_ids", [])
     if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
         raise ConfigError(f"{where}: [policy] trusted_authserv_ids is a list of host names")
-    rate = raw_policy.get("max_messages_per_sender_per_hour", 20)
+    rate = _count(raw_policy.get("max_messages_per_sender_per_hour", 20),
+                  "[policy] max_messages_per_sender_per_hour", where, least=1)
     reminders = _table(data, "reminders", where)
     policy = Policy(
         changes=changes,
         asks=dict(asks),
         max_message_bytes=int(max_mb * 1024 * 1024),
         trusted_authserv_ids=tuple(t.lower() for t in trusted),
-        max_messages_per_sender_per_hour=int(rate),
-        reminders=bool(reminders.get("enabled", True)),
-        remind_days_before=int(reminders.get("days_before", 3)),
-        digest=bool(reminders.get("digest", True)),
+        max_messages_per_sender_per_hour=rate,
+        reminders=_flag(reminders, "enabled", True, where),
+        remind_days_before=_count(reminders.get("days_before", 3), "[reminders] days_before", where, least=0),
+        digest=_flag(reminders, "digest", True, where),
         digest_weekday=_weekday(reminders.get("digest_day", "monday"), where),
     )
     letter = _table(data, "letter", where)

@@ -26,7 +26,7 @@ SKIPPED = {
 }
 # The state each command's examples start from (default "sent": version 1 added and sent).
 SCENES = {
-    "add": "fresh", "check": "fresh", "show": "fresh", "new": "fresh", "render": "fresh", "parse-reply": "fresh",
+    "add": "fresh", "check": "fresh", "show": "fresh", "new": "fresh", "render": "fresh",
     "init": "fresh", "send": "fresh", "demo": "fresh", "approve": "waiting", "preview": "waiting",
     "status": "waiting", "diff": "three", "release": "held", "reopen": "declined", "outbox": "queued",
 }

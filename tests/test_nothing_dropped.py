@@ -210,7 +210,7 @@ def test_each_question_of_a_participant_reaches_the_seller_and_a_flood_is_told_o
     assert all(e.state == "sent" and e.to == (SELLER,) for e in sent.values())
     mails = {m["Message-ID"]: m for m in map(parse, (p.read_bytes() for p in (home.root / "outbox").glob("*.eml")))}
     (asked,) = [text_body(mails[k]) for k, e in sent.items() if e.data["reply"]["message_id"] == "q1@acme.example"]
-    assert f"Nothing in the plan changed: {DANA} asked a question; nothing changed" in " ".join(asked.split())
+    assert f"Nothing in the plan changed: {DANA} asked a question\n" in asked
     assert "The question:\n- Can we talk on Tuesday?\n" in asked
     assert "could not be mapped" not in asked and "Not acted on" not in asked
     with home.open_store() as store:

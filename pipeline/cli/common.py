@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
@@ -36,8 +36,8 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except PipelineError as exc:
-            # What an error names (a plan id, a file, "[seller]") is printed as written, never read as markup.
-            err_console.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, soft_wrap=True)
+            # Messages quote settings and plans ("[mailbox] backend", "[company]"): printed as text, not markup.
+            err_console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
             if exc.hint:
                 err_console.print(f"  {exc.hint}", markup=False, soft_wrap=True)
             sys.exit(exc.exit_code)
@@ -59,11 +59,32 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
+class IsoDate(click.ParamType):
+    """A YYYY-MM-DD option, as a datetime at midnight; a date that is none says why ("February 2027 has 28 days")."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        """The date given, or click's usage error naming what is wrong with it."""
+        if isinstance(value, datetime):
+            return value
+        from pipeline.errors import PlanError
+        from pipeline.plan.timeline import calendar_date
+
+        try:
+            return datetime.combine(calendar_date(str(value), what="", line=None), time())
+        except PlanError as exc:
+            self.fail(f"{exc.reason.strip()}; {exc.hint}" if exc.hint else exc.reason.strip(), param, ctx)
+
+
+ISO_DATE = IsoDate()
+
+
 def today_option(func: F) -> F:
     """`--today YYYY-MM-DD`: the date to count days from (default: the real today)."""
     return click.option(
         "--today",
-        type=click.DateTime(formats=["%Y-%m-%d"]),
+        type=ISO_DATE,
         default=None,
         help="Count days from this date instead of today (YYYY-MM-DD).",
     )(func)

@@ -6,9 +6,10 @@ import time
 from datetime import UTC, date, datetime
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, emit_json, err_console, handles_errors, json_option, open_home
+from pipeline.cli.common import ISO_DATE, console, emit_json, err_console, handles_errors, json_option, open_home
 from pipeline.loop.service import PollReport, Service
 
 
@@ -38,7 +39,7 @@ def send(ctx: click.Context, plan_id: str, as_json: bool) -> None:
                       + (f" (Cc {', '.join(entry.cc)})" if entry.cc else ""), soft_wrap=True)
     elif report.errors:
         for error in report.errors:
-            err_console.print(f"[red]error:[/] {error}", soft_wrap=True)
+            err_console.print(f"[red]error:[/] {escape(error)}", soft_wrap=True)
         raise SystemExit(1)
     else:
         console.print(f"Version {entry.version} of {plan_id} was already sent ({entry.message_id}).")
@@ -51,7 +52,7 @@ def _print_report(report: PollReport) -> None:
         table.add_column("Disposition")
         table.add_column("Why")
         for message_id, disposition, reason in report.handled:
-            table.add_row(message_id[:60], disposition, reason)
+            table.add_row(escape(message_id[:60]), disposition, escape(reason))
         console.print(table)
     for message_id in report.sent:
         console.print(f"sent    {message_id}")
@@ -60,7 +61,7 @@ def _print_report(report: PollReport) -> None:
     for name in report.shunted:
         console.print(f"[red]shunted[/] {name}: failed 3 times, kept in spool/shunt for a person")
     for error in report.errors:
-        err_console.print(f"[yellow]warning:[/] {error}", soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(error)}", soft_wrap=True)
 
 
 @click.command()
@@ -129,7 +130,7 @@ def _fmt(d: str | None) -> str:
 
 @click.command()
 @click.argument("plan_id", required=False)
-@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--today", type=ISO_DATE, default=None,
               help="Count days from this date (YYYY-MM-DD).")
 @json_option
 @click.pass_context
@@ -153,23 +154,24 @@ def status(ctx: click.Context, plan_id: str | None, today: datetime | None, as_j
     if not statuses:
         console.print("No plans yet: `mutualplan add PLAN.md`, then `mutualplan send PLAN_ID`.")
     for s in statuses:
-        console.print(f"[bold]{s['plan_id']}[/]  version {s['version']}  [bold]{s['summary']}[/]", soft_wrap=True)
+        summary = escape(s["summary"])
+        console.print(f"[bold]{s['plan_id']}[/]  version {s['version']}  [bold]{summary}[/]", soft_wrap=True)
         if s["confirmed"]:
             console.print(f"  confirmed v{s['version']}: {', '.join(s['confirmed'])}", soft_wrap=True)
-        if s["waiting_on"]:
+        if s["waiting_on"] and ", ".join(s["waiting_on"]) not in s["summary"]:
             console.print(f"  waiting on: {', '.join(s['waiting_on'])}", soft_wrap=True)
         if s["next_milestones"]:
             table = Table(show_header=True, box=None, padding=(0, 2))
             for col in ("#", "Next", "Owner", "Due", "Days"):
                 table.add_column(col)
             for m in s["next_milestones"]:
-                table.add_row(m["id"], m["title"], m["owner"], _fmt(m["due"]),
+                table.add_row(m["id"], escape(m["title"]), escape(m["owner"]), _fmt(m["due"]),
                               str(m["days_left"]) if m["days_left"] is not None else "-")
             console.print(table)
         for held in s["held"]:
             # The Message-ID is what `mutualplan release` takes.
-            console.print(f"  [yellow]held[/] <{held['message_id']}> from {held['from'] or '?'} ({held['received']}): "
-                          f"{held['reason']}", soft_wrap=True)
+            line = f"<{held['message_id']}> from {held['from'] or '?'} ({held['received']}): {held['reason']}"
+            console.print(f"  [yellow]held[/] {escape(line)}", soft_wrap=True)
         console.print()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from pipeline.cli.common import console, emit_json, handles_errors, json_option, open_home
 from pipeline.loop.service import Service
@@ -39,11 +40,11 @@ def done(ctx: click.Context, plan_id: str, milestone: str, send: bool, as_json: 
         emit_json({"plan_id": plan_id, "milestone": key, "title": title, "version": version.number,
                    "sent": sent, "errors": errors})
         return
-    console.print(f"{key} ({title}) is done: version {version.number} of {plan_id}.", soft_wrap=True)
+    console.print(escape(f"{key} ({title}) is done: version {version.number} of {plan_id}."), soft_wrap=True)
     for message_id in sent:
         console.print(f"sent {message_id}")
     for error in errors:
-        console.print(f"[yellow]warning:[/] {error}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(error)}", soft_wrap=True)
 
 
 @click.command("reminders", short_help="Switch a plan's reminders on or off; show what they owe today.")
@@ -74,8 +75,8 @@ def reminders_command(ctx: click.Context, plan_id: str, on: bool | None, as_json
                   "late; one a week at most)", soft_wrap=True)
     for item in data["owed"]:
         day = dates[item["milestone"]]
-        console.print(f"  owed   {item['milestone']} {item['title']} ({item['when']}, due {day}) to "
-                      f"{', '.join(item['to'])}", soft_wrap=True)
+        line = f"{item['milestone']} {item['title']} ({item['when']}, due {day}) to {', '.join(item['to'])}"
+        console.print(f"  owed   {escape(line)}", soft_wrap=True)
     for item in data["sent"]:
         console.print(f"  {item['state']:<6} {item['milestone']} ({item['when']}, due {item['due']}) "
                       f"queued {item['queued']}", soft_wrap=True)

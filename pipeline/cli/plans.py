@@ -10,9 +10,19 @@ from string import Template
 
 import click
 from rich.console import JustifyMethod
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, emit_json, handles_errors, json_option, resolve_today, today_option
+from pipeline.cli.common import (
+    ISO_DATE,
+    console,
+    emit_json,
+    handles_errors,
+    home_option,
+    json_option,
+    resolve_today,
+    today_option,
+)
 from pipeline.errors import PipelineError, PlanError
 from pipeline.plan.check import check as check_plan
 from pipeline.plan.model import Plan
@@ -67,14 +77,14 @@ def show(plan_file: str, today: object, as_json: bool) -> None:
         emit_json(resolved_dict(plan, now))
         return
     dates = resolve(plan)
-    console.print(f"[bold]{plan.prospect.company}[/] and [bold]{plan.seller.company}[/]  ({plan.id})")
+    console.print(f"[bold]{escape(plan.prospect.company)}[/] and [bold]{escape(plan.seller.company)}[/]  ({plan.id})")
     target = plan.target
     console.print(f"Target (PO / signature): [bold]{_fmt(target)}[/]  {_days(days_left(target, now))}\n")
     for phase, title in (("before", "Before the PO"), ("after", plan.after_heading)):
         rows = [m for m in plan.milestones if m.phase == phase]
         if not rows:
             continue
-        table = Table(title=title, title_justify="left", show_lines=False)
+        table = Table(title=escape(title), title_justify="left", show_lines=False)
         columns: tuple[tuple[str, JustifyMethod], ...] = (
             ("#", "left"), ("Activity", "left"), ("Owner", "left"), ("Due", "left"), ("Days left", "right"),
             ("Status", "left"))
@@ -83,8 +93,8 @@ def show(plan_file: str, today: object, as_json: bool) -> None:
         for m in rows:
             due = dates[m.id]
             style = "dim" if m.status in ("done", "dropped") else None
-            table.add_row(m.id, m.title, m.owner or "[red]nobody[/]", _fmt(due), _days(days_left(due, now)),
-                          m.status, style=style)
+            owner = escape(m.owner) if m.owner else "[red]nobody[/]"
+            table.add_row(m.id, escape(m.title), owner, _fmt(due), _days(days_left(due, now)), m.status, style=style)
         console.print(table)
 
 
@@ -114,7 +124,7 @@ def check(plan_file: str, today: object, as_json: bool) -> None:
     elif warnings:
         for w in warnings:
             where = f"{plan_file}:{w.line}: " if w.line else f"{plan_file}: "
-            console.print(f"[yellow]warning[/] {where}{w.message}  [dim]({w.code})[/]", soft_wrap=True)
+            console.print(f"[yellow]warning[/] {escape(where + w.message)}  [dim]({w.code})[/]", soft_wrap=True)
         console.print(f"{len(warnings)} warning(s)")
     else:
         console.print(f"[green]{plan_file}: no warnings[/]")
@@ -149,17 +159,21 @@ def starter_plans() -> tuple[Plan, ...]:
               help="Which starter plan.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
 @click.option("--prospect", default=STARTER_DEFAULTS["prospect"], show_default=True, help="The prospect's company.")
-@click.option("--seller", "seller_company", default=STARTER_DEFAULTS["seller_company"], show_default=True,
-              help="Your company.")
-@click.option("--seller-name", default=STARTER_DEFAULTS["seller_name"], show_default=True)
-@click.option("--seller-email", default=STARTER_DEFAULTS["seller_email"], show_default=True)
-@click.option("--target", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--seller", "seller_company", default=None,
+              help="Your company [default: [seller] company of the home's settings, else Your Company].")
+@click.option("--seller-name", default=None, help="[default: [seller] name, else Your Name]")
+@click.option("--seller-email", default=None, help="[default: [seller] email, else you@yourcompany.example]")
+@click.option("--target", type=ISO_DATE, default=None,
               help="The PO / signature date (default: 90 days from today, 30 for smb).")
-@click.option("--timezone", default=STARTER_DEFAULTS["timezone"], show_default=True)
+@click.option("--timezone", default=None, help="[default: [seller] timezone, else UTC]")
+@click.pass_context
 @handles_errors
-def new(template: str, out: str | None, prospect: str, seller_company: str, seller_name: str,
-        seller_email: str, target: datetime | None, timezone: str) -> None:
+def new(ctx: click.Context, template: str, out: str | None, prospect: str, seller_company: str | None,
+        seller_name: str | None, seller_email: str | None, target: datetime | None, timezone: str | None) -> None:
     """Write a starter plan with the standard elements of a Mutual Plan.
+
+    The seller's company, name, email and time zone come from the options, else from [seller] in the home's
+    settings (after `mutualplan init`), else they are stand-ins that `check` flags until replaced.
 
     \b
     Example:
@@ -167,10 +181,10 @@ def new(template: str, out: str | None, prospect: str, seller_company: str, sell
     """
     days = 90 if template == "enterprise" else 30
     when = target.date() if target is not None else date.today() + timedelta(days=days)
-    text = starter_text(
-        template, prospect=prospect, seller_company=seller_company, seller_name=seller_name,
-        seller_email=seller_email, target=when.isoformat(), timezone=timezone,
-    )
+    given = {"seller_company": seller_company, "seller_name": seller_name, "seller_email": seller_email,
+             "timezone": timezone}
+    values = {**_home_seller(ctx), **{k: v for k, v in given.items() if v is not None}}
+    text = starter_text(template, prospect=prospect, target=when.isoformat(), **values)
     try:
         parse_plan(text, file=f"{template}.md")
     except PlanError as exc:
@@ -182,6 +196,19 @@ def new(template: str, out: str | None, prospect: str, seller_company: str, sell
         console.print(f"Wrote {out}: edit it, then `mutualplan check {out}`")
     else:
         click.echo(text, nl=False)
+
+
+def _home_seller(ctx: click.Context) -> dict[str, str]:
+    """What [seller] in the home's settings says of the starter's stand-ins; nothing when there is no home yet."""
+    from pipeline.config import load_settings
+    from pipeline.home import Home, resolve_home
+
+    home = Home(resolve_home(home_option(ctx)))
+    if not home.exists():
+        return {}
+    seller = load_settings(home.settings(), str(home.settings_path)).seller
+    keys = {"company": "seller_company", "name": "seller_name", "email": "seller_email", "timezone": "timezone"}
+    return {keys[k]: str(v) for k, v in seller.items() if k in keys and v}
 
 
 COMMANDS = [show, check, new]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -249,7 +250,7 @@ def print_diff(plan: Plan, changes: PlanDiff) -> None:
         for name in ("Change", "#", "Activity", "From", "To"):
             table.add_column(name, overflow="fold", no_wrap=name == "#")
         for row in rows:
-            table.add_row(row.label, row.id, row.title, row.old, row.new)
+            table.add_row(row.label, row.id, escape(row.title), escape(row.old), escape(row.new))
         console.print(table)
     for redline in changes.texts:
         text = Text()
@@ -257,7 +258,7 @@ def print_diff(plan: Plan, changes: PlanDiff) -> None:
             style = {"insert": "underline green", "delete": "strike red"}.get(op, "")
             # Marked in words too, so the redline reads without colour: [-deleted-] {+inserted+}.
             text.append({"insert": f"{{+{words}+}}", "delete": f"[-{words}-]"}.get(op, words), style=style)
-        console.print(f"\n[bold]{redline.heading}[/]")
+        console.print(f"\n[bold]{escape(redline.heading)}[/]")
         console.print(text, soft_wrap=True)
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
-from pipeline.cli.common import console, emit_json, handles_errors, json_option
+from pipeline.cli.common import console, emit_json, err_console, handles_errors, json_option
 from pipeline.cli.plans import read_plan_file
 from pipeline.errors import PipelineError
 from pipeline.plan.model import Plan
@@ -89,6 +90,8 @@ def render(
 ) -> None:
     """Render PLAN's letter to PDF/A-3b, with the plan embedded as plan.json.
 
+    It warns, naming them, of characters no installed font draws (the PDF shows empty boxes for them).
+
     \b
     Example:
       mutualplan render plan.md --out letter.pdf --email plan.eml
@@ -116,6 +119,7 @@ def render(
         "sha256": hashlib.sha256(letter.pdf).hexdigest(),
         "html": None,
         "email": None,
+        "missing_glyphs": list(letter.missing),
     }
     if html_out:
         html = letter_html(
@@ -133,6 +137,15 @@ def render(
     if as_json:
         emit_json(report)
         return
+    if letter.missing:
+        shown = ", ".join(f"{code} {chr(int(code[2:], 16))}" for code in letter.missing[:8])
+        more = f" and {len(letter.missing) - 8} more" if len(letter.missing) > 8 else ""
+        err_console.print(
+            f"[yellow]warning:[/] no font here draws {escape(shown)}{more}: the letter shows empty boxes for them",
+            soft_wrap=True)
+        err_console.print("  install a font that has them (for Chinese, Japanese and Korean on Debian: "
+                          "`apt-get install fonts-noto-cjk`), or add one to the letterhead's fonts/",
+                          markup=False, soft_wrap=True)
     console.print(
         f"[bold]{out}[/]: {plan.id} version {source.version}, {letter.pages} page{'s' * (letter.pages != 1)}, "
         f"{len(letter.pdf) / 1024:.0f} KB, letterhead {letter.letterhead}",

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, emit_json, handles_errors, json_option
+from pipeline.cli.common import console, emit_json, handles_errors, home_option, json_option
 from pipeline.errors import PipelineError, ReplyError
 from pipeline.plan.model import Plan
 from pipeline.plan.source import parse_plan
@@ -18,8 +19,8 @@ from pipeline.replies.message import Incoming
 MAX_EML_BYTES = 50 * 1024 * 1024
 
 
-def load_plan(source: str) -> Plan:
-    """The plan a reply is read against: a plan file for now; a stored plan's id is the next source to add."""
+def load_plan(source: str, home: str | None = None) -> Plan:
+    """The plan a reply is read against: a plan file, else the current version of the stored plan of that id."""
     path = Path(source)
     if path.is_file():
         try:
@@ -27,9 +28,20 @@ def load_plan(source: str) -> Plan:
         except (OSError, UnicodeDecodeError) as exc:
             raise PipelineError(f"{source}: cannot read it ({exc})", hint="a plan is a UTF-8 Markdown file") from None
         return parse_plan(text, file=source)
+    from pipeline.home import Home, resolve_home
+
+    found = Home(resolve_home(home))
+    ids: list[str] = []
+    if found.exists():
+        with found.open_store() as store:
+            current = store.current(source)
+            if current is not None:
+                return current.plan
+            ids = store.plan_ids()
     raise PipelineError(
-        f"{source}: no such plan file",
-        hint="give the path of the plan's .md file the reply answers, e.g. plans/acme.md",
+        f"{source}: no such plan file, and no stored plan of that id",
+        hint="give the path of the plan's .md file the reply answers, e.g. plans/acme.md, or a stored plan's id"
+        + (f"; stored plans: {', '.join(ids)}" if ids else ""),
     )
 
 
@@ -60,10 +72,13 @@ def read_eml(path: str) -> bytes:
     help="A domain our own Message-IDs use (default: the plan's seller's); repeat for several.",
 )
 @json_option
+@click.pass_context
 @handles_errors
-def parse_reply(plan_source: str, eml: str, domains: tuple[str, ...], as_json: bool) -> None:
+def parse_reply(ctx: click.Context, plan_source: str, eml: str, domains: tuple[str, ...], as_json: bool) -> None:
     """Show what the pipeline reads in REPLY.eml as an answer to PLAN: who sent it, what kind of message it
     is, whether it confirms, the changes it asks for and what goes to the seller. Nothing is changed.
+
+    PLAN is a plan file, or the id of a stored plan (its current version, which is what replies answer).
 
     Relative dates ("next Friday", "a week later") count from the reply's Date, in the plan's timezone;
     a message without a usable Date counts from now.
@@ -72,8 +87,9 @@ def parse_reply(plan_source: str, eml: str, domains: tuple[str, ...], as_json: b
     Example:
       mutualplan parse-reply plans/acme.md reply.eml
       mutualplan parse-reply plans/acme.md reply.eml --json | jq '.changes'
+      mutualplan parse-reply acme-northwind-2027 reply.eml
     """
-    plan = load_plan(plan_source)
+    plan = load_plan(plan_source, home_option(ctx))
     raw = read_eml(eml)
     own = domains or ((plan.seller.domain,) if plan.seller.email else ())
     message = Incoming.from_bytes(raw, own_domains=own)
@@ -87,10 +103,10 @@ def parse_reply(plan_source: str, eml: str, domains: tuple[str, ...], as_json: b
 def _print(result: Interpretation, message: Incoming) -> None:
     console.print(f"[bold]{result.intent}[/]  {_who(result)}  [dim]{result.kind}[/]", soft_wrap=True)
     if result.kind != "human":
-        console.print(f"[dim]not acted on: {message.kind_reason or result.kind}[/]", soft_wrap=True)
+        console.print(f"[dim]not acted on: {escape(message.kind_reason or result.kind)}[/]", soft_wrap=True)
     if result.confirms:
         confirmed = "the whole plan" if result.confirms == "all" else ", ".join(result.confirms)
-        console.print(f"confirms: {confirmed}", soft_wrap=True)
+        console.print(f"confirms: {escape(confirmed)}", soft_wrap=True)
     if result.changes:
         table = Table(show_header=True, header_style="bold", box=None)
         for column in ("change", "milestone", "what"):
@@ -98,10 +114,10 @@ def _print(result: Interpretation, message: Incoming) -> None:
         for change in result.changes:
             data = change.to_dict()
             what = ", ".join(f"{k} {v}" for k, v in data.items() if k not in ("op", "milestone") and v is not None)
-            table.add_row(change.op, change.milestone or "", what)
+            table.add_row(change.op, change.milestone or "", escape(what))
         console.print(table)
     for sentence in result.unresolved:
-        console.print(f"[yellow]for the seller:[/] {sentence}", soft_wrap=True, markup=True, highlight=False)
+        console.print(f"[yellow]for the seller:[/] {escape(sentence)}", soft_wrap=True, highlight=False)
     if result.text:
         console.print("[dim]---[/]")
         console.print(result.text, markup=False, soft_wrap=True)

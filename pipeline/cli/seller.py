@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console, emit_json, err_console, handles_errors, json_option, open_home
@@ -19,7 +20,7 @@ def _print_sent(report: PollReport) -> None:
         console.print(f"drafted {message_id}  (waits in your Drafts: `mutualplan preview`, then `approve`)",
                       soft_wrap=True)
     for error in report.errors:
-        err_console.print(f"[yellow]warning:[/] {error}", soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(error)}", soft_wrap=True)
 
 
 def _sent(report: PollReport) -> dict[str, Any]:
@@ -61,10 +62,10 @@ def confirm(ctx: click.Context, plan_id: str, contact: str, version: int | None,
     console.print(f"Recorded: {contact.strip().lower()} confirmed version {outcome.version} of [bold]{plan_id}[/] "
                   "on a call (the seller's word).", soft_wrap=True)
     if outcome.disposition == "agreed":
-        console.print(f"[bold green]Agreed:[/] {outcome.reason}.", soft_wrap=True)
+        console.print(f"[bold green]Agreed:[/] {escape(outcome.reason)}.", soft_wrap=True)
     else:
         rest = outcome.reason.split("; ", 1)[-1]
-        console.print(f"{rest[:1].upper()}{rest[1:]}.", soft_wrap=True)
+        console.print(f"{rest[:1].upper()}{rest[1:]}.", soft_wrap=True, markup=False)
     _print_sent(report)
 
 
@@ -126,7 +127,7 @@ def release(ctx: click.Context, message_id: str, as_json: bool) -> None:
         return
     how = "lifted" if released.lifted else "no longer holds"
     console.print(f"Released {released.message_id} ({released.hold}: {how}).", soft_wrap=True)
-    console.print(f"[bold]{outcome.disposition}[/]: {outcome.reason}", soft_wrap=True)
+    console.print(f"[bold]{outcome.disposition}[/]: {escape(outcome.reason)}", soft_wrap=True)
     if released.then:
         console.print(f"  {released.then}", soft_wrap=True, markup=False)
     _print_sent(report)
@@ -193,12 +194,12 @@ def _print_draft(draft: Any) -> None:
     head = Table(show_header=False, box=None, padding=(0, 1))
     head.add_column(style="bold")
     head.add_column(overflow="fold")
-    head.add_row("To", ", ".join(draft.to))
+    head.add_row("To", escape(", ".join(draft.to)))
     if draft.cc:
-        head.add_row("Cc", ", ".join(draft.cc))
-    head.add_row("Subject", draft.subject)
+        head.add_row("Cc", escape(", ".join(draft.cc)))
+    head.add_row("Subject", escape(draft.subject))
     for item in draft.attachments:
-        head.add_row("Attached", f"{item.name} ({item.content_type}, {_size(item.size)})")
+        head.add_row("Attached", escape(f"{item.name} ({item.content_type}, {_size(item.size)})"))
     console.print(head)
     console.rule(style="dim")
     console.print(draft.text.rstrip(), soft_wrap=True, markup=False, highlight=False)

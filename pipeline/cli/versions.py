@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.archive import RedlineRenderer, export, verify
@@ -98,14 +99,14 @@ def history(ctx: click.Context, plan_id: str, as_json: bool) -> None:
             why += ": " + ", ".join(_change_text(c) for c in r.changes)
         if r.message_id:
             why += f"\n{r.message_id}"
-        table.add_row(str(r.number), r.created[:16].replace("T", " "), r.author, why, r.hash[:12])
+        table.add_row(str(r.number), r.created[:16].replace("T", " "), escape(r.author), escape(why), r.hash[:12])
     console.print(table)
     if confirmations:
         given = Table(title="Confirmations", title_justify="left")
         for name in ("v", "When (UTC)", "Who", "How"):
             given.add_column(name, overflow="fold", no_wrap=name != "How")
         for c in confirmations:
-            given.add_row(str(c.version), c.at[:16].replace("T", " "), c.email, c.how)
+            given.add_row(str(c.version), c.at[:16].replace("T", " "), escape(c.email), escape(c.how))
         console.print(given)
 
 

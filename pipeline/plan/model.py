@@ -184,11 +184,12 @@ def resolve_owner(plan: Plan, text: str, *, line: int | None = None) -> Owner:
         return Owner("")
     who, person = m.group("who").strip(), (m.group("person") or "").strip() or None
     key = name_key(who)
-    seller_key, buyer_key = name_key(plan.seller.company), name_key(plan.prospect.company)
-    # A company is often written by its first word ("Acme" for "Acme Corp").
-    if key in {seller_key, *_SELLER_WORDS} or (seller_key and key == seller_key.split()[0]):
+    seller_keys, buyer_keys = _company_keys(plan.seller.company), _company_keys(plan.prospect.company)
+    if plan.prospect.short_name:
+        buyer_keys.add(name_key(plan.prospect.short_name))
+    if key in seller_keys | _SELLER_WORDS:
         return Owner("seller", person)
-    if key in {buyer_key, *_BUYER_WORDS} or (buyer_key and key == buyer_key.split()[0]):
+    if key in buyer_keys | _BUYER_WORDS:
         return Owner("buyer", person)
     if key in _JOINT_WORDS:
         return Owner("joint", person)
@@ -209,6 +210,14 @@ def resolve_owner(plan: Plan, text: str, *, line: int | None = None) -> Owner:
             "leave it empty while nobody owns the step"
         ),
     )
+
+
+def _company_keys(company: str) -> set[str]:
+    """How an owner may write a company: whole, by its first word, or without its legal form (as subjects do)."""
+    from pipeline.plan.identity import short_company  # identity reads this module's Prospect
+
+    whole = name_key(company)
+    return {k for k in (whole, whole.split()[0] if whole else "", name_key(short_company(company))) if k}
 
 
 def owner_text(plan: Plan, owner: str) -> str:

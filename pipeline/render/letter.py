@@ -9,7 +9,9 @@ One plan version always gives the same bytes: every date in the PDF comes from `
 from __future__ import annotations
 
 import gc
+import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +55,7 @@ class Letter:
     pdf: bytes
     pages: int
     letterhead: str
+    missing: tuple[str, ...] = ()  # characters no font could draw ("U+682A"): the PDF shows empty boxes for them
 
 
 def letter_title(plan: Plan, version: int) -> str:
@@ -230,7 +233,7 @@ def render_letter(
     created = parse_created(created)
     head = load_letterhead(letterhead or plan.letterhead, templates)
     html = _html(head, letter_context(plan, version=version, created=created, diff=diff, inline_styles=False))
-    with head.lock, _collector_paused():
+    with head.lock, _collector_paused(), _missing_glyphs() as missing:
         document = HTML(string=html, base_url=head.base_url, url_fetcher=head.fetcher).render(
             stylesheets=[head.stylesheet()], font_config=head.fonts
         )
@@ -257,7 +260,36 @@ def render_letter(
             )
         ]
         pdf = document.write_pdf(pdf_variant=PDF_VARIANT, finisher=_one_entry_per_attachment)
-    return Letter(html=html, pdf=pdf, pages=len(document.pages), letterhead=head.name)
+    return Letter(html=html, pdf=pdf, pages=len(document.pages), letterhead=head.name, missing=tuple(missing))
+
+
+class _MissingGlyphs(logging.Handler):
+    """Collects, from WeasyPrint's warnings in this thread, the characters it found no font for."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.found: dict[str, None] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # WeasyPrint logs ('.notdef glyph rendered ...: "%s" (U+%04X)', character, codepoint).
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.thread == self.thread and str(record.msg).startswith(".notdef glyph") and args:
+            codepoint = args[-1]
+            if isinstance(codepoint, int):
+                self.found[f"U+{codepoint:04X}"] = None
+
+
+@contextmanager
+def _missing_glyphs() -> Iterator[dict[str, None]]:
+    # A machine without a font for a script (CJK, Thai ...) would send boxes in its place without a word.
+    handler = _MissingGlyphs()
+    logger = logging.getLogger("weasyprint")
+    logger.addHandler(handler)
+    try:
+        yield handler.found
+    finally:
+        logger.removeHandler(handler)
 
 
 @contextmanager

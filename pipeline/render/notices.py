@@ -44,7 +44,8 @@ def seller_notice_email(
     created = parse_created(created)
     context = email_context(plan, version, created)
     context.update(
-        reason=reason,
+        # The watcher's reason ends "; nothing changed" where the email already says "Nothing in the plan changed:".
+        reason=reason if changed else reason.removesuffix("; nothing changed"),
         reply_from=reply_from,
         reply_subject=reply_subject,
         reply_date=reply_date or "",

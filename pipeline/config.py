@@ -106,6 +106,7 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
         raise ConfigError(
             f"{where}: [mailbox] backend {backend!r} is unknown", hint=f"use one of: {', '.join(BACKENDS)}"
         )
+    _check_mailbox_limits(mailbox, where)
     raw_policy = dict(_table(data, "policy", where))
     changes = raw_policy.get("changes", "review")
     if changes not in POLICIES:
@@ -135,6 +136,17 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
     letter = _table(data, "letter", where)
     return Settings(seller=dict(seller), letterhead=str(letter.get("letterhead", "default")), mailbox=mailbox,
                     policy=policy, inbound=_inbound(_table(data, "inbound", where), where))
+
+
+def _check_mailbox_limits(mailbox: Mapping[str, Any], where: str) -> None:
+    """Refuse, at load, a [mailbox] limit the service would refuse on every poll."""
+    if mailbox.get("backend") == "exchange" and "batch_size" in mailbox:
+        from pipeline.mailbox.exchange.settings import check_batch_size
+
+        try:
+            check_batch_size(mailbox["batch_size"])
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e.message}", hint=e.hint) from None
 
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -111,6 +111,10 @@ class Fault:
     back_off_ms: int = 50
 
 
+class SchemaFault(Exception):
+    """A request the EWS schema refuses: the server answers with an ErrorSchemaValidation SOAP fault, not a response."""
+
+
 class EwsError(Exception):
     def __init__(self, code: str, text: str) -> None:
         super().__init__(text)
@@ -380,6 +384,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             with self.ews.mailbox.lock:
                 content = handler(op_elem)
+        except SchemaFault as e:
+            return self._send(500, _schema_fault(str(e)), "text/xml; charset=utf-8")
         except Exception as e:  # a request this endpoint does not speak: say so loudly in the test output
             self.ews.errors.append(f"{operation}: {type(e).__name__}: {e}")
             traceback.print_exc()
@@ -599,6 +605,14 @@ class _Handler(BaseHTTPRequestHandler):
         folder = self._folder_ref(op.find("m:SyncFolderId", NS)[0])
         state = op.findtext("m:SyncState", "", NS)
         limit = int(op.findtext("m:MaxChangesReturned", "100", NS))
+        # "The value must be between 1 and 512, inclusive" (Types.xsd), checked before the operation runs:
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/maxchangesreturned
+        if not 1 <= limit <= 512:
+            raise SchemaFault(
+                "The request failed schema validation: The 'http://schemas.microsoft.com/exchange/services/2006/"
+                f"messages:MaxChangesReturned' element is invalid - The value '{limit}' is invalid according to its "
+                "datatype 'http://schemas.microsoft.com/exchange/services/2006/types:MaxSyncChangesReturnedType' - "
+                f"The {'MaxInclusive' if limit > 512 else 'MinInclusive'} constraint failed.")
         if state and state not in self.box.sync_states:
             return self._per("SyncFolderItems", [op], _raise("ErrorInvalidSyncStateData", "Invalid sync state."))
         known = dict(self.box.sync_states.get(state, {}))
@@ -881,4 +895,19 @@ def _busy_fault(back_off_ms: int) -> bytes:
             f'<detail><e:ResponseCode xmlns:e="{E}">ErrorServerBusy</e:ResponseCode>'
             f'<e:Message xmlns:e="{E}">{text}</e:Message><t:MessageXml xmlns:t="{T}">'
             f'<t:Value Name="BackOffMilliseconds">{back_off_ms}</t:Value></t:MessageXml></detail>'
+            "</s:Fault></s:Body></s:Envelope>").encode()
+
+
+def _schema_fault(text: str) -> bytes:
+    # A request the schema refuses is answered with HTTP 500 and a SOAP fault whose code is ErrorSchemaValidation
+    # ("the request failed schema validation"):
+    # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/responsecode
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return (f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}"><s:Body><s:Fault>'
+            f'<faultcode xmlns:a="{T}">a:ErrorSchemaValidation</faultcode>'
+            f'<faultstring xml:lang="en-US">{text}</faultstring>'
+            f'<detail><e:ResponseCode xmlns:e="{E}">ErrorSchemaValidation</e:ResponseCode>'
+            f'<e:Message xmlns:e="{E}">{text}</e:Message><t:MessageXml xmlns:t="{T}">'
+            '<t:LineNumber>1</t:LineNumber><t:LinePosition>1</t:LinePosition>'
+            f'<t:Violation>{text}</t:Violation></t:MessageXml></detail>'
             "</s:Fault></s:Body></s:Envelope>").encode()

@@ -38,7 +38,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 PS_INTERNET_HEADERS = "{00020386-0000-0000-C000-000000000046}"
-MAX_REQUEST = 4 * 1024 * 1024
+# "4 MB" per request, base64 and JSON included: files "under 3 MB" go in one POST, larger ones through an upload
+# session (learn.microsoft.com/graph/outlook-large-attachments); past it the service answers 413 Request Entity
+# Too Large (learn.microsoft.com/graph/errors). Read strictly, as 4,000,000 bytes, so an adapter that stays
+# under it stays under either reading.
+MAX_REQUEST = 4_000_000
 WELL_KNOWN = ("msgfolderroot", "inbox", "drafts", "sentitems", "deleteditems")
 
 

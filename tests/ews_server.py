@@ -153,6 +153,10 @@ class Mailbox:
         self.items: dict[str, Item] = {}
         self.outbound: list[bytes] = []
         self.sync_states: dict[str, dict[str, bool]] = {}
+        # Transport files the Sent Items copy a moment after SendItem returns on a real server; a test sets
+        # sent_delay to see that moment. Until then the sent item is in no folder: (due time, item, folder).
+        self.sent_delay = 0.0
+        self.in_transport: list[tuple[float, Item, str]] = []
         self._ids = itertools.count(1)
         for key, (name, _parent, cls) in DISTINGUISHED.items():
             fid = _token("AQMk")
@@ -261,7 +265,21 @@ class Mailbox:
         item.id = self.new_item_id()  # a new item in Sent Items, with a new id
         item.folder = save_to
         item.touch()
+        if self.sent_delay > 0:
+            self.in_transport.append((time.monotonic() + self.sent_delay, item, save_to))
+            return
         self.items[item.id] = item
+
+    def file_sent(self, *, everything: bool = False) -> None:
+        """Put in Sent Items the copies whose transport time is up (all of them when `everything`)."""
+        now = time.monotonic()
+        waiting = []
+        for due, item, _folder in self.in_transport:
+            if everything or due <= now:
+                self.items[item.id] = item
+            else:
+                waiting.append((due, item, _folder))
+        self.in_transport = waiting
 
 
 def _topic(subject: str) -> str:
@@ -329,6 +347,7 @@ class EwsServer:
 
     def folder_items(self, distinguished_or_path: str) -> list[Item]:
         with self.mailbox.lock:
+            self.mailbox.file_sent()
             if distinguished_or_path in DISTINGUISHED:
                 return self.mailbox.in_folder(self.mailbox.folder_id(distinguished_or_path))
             folder = self.mailbox.folder_path(distinguished_or_path)
@@ -374,6 +393,8 @@ class _Handler(BaseHTTPRequestHandler):
         header = envelope.find("s:Header", NS)
         self.ews.requests.append(_request_record(operation, header, self.headers))
         fault = self.ews._take_fault(operation)
+        with self.ews.mailbox.lock:
+            self.ews.mailbox.file_sent()
         if fault is not None and fault.kind == "busy":
             return self._send(500, _busy_fault(fault.back_off_ms), "text/xml; charset=utf-8")
         if fault is not None and fault.kind == "drop":

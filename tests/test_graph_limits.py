@@ -1,4 +1,4 @@
-"""Graph's 4 MB request limit: one request or an upload session, by the size of the request a file makes."""
+"""Graph's 4 MB request limit (one request or an upload session, by the request's size), and Sent Items filed late."""
 
 # The fixtures come from the Graph mailbox tests, and pytest hands them over by parameter name.
 # ruff: noqa: F811
@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -71,3 +72,25 @@ def test_a_large_message_whose_send_is_refused_leaves_no_half_made_draft(server,
 
     assert _drafts(server) == []
     assert server.mailbox(SELLER).in_folder("sentitems") == []
+
+
+def test_a_sent_items_copy_filed_a_second_after_sendmail_is_found(server, box):
+    server.sent_delay = 1.0  # sendMail answers 202; transport files the copy a second later
+
+    box.send(plan_email())
+
+    assert server.mailbox(SELLER).in_folder("sentitems") == []
+    assert box.sent_message_id(MID) == MID
+
+
+def test_the_look_for_a_late_copy_is_bounded_and_a_later_call_looks_again(server, box):
+    server.sent_delay = 60.0
+    box.send(plan_email())
+
+    started = time.monotonic()
+    assert box.sent_message_id(MID) is None
+    assert 3.5 <= time.monotonic() - started < 10  # pauses of 0.5, 1 and 2 seconds between four looks
+
+    server.file_sent(everything=True)
+    box.sent_lookup_delays = ()
+    assert box.sent_message_id(MID) == MID

@@ -7,7 +7,8 @@ whose names the settings give (`password_env = "MUTUALPLAN_IMAP_PASSWORD"`), nev
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,7 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
         )
     if backend == "maildir":
         _only_known(mailbox, "mailbox", _KNOWN["maildir"], where)
+    _check_mailbox_limits(mailbox, where)
     raw_policy = dict(_table(data, "policy", where))
     changes = raw_policy.get("changes", "review")
     if changes not in POLICIES:
@@ -174,6 +176,17 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
     letter = _table(data, "letter", where)
     return Settings(seller=dict(seller), letterhead=str(letter.get("letterhead", "default")), mailbox=mailbox,
                     policy=policy, inbound=_inbound(_table(data, "inbound", where), where))
+
+
+def _check_mailbox_limits(mailbox: Mapping[str, Any], where: str) -> None:
+    """Refuse, at load, a [mailbox] limit the service would refuse on every poll."""
+    if mailbox.get("backend") == "exchange" and "batch_size" in mailbox:
+        from pipeline.mailbox.exchange.settings import check_batch_size
+
+        try:
+            check_batch_size(mailbox["batch_size"])
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e.message}", hint=e.hint) from None
 
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -237,3 +250,32 @@ def open_mailbox(settings: Settings, mail_dir: Path, cursors: Cursors, env: Mapp
 
     secrets = {k: _secret(options, k, env, backend) for k in ("client_secret", "certificate_password")}
     return GraphMailbox(GraphSettings.from_options(options, **secrets), cursors)
+
+
+NOT_SIGNED_IN_HERE = 'only a graph mailbox with auth = "device_code" signs in this way'
+
+
+def sign_in_mailbox(settings: Settings, show: Callable[[str], None], warn: Callable[[str], None],
+                    where: str = "mutualplan.toml") -> tuple[str, str]:
+    """The seller's one device-code sign-in for a graph mailbox: who signed in, and the token cache's path.
+
+    `show` gets the web address and code to give the seller; `warn` hears of a cache file others could read,
+    which this sign-in replaces (owner-only, 0600) rather than reads.
+    """
+    options = settings.mailbox
+    if options.get("backend") != "graph" or options.get("auth") != "device_code":
+        raise ConfigError(f"{where}: {NOT_SIGNED_IN_HERE}; this [mailbox] needs no sign-in",
+                          hint="an app (client secret or certificate) signs in by itself; see docs/graph.md")
+    from pipeline.mailbox.graph import GraphSettings, sign_in
+
+    graph = GraphSettings.from_options(options)  # checked as it is made
+    cache = Path(str(graph.token_cache_path))
+    try:
+        mode = stat.S_IMODE(cache.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warn(f"{cache} could be read by other users (mode {mode:o}); this sign-in replaces it. If others may have "
+             "read it, revoke the seller's sessions in the Entra admin center.")
+        cache.unlink()
+    return sign_in(graph, show), str(cache)

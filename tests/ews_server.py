@@ -111,6 +111,10 @@ class Fault:
     back_off_ms: int = 50
 
 
+class SchemaFault(Exception):
+    """A request the EWS schema refuses: the server answers with an ErrorSchemaValidation SOAP fault, not a response."""
+
+
 class EwsError(Exception):
     def __init__(self, code: str, text: str) -> None:
         super().__init__(text)
@@ -149,6 +153,10 @@ class Mailbox:
         self.items: dict[str, Item] = {}
         self.outbound: list[bytes] = []
         self.sync_states: dict[str, dict[str, bool]] = {}
+        # Transport files the Sent Items copy a moment after SendItem returns on a real server; a test sets
+        # sent_delay to see that moment. Until then the sent item is in no folder: (due time, item, folder).
+        self.sent_delay = 0.0
+        self.in_transport: list[tuple[float, Item, str]] = []
         self._ids = itertools.count(1)
         for key, (name, _parent, cls) in DISTINGUISHED.items():
             fid = _token("AQMk")
@@ -257,7 +265,21 @@ class Mailbox:
         item.id = self.new_item_id()  # a new item in Sent Items, with a new id
         item.folder = save_to
         item.touch()
+        if self.sent_delay > 0:
+            self.in_transport.append((time.monotonic() + self.sent_delay, item, save_to))
+            return
         self.items[item.id] = item
+
+    def file_sent(self, *, everything: bool = False) -> None:
+        """Put in Sent Items the copies whose transport time is up (all of them when `everything`)."""
+        now = time.monotonic()
+        waiting = []
+        for due, item, _folder in self.in_transport:
+            if everything or due <= now:
+                self.items[item.id] = item
+            else:
+                waiting.append((due, item, _folder))
+        self.in_transport = waiting
 
 
 def _topic(subject: str) -> str:
@@ -325,6 +347,7 @@ class EwsServer:
 
     def folder_items(self, distinguished_or_path: str) -> list[Item]:
         with self.mailbox.lock:
+            self.mailbox.file_sent()
             if distinguished_or_path in DISTINGUISHED:
                 return self.mailbox.in_folder(self.mailbox.folder_id(distinguished_or_path))
             folder = self.mailbox.folder_path(distinguished_or_path)
@@ -370,6 +393,8 @@ class _Handler(BaseHTTPRequestHandler):
         header = envelope.find("s:Header", NS)
         self.ews.requests.append(_request_record(operation, header, self.headers))
         fault = self.ews._take_fault(operation)
+        with self.ews.mailbox.lock:
+            self.ews.mailbox.file_sent()
         if fault is not None and fault.kind == "busy":
             return self._send(500, _busy_fault(fault.back_off_ms), "text/xml; charset=utf-8")
         if fault is not None and fault.kind == "drop":
@@ -380,6 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             with self.ews.mailbox.lock:
                 content = handler(op_elem)
+        except SchemaFault as e:
+            return self._send(500, _schema_fault(str(e)), "text/xml; charset=utf-8")
         except Exception as e:  # a request this endpoint does not speak: say so loudly in the test output
             self.ews.errors.append(f"{operation}: {type(e).__name__}: {e}")
             traceback.print_exc()
@@ -599,6 +626,14 @@ class _Handler(BaseHTTPRequestHandler):
         folder = self._folder_ref(op.find("m:SyncFolderId", NS)[0])
         state = op.findtext("m:SyncState", "", NS)
         limit = int(op.findtext("m:MaxChangesReturned", "100", NS))
+        # "The value must be between 1 and 512, inclusive" (Types.xsd), checked before the operation runs:
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/maxchangesreturned
+        if not 1 <= limit <= 512:
+            raise SchemaFault(
+                "The request failed schema validation: The 'http://schemas.microsoft.com/exchange/services/2006/"
+                f"messages:MaxChangesReturned' element is invalid - The value '{limit}' is invalid according to its "
+                "datatype 'http://schemas.microsoft.com/exchange/services/2006/types:MaxSyncChangesReturnedType' - "
+                f"The {'MaxInclusive' if limit > 512 else 'MinInclusive'} constraint failed.")
         if state and state not in self.box.sync_states:
             return self._per("SyncFolderItems", [op], _raise("ErrorInvalidSyncStateData", "Invalid sync state."))
         known = dict(self.box.sync_states.get(state, {}))
@@ -881,4 +916,19 @@ def _busy_fault(back_off_ms: int) -> bytes:
             f'<detail><e:ResponseCode xmlns:e="{E}">ErrorServerBusy</e:ResponseCode>'
             f'<e:Message xmlns:e="{E}">{text}</e:Message><t:MessageXml xmlns:t="{T}">'
             f'<t:Value Name="BackOffMilliseconds">{back_off_ms}</t:Value></t:MessageXml></detail>'
+            "</s:Fault></s:Body></s:Envelope>").encode()
+
+
+def _schema_fault(text: str) -> bytes:
+    # A request the schema refuses is answered with HTTP 500 and a SOAP fault whose code is ErrorSchemaValidation
+    # ("the request failed schema validation"):
+    # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/responsecode
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return (f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}"><s:Body><s:Fault>'
+            f'<faultcode xmlns:a="{T}">a:ErrorSchemaValidation</faultcode>'
+            f'<faultstring xml:lang="en-US">{text}</faultstring>'
+            f'<detail><e:ResponseCode xmlns:e="{E}">ErrorSchemaValidation</e:ResponseCode>'
+            f'<e:Message xmlns:e="{E}">{text}</e:Message><t:MessageXml xmlns:t="{T}">'
+            '<t:LineNumber>1</t:LineNumber><t:LinePosition>1</t:LinePosition>'
+            f'<t:Violation>{text}</t:Violation></t:MessageXml></detail>'
             "</s:Fault></s:Body></s:Envelope>").encode()

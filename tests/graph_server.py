@@ -38,7 +38,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 PS_INTERNET_HEADERS = "{00020386-0000-0000-C000-000000000046}"
-MAX_REQUEST = 4 * 1024 * 1024
+# "4 MB" per request, base64 and JSON included: files "under 3 MB" go in one POST, larger ones through an upload
+# session (learn.microsoft.com/graph/outlook-large-attachments); past it the service answers 413 Request Entity
+# Too Large (learn.microsoft.com/graph/errors). Read strictly, as 4,000,000 bytes, so an adapter that stays
+# under it stays under either reading.
+MAX_REQUEST = 4_000_000
 WELL_KNOWN = ("msgfolderroot", "inbox", "drafts", "sentitems", "deleteditems")
 
 
@@ -431,6 +435,10 @@ class GraphServer:
         self.upload_sessions: dict[str, dict[str, Any]] = {}
         self.rounds: dict[str, dict[str, Any]] = {}
         self.delay = 0.0
+        # Sending is asynchronous in Exchange Online (202 Accepted before transport runs): a test sets sent_delay
+        # to see a copy land in Sent Items late. Until then it is in no folder: (due time, mailbox, item).
+        self.sent_delay = 0.0
+        self.in_transport: list[tuple[float, Mailbox, Item]] = []
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
         self.token_lifetime = 3599
@@ -519,6 +527,7 @@ class GraphServer:
         body = handler.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in handler.headers.items()}
         with self.lock:
+            self.file_sent()
             fault = self._match_fault(method, path, query)
         mailbox_key = self._mailbox_key(path, headers)
         if fault is not None and fault.drop:
@@ -1265,6 +1274,9 @@ class GraphServer:
         item.is_draft = False
         item.sent = dt.datetime.now(dt.UTC)
         box.move(item, box.folder("sentitems").id)  # type: ignore[union-attr]
+        if self.sent_delay > 0:
+            del box.items[item.id]
+            self.in_transport.append((time.monotonic() + self.sent_delay, box, item))
         raw = item.mime()
         self.outbound.append(raw)
         # Recipients with a mailbox here get their copy, as in one Exchange Online tenant.
@@ -1274,6 +1286,15 @@ class GraphServer:
                 self.deliver(address, raw)
 
     # Helpers for tests ---------------------------------------------------------------------------
+
+    def file_sent(self, *, everything: bool = False) -> None:
+        """Put in Sent Items the copies whose transport time is up (all of them when `everything`)."""
+        with self.lock:
+            now = time.monotonic()
+            due = [t for t in self.in_transport if everything or t[0] <= now]
+            self.in_transport = [t for t in self.in_transport if t not in due]
+            for _, box, item in due:
+                box.add(item)
 
     def mailbox(self, upn: str) -> Mailbox:
         return self.mailboxes[upn.lower()]

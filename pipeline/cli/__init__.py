@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "archive": ("versions", "Export a plan's evidence for legal review; verify a bundle."),
     "send": ("loop", "Send the current version of PLAN_ID to its contacts from the seller's mailbox."),
     "watch": ("loop", "Read the seller's mailbox, act on replies, and send what follows from them."),
+    "login": ("login", 'Sign the seller in to Microsoft 365 once, for a graph mailbox with auth = "device_code".'),
     "status": ("loop", "Per plan: the current version, agreed or waiting on whom, the next milestones, held messages."),
     "approve": ("loop", "Send the follow-ups of PLAN_ID that wait in the seller's Drafts (the `review` policy)."),
     "demo": ("loop", "Run the whole loop on a local Maildir: plan out, change requested, version 2, both confirm."),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
@@ -12,6 +13,25 @@ from pipeline.errors import MailboxError
 # Folders a processed message can be filed in, by what happened to it.
 PROCESSED = "Processed"
 HELD = "Held"
+
+
+# How long to wait between looks for the Sent Items copy of a message just sent: Exchange files it a moment
+# after the send returns, so a few short retries, about 3.5 seconds in all, and never longer.
+SENT_LOOKUP_DELAYS = (0.5, 1.0, 2.0)
+
+
+def look_a_while(find: Callable[[], str | None], delays: tuple[float, ...] = SENT_LOOKUP_DELAYS) -> str | None:
+    """`find()` until it answers, pausing `delays` between tries; None when every try came up empty.
+
+    Nothing is remembered: a miss now is looked for again on the next call.
+    """
+    found = find()
+    for delay in delays:
+        if found is not None:
+            break
+        time.sleep(delay)
+        found = find()
+    return found
 
 
 class NotFiledError(MailboxError):

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from pipeline.errors import MailboxError
-from pipeline.mailbox.base import PROCESSED, Cursors, Fetched
+from pipeline.mailbox.base import PROCESSED, SENT_LOOKUP_DELAYS, Cursors, Fetched, look_a_while
 from pipeline.mailbox.exchange.connection import ExchangeConnection, raise_first
 from pipeline.mailbox.exchange.extensions import register_properties
 from pipeline.mailbox.exchange.outgoing import ExchangeOutbox
@@ -29,6 +29,7 @@ class ExchangeMailbox:
         self._state_key = f"exchange:{settings.mailbox.lower()}:inbox"
         self._ews = ExchangeConnection(settings)
         self._outbox = ExchangeOutbox(self._ews)
+        self.sent_lookup_delays = SENT_LOOKUP_DELAYS  # pauses between looks for a copy Sent Items files late
 
     # -- reading
 
@@ -150,10 +151,12 @@ class ExchangeMailbox:
         Not part of the Mailbox protocol: the watcher records it as the outbox entry's alias (`sent_as`), so the
         client's answer to a reply is matched by its In-Reply-To, not only by the References chain. Like
         was_sent it looks in the Outbox too, where a message waits until transport files it in Sent Items.
+        Transport files the copy a moment after SendItem returns, so it looks a few times over a few seconds
+        (`sent_lookup_delays`) before answering None; a later call looks again.
         """
         from exchangelib import Q
 
-        with self._ews.errors("look in Sent Items of"):
+        def find() -> str | None:
             account = self._ews.begin()
             query = Q(message_id=message_id) | Q(mutualplan_message_id=message_id)
             for folder in (account.sent, account.outbox):
@@ -161,6 +164,9 @@ class ExchangeMailbox:
                 if found and found[0].message_id:
                     return str(found[0].message_id)
             return None
+
+        with self._ews.errors("look in Sent Items of"):
+            return look_a_while(find, self.sent_lookup_delays)
 
 
 # --- small pure helpers ------------------------------------------------------------------------------------

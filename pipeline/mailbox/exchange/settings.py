@@ -10,6 +10,16 @@ from pipeline.errors import ConfigError
 
 AUTH_TYPES = ("oauth2-app", "oauth2-delegated", "ntlm", "basic")
 FIRST_SYNC = ("unread", "all")
+# SyncFolderItems' MaxChangesReturned must be "between 1 and 512, inclusive"; past it every poll is a schema error.
+BATCH_SIZE_RANGE = (1, 512)
+
+
+def check_batch_size(value: object) -> None:
+    """Raise ConfigError unless `value` is a whole number EWS accepts as MaxChangesReturned."""
+    low, high = BATCH_SIZE_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"[mailbox] batch_size {value!r} is outside the range {low} to {high} that Exchange allows",
+                          hint=f"SyncFolderItems returns at most {high} changes a call; see docs/exchange.md")
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,9 @@ class ExchangeSettings:
             raise ConfigError(f"exchange auth {self.auth} needs {', '.join(missing)}")
         if self.first_sync not in FIRST_SYNC:
             raise ConfigError(f"exchange first_sync {self.first_sync!r} is not one of {', '.join(FIRST_SYNC)}")
-        if self.max_wait < 0 or self.timeout <= 0 or self.batch_size < 1:
-            raise ConfigError("exchange max_wait, timeout and batch_size must be positive")
+        if self.max_wait < 0 or self.timeout <= 0:
+            raise ConfigError("exchange max_wait and timeout must be positive")
+        check_batch_size(self.batch_size)
         try:
             pinned_version(self.server_version)
         except ValueError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 
-from pipeline.mailbox.base import PROCESSED, Cursors, Fetched
+from pipeline.mailbox.base import PROCESSED, SENT_LOOKUP_DELAYS, Cursors, Fetched, look_a_while
 from pipeline.mailbox.graph.api import GraphApi
 from pipeline.mailbox.graph.folders import GraphFolders
 from pipeline.mailbox.graph.inbox import GraphInbox
@@ -25,6 +25,7 @@ class GraphMailbox:
         self._inbox = GraphInbox(self._api, cursors)
         self._folders = GraphFolders(self._api)
         self._outbox = GraphOutbox(self._api)
+        self.sent_lookup_delays = SENT_LOOKUP_DELAYS  # pauses between looks for a copy Sent Items files late
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -78,12 +79,18 @@ class GraphMailbox:
     def sent_message_id(self, message_id: str) -> str | None:
         """The Message-ID recipients got for what we sent as `message_id`: ours, unless Exchange renamed it.
 
-        Not part of the Mailbox protocol: the watcher keeps it as an alias when it differs from ours.
+        Not part of the Mailbox protocol: the watcher keeps it as an alias when it differs from ours. sendMail and
+        send answer 202 before transport files the copy in Sent Items, so it looks a few times over a few
+        seconds (`sent_lookup_delays`) before answering None; a later call looks again.
         """
-        for item in ours(self._api, "sentitems", message_id):
-            if item.get("internetMessageId"):
-                return str(item["internetMessageId"])
-        return None
+
+        def find() -> str | None:
+            for item in ours(self._api, "sentitems", message_id):
+                if item.get("internetMessageId"):
+                    return str(item["internetMessageId"])
+            return None
+
+        return look_a_while(find, self.sent_lookup_delays)
 
     @property
     def max_in_flight(self) -> int:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import policy
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
 
+from pipeline.errors import MailboxError
 from pipeline.mailbox.graph.api import GraphApi
 from pipeline.mailbox.graph.http import GraphError
 from pipeline.mailbox.graph.lookup import find_message, ours
@@ -25,10 +29,10 @@ from pipeline.mailbox.graph.payload import (
 
 log = logging.getLogger(__name__)
 
-# Above 3 MB an attachment goes through an upload session; a JSON request stays under Graph's 4 MB
-# (learn.microsoft.com/graph/outlook-large-attachments).
-UPLOAD_THRESHOLD = 3 * 1024 * 1024
-MAX_REQUEST = 4 * 1024 * 1024
+# Graph takes at most 4 MB in one request, base64 and JSON included (learn.microsoft.com/graph/outlook-large-
+# attachments); read as 4,000,000 bytes so a request fits however "MB" is counted. A file whose add-attachment
+# request would pass it goes through an upload session: a file of 3.0 MB is already 4.0 MB in base64.
+MAX_REQUEST = 4_000_000
 # Upload ranges below 4 MB each, in multiples of 320 KiB as Microsoft's upload sessions prefer.
 UPLOAD_CHUNK = 8 * 320 * 1024
 
@@ -58,7 +62,7 @@ class GraphOutbox:
             if original:
                 reply = self._reply_draft(original, message)
                 if not draft:
-                    self._api.post(f"/messages/{quote(reply, safe='')}/send", "send the reply")
+                    self._send_built(reply)
                 return
             log.warning(
                 "%s: the message %s answers is not in the mailbox; it goes out on its own, threaded by its headers",
@@ -106,9 +110,10 @@ class GraphOutbox:
         # internetMessageId is given at creation, while the message is a draft, as Graph documents.
         created = self._api.post("/messages", "create a draft", json=message_json(message))
         draft_id = str(created.json()["id"])
-        self._attach(draft_id, attachments(message))
+        with self._discarded_on_failure(draft_id):
+            self._attach(draft_id, attachments(message))
         if not draft:
-            self._api.post(f"/messages/{quote(draft_id, safe='')}/send", "send the message")
+            self._send_built(draft_id)
 
     def _reply_draft(self, original: str, message: EmailMessage) -> str:
         """createReply on the original, our body, recipients, headers, Message-ID and files: the draft's id."""
@@ -125,6 +130,13 @@ class GraphOutbox:
             f"/messages/{quote(original, safe='')}/createReply", "create the reply", json={"message": reply}
         )
         draft_id = str(created.json()["id"])
+        with self._discarded_on_failure(draft_id):
+            self._stamp_reply(draft_id, message)
+            self._attach(draft_id, attachments(message))
+        return draft_id
+
+    def _stamp_reply(self, draft_id: str, message: EmailMessage) -> None:
+        """Our named property, Auto-Submitted and Message-ID on a createReply draft."""
         draft_url = self._api.url(f"/messages/{quote(draft_id, safe='')}")
         props = extended_properties(message)
         if props:
@@ -144,17 +156,48 @@ class GraphOutbox:
                 if exc.status != 400:
                     raise
                 log.warning("%s: Exchange kept its own Message-ID for the reply %s: %s", self.name, mid, exc.message)
-        self._attach(draft_id, attachments(message))
-        return draft_id
 
     def _attach(self, draft_id: str, files: list[Attachment]) -> None:
+        """Each file in one request when that request fits in 4 MB, else through an upload session."""
         for file in files:
-            if len(file.data) < UPLOAD_THRESHOLD:
+            # Decided on the request as sent (base64 in JSON is about 4/3 of the file), not on the file.
+            request = json.dumps(file.to_json()).encode()
+            if len(request) <= MAX_REQUEST:
                 self._api.post(
-                    f"/messages/{quote(draft_id, safe='')}/attachments", f"attach {file.name}", json=file.to_json()
+                    f"/messages/{quote(draft_id, safe='')}/attachments", f"attach {file.name}", content=request,
+                    headers={"Content-Type": "application/json"},
                 )
             else:
                 self._upload(draft_id, file)
+
+    @contextmanager
+    def _discarded_on_failure(self, draft_id: str) -> Iterator[None]:
+        """Delete the draft being built when building it fails, so no half-made draft stays in Drafts."""
+        try:
+            yield
+        except Exception:
+            self._discard(draft_id)
+            raise
+
+    def _send_built(self, draft_id: str) -> None:
+        """Send a draft we built; one Graph refuses is deleted rather than left half-done in Drafts.
+
+        A send whose answer was lost, or that was throttled, may still go out (the id then names the Sent
+        Items copy), so that draft is left for the retry, which finds it by Message-ID, sent or waiting.
+        """
+        try:
+            self._api.post(f"/messages/{quote(draft_id, safe='')}/send", "send the message")
+        except GraphError as exc:
+            if 400 <= exc.status < 500 and not exc.transient:
+                self._discard(draft_id)
+            raise
+
+    def _discard(self, draft_id: str) -> None:
+        try:
+            self._http.request("DELETE", self._api.url(f"/messages/{quote(draft_id, safe='')}"),
+                               what="delete a draft whose send failed")
+        except MailboxError as exc:  # the failure that brought us here is the one to report
+            log.warning("%s: could not delete the unsent draft %s: %s", self.name, draft_id, exc)
 
     def _upload(self, draft_id: str, file: Attachment) -> None:
         """A large attachment through an upload session, in ranges under 4 MB, resuming where Graph says."""

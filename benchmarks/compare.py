@@ -124,9 +124,10 @@ def main() -> None:
     parser.add_argument("after", help="the same for the other tree")
     parser.add_argument("--labels", default="before,after", help="the two columns' names (default: before,after)")
     args = parser.parse_args()
-    labels = tuple(args.labels.split(",", 1)) if "," in args.labels else ("before", "after")
+    first, _, second = args.labels.partition(",")
+    labels = (first, second) if second else ("before", "after")
     before, after = load(args.before), load(args.after)
-    print(table(compare(before, after), labels))  # type: ignore[arg-type]
+    print(table(compare(before, after), labels))
 
 
 if __name__ == "__main__":

@@ -199,9 +199,11 @@ def _new_version(parts: Parts, msg: Received, nv: NewVersion) -> Outcome:
         parts.store, nv.plan, author=incoming.sender or "", reason=nv.reason, changes=nv.changes,
         message_id=incoming.message_id, created=now, expect_number=nv.base.number + 1,
     )
-    _supersede(parts, nv.plan.id, version.number)
+    # One read of the plan's emails serves both: superseding touches only those not sent.
+    entries = parts.store.outbox_entries(nv.plan.id)
+    _supersede(parts, entries, version.number)
     # The changes are told against the version the prospect last received, not a draft they never saw.
-    before = service.last_sent(parts.store, nv.plan.id)
+    before = service.last_sent(entries)
     since = before.version if before is not None and before.version is not None else nv.base.number
     parts.store.queue_email(outbox.update(
         version, since=since, reply=incoming, mode=nv.mode,
@@ -229,10 +231,10 @@ def _new_version(parts: Parts, msg: Received, nv: NewVersion) -> Outcome:
 TOLD_EACH = (policy.NOTED, policy.HELD, policy.DECLINED)
 
 
-def _supersede(parts: Parts, plan_id: str, number: int) -> None:
+def _supersede(parts: Parts, entries: list[OutboxEntry], number: int) -> None:
     """An older version's email that has not gone out is replaced by this version's: one waiting to be sent is
     dropped, one in the seller's Drafts is taken out of Drafts by the next delivery (never sent stale)."""
-    for entry in parts.store.outbox_entries(plan_id):
+    for entry in entries:
         if entry.kind in service.ANNOUNCING and (entry.version or 0) < number and entry.state in ("pending", "drafted"):
             state = "superseded" if entry.state == "pending" else "superseding"
             parts.store.outbox_mark(entry.message_id, state, at=parts.clock(),

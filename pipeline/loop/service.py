@@ -40,9 +40,11 @@ def make_version(
     change reopens it: the plan waits on its confirming contacts again."""
     version = store.add_version(plan, author=author, reason=reason.value, changes=list(changes),
                                 message_id=message_id, created=created, expect_number=expect_number)
+    # The state first: only an agreed plan needs its outbox read for the version that was agreed.
+    if store.plan_state(plan.id) != "agreed":
+        return version
     agreed = agreed_version(store, plan.id)
-    if agreed is not None and store.plan_state(plan.id) == "agreed" and not records_progress(
-            store.version(plan.id, agreed).plan, plan):
+    if agreed is not None and not records_progress(store.version(plan.id, agreed).plan, plan):
         store.set_plan_state(plan.id, "open", at=created, detail={"version": version.number, "agreed": agreed})
     return version
 
@@ -56,9 +58,9 @@ def agreed_version(store: Store, plan_id: str) -> int | None:
 ANNOUNCING = ("plan", "update", "agreed")  # the emails that give the prospect a version of the plan
 
 
-def last_sent(store: Store, plan_id: str) -> OutboxEntry | None:
-    """The last email that gave the prospect a version of the plan (sent, not only drafted), if any."""
-    sent = [e for e in store.outbox_entries(plan_id) if e.kind in ANNOUNCING and e.state == "sent"]
+def last_sent(entries: Iterable[OutboxEntry]) -> OutboxEntry | None:
+    """Of a plan's queued emails, the last that gave the prospect a version of the plan (sent, not only drafted)."""
+    sent = [e for e in entries if e.kind in ANNOUNCING and e.state == "sent"]
     return max(sent, key=lambda e: (e.version or 0, e.created), default=None)
 
 
@@ -67,7 +69,7 @@ def queue_plan(store: Store, plan_id: str, *, at: datetime) -> OutboxEntry:
     version = store.current(plan_id)
     if version is None:
         raise StoreError(f"no plan {plan_id!r} in the store", hint="add one first with `mutualplan add PLAN.md`")
-    before = last_sent(store, plan_id)
+    before = last_sent(store.outbox_entries(plan_id))
     if before is not None and before.version is not None and before.version < version.number:
         # The prospect has an earlier version: this one is an update, with what changed since the one they have.
         entry = outbox.seller_update(version, since=before.version, thread=(*before.references, before.message_id))

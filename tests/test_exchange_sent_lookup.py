@@ -53,3 +53,18 @@ def test_the_look_is_bounded_and_a_later_call_looks_again(ews, box):
         ews.mailbox.file_sent(everything=True)  # transport caught up
     box.sent_lookup_delays = ()
     assert box.sent_message_id(V2) == renamed
+
+
+def test_the_next_polls_look_is_one_request_and_finds_the_copy_once_it_is_filed(ews, box):
+    _answered(ews, box)
+    ews.mailbox.sent_delay = 60.0
+    box.send(plan_email(V2, in_reply_to="<client-1@buyer.example>", version=2))
+    renamed = parse(ews.mailbox.outbound[-1])["Message-ID"]
+
+    started = time.monotonic()
+    assert box.sent_message_id(V2, wait=False) is None
+    assert time.monotonic() - started < 0.5 * 3  # no pause: one look, well under the first pause of the wait
+
+    with ews.mailbox.lock:
+        ews.mailbox.file_sent(everything=True)
+    assert box.sent_message_id(V2, wait=False) == renamed

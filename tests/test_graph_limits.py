@@ -94,3 +94,15 @@ def test_the_look_for_a_late_copy_is_bounded_and_a_later_call_looks_again(server
     server.file_sent(everything=True)
     box.sent_lookup_delays = ()
     assert box.sent_message_id(MID) == MID
+
+
+def test_the_next_polls_look_is_one_request_without_pauses(server, box):
+    server.sent_delay = 60.0
+    box.send(plan_email())
+
+    started = time.monotonic()
+    assert box.sent_message_id(MID, wait=False) is None
+    assert time.monotonic() - started < 1.5  # under the first two pauses of a waiting look
+
+    server.file_sent(everything=True)
+    assert box.sent_message_id(MID, wait=False) == MID

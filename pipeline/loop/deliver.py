@@ -8,6 +8,7 @@ entry left `sending` first asks the mailbox whether its Message-ID is in Sent.
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,10 @@ from pipeline.store import OutboxEntry
 
 if TYPE_CHECKING:
     from pipeline.loop.parts import Parts
+
+
+# How long after a send its Sent copy is looked for on later polls: a copy later than that is not coming.
+ALIAS_WINDOW = timedelta(days=1)
 
 
 def flush(parts: Parts, report: PollReport, *, drafts: bool = True) -> None:
@@ -150,8 +155,8 @@ def _mark_sent(parts: Parts, entry: OutboxEntry, report: PollReport) -> None:
     report.sent.append(entry.message_id)
 
 
-def _sent_as(parts: Parts, message_id: str, report: PollReport) -> str | None:
-    """The Message-ID the recipients got for our `message_id`, when the server gave the email its own.
+def _sent_as(parts: Parts, message_id: str, report: PollReport, *, wait: bool = True) -> str | None:
+    """The Message-ID the recipients got for our `message_id` (ours, or the server's own); None while unknown.
 
     Exchange names the replies it builds; an answer to one carries that id in In-Reply-To, and the thread's
     resolution finds it through the queue's `sent_as`. Only a backend whose server renames mail can tell, so this
@@ -162,10 +167,22 @@ def _sent_as(parts: Parts, message_id: str, report: PollReport) -> str | None:
     if lookup is None:
         return None
     try:
-        found = lookup(message_id)
+        found = lookup(message_id, wait=wait)
     except MailboxError as exc:
         report.errors.append(f"learning the Message-ID {message_id} went out under: {exc}")
         return None
-    if not found or bracketed(found) == bracketed(message_id):
-        return None
-    return bracketed(found)
+    return bracketed(found) if found else None
+
+
+def learn_aliases(parts: Parts, report: PollReport) -> None:
+    """Look once more for the Message-ID of each email sent in the last day whose Sent copy was late.
+
+    The look right after a send waits a few seconds at most; a server slower than that files the copy later, and
+    an answer to it may already be in this poll's mail.
+    """
+    if getattr(parts.mailbox, "sent_message_id", None) is None:
+        return
+    for entry in parts.store.outbox_unaliased(parts.clock() - ALIAS_WINDOW):
+        sent_as = _sent_as(parts, entry.message_id, report, wait=False)
+        if sent_as is not None:
+            parts.store.outbox_alias(entry.message_id, sent_as, at=parts.clock())

@@ -45,6 +45,7 @@ def poll(parts: Parts) -> PollReport:
     # answer to it may be in this batch, and matching that needs the Message-ID it went out under.
     interrupted = [e for e in parts.store.outbox_pending() if e.state == "sending"]
     deliver.find_sent(parts, [*parts.store.outbox_drafted(), *interrupted], report)
+    deliver.learn_aliases(parts, report)
     process(parts, report)
     deliver.flush(parts, report, drafts=False)
     return report

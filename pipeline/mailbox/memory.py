@@ -8,7 +8,7 @@ from email.utils import make_msgid
 from typing import Literal
 
 from pipeline.errors import MailboxError
-from pipeline.mailbox.base import PROCESSED, Fetched, with_brackets
+from pipeline.mailbox.base import PROCESSED, Fetched, look_a_while, with_brackets
 
 Operation = Literal["fetch", "ack", "send", "save_draft", "was_sent", "remove_draft"]
 INBOX = "Inbox"
@@ -28,6 +28,8 @@ class MemoryMailbox:
     - `filed`: each acknowledged key and the folder it went to (None: left in the Inbox, only seen);
     - `sent`: what was sent, in order; `drafts`: what waits in Drafts;
     - `sent_as`: set an entry to play a server that sends a message under a Message-ID of its own;
+    - `sent_late`: by Message-ID, how many looks for its Sent copy miss it, as when Exchange files it a moment
+      after the send; `sent_looks` counts the looks;
     - `closed`: whether close() was called.
     """
 
@@ -39,6 +41,10 @@ class MemoryMailbox:
         self.sent: list[EmailMessage] = []
         self.drafts: list[EmailMessage] = []
         self.sent_as: dict[str, str] = {}
+        self.sent_late: dict[str, int] = {}
+        self.sent_looks = 0
+        # As many looks as a real backend makes, without its pauses.
+        self.sent_lookup_delays: tuple[float, ...] = (0.0, 0.0, 0.0)
         self.closed = False
         self._failures: dict[Operation, list[MailboxError]] = {}
 
@@ -124,12 +130,21 @@ class MemoryMailbox:
         self.drafts = kept
         return removed
 
-    def sent_message_id(self, message_id: str) -> str | None:
-        """The Message-ID the recipients got: as `sent_as` maps ours, else ours; None when nothing was sent."""
-        if not self.was_sent(message_id):
-            return None
-        wanted = with_brackets(message_id)
-        return self.sent_as.get(wanted, wanted)
+    def sent_message_id(self, message_id: str, *, wait: bool = True) -> str | None:
+        """The Message-ID the recipients got: as `sent_as` maps ours, else ours; None when nothing was sent (or
+        its copy is still late); `wait=False` looks once."""
+
+        def find() -> str | None:
+            self.sent_looks += 1
+            wanted = with_brackets(message_id)
+            if self.sent_late.get(wanted, 0) > 0:
+                self.sent_late[wanted] -= 1
+                return None
+            if not self.was_sent(message_id):
+                return None
+            return self.sent_as.get(wanted, wanted)
+
+        return look_a_while(find, self.sent_lookup_delays if wait else ())
 
     def close(self) -> None:
         """Nothing to let go of; recorded so a test can check the caller closed it."""

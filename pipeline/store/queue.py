@@ -41,6 +41,7 @@ class OutboxEntry:
     created: str = ""
     attempts: int = 0
     error: str | None = None
+    sent_as: str | None = None  # the Message-ID it went out under, once known (ours, or one the server made)
 
 
 class Queue(AuditLog):
@@ -84,6 +85,13 @@ class Queue(AuditLog):
             conn.execute(update(schema.outbox).where(o.message_id == message_id).values(**values))
             if state != "sending":
                 self._audit(conn, when, plan_id, f"email {state}", {"message_id": message_id, "error": error})
+
+    def outbox_alias(self, message_id: str, sent_as: str, *, at: datetime) -> None:
+        """Record the Message-ID a sent email went out under, learned after it was marked sent."""
+        o = schema.outbox.c
+        with self._write() as conn:
+            conn.execute(update(schema.outbox).where(o.message_id == message_id)
+                         .values(sent_as=sent_as, updated=utc_iso(at)))
 
     def set_outbox_data(self, message_id: str, data: dict[str, Any], *, at: datetime) -> None:
         """Replace what a queued email says (the seller edited its suggested ask) while it still waits: pending or
@@ -130,6 +138,13 @@ class Queue(AuditLog):
             rows = conn.execute(select(schema.outbox).where(o.state == state).order_by(o.created, o.message_id))
             return [_outbox_entry(row) for row in rows]
 
+    def outbox_unaliased(self, since: datetime) -> list[OutboxEntry]:
+        """Emails sent at `since` or later whose Message-ID as sent is not known yet, oldest first."""
+        o = schema.outbox.c
+        query = select(schema.outbox).where((o.state == "sent") & o.sent_as.is_(None) & (o.updated >= utc_iso(since)))
+        with self._read() as conn:
+            return [_outbox_entry(row) for row in conn.execute(query.order_by(o.created, o.message_id))]
+
     def outbox_drafted(self, plan_id: str | None = None) -> list[OutboxEntry]:
         """Emails left in the seller's Drafts and not yet seen sent."""
         o = schema.outbox.c
@@ -149,5 +164,5 @@ def _outbox_entry(row: Any) -> OutboxEntry:
         message_id=row.message_id, plan_id=row.plan_id, version=row.version, kind=row.kind, mode=row.mode,
         state=row.state, to=tuple(recipients.get("to", ())), cc=tuple(recipients.get("cc", ())),
         in_reply_to=row.in_reply_to, references=tuple(json.loads(row.refs)), data=json.loads(row.data),
-        created=row.created, attempts=row.attempts, error=row.error,
+        created=row.created, attempts=row.attempts, error=row.error, sent_as=row.sent_as,
     )

@@ -145,14 +145,14 @@ class ExchangeMailbox:
             # The Outbox too: a message just sent sits there until transport files it in Sent Items.
             return any(folder.filter(query).only("message_id").exists() for folder in (account.sent, account.outbox))
 
-    def sent_message_id(self, message_id: str) -> str | None:
+    def sent_message_id(self, message_id: str, *, wait: bool = True) -> str | None:
         """The Message-ID the recipients got for what we sent as `message_id` (Exchange names replies itself).
 
         Not part of the Mailbox protocol: the watcher records it as the outbox entry's alias (`sent_as`), so the
         client's answer to a reply is matched by its In-Reply-To, not only by the References chain. Like
         was_sent it looks in the Outbox too, where a message waits until transport files it in Sent Items.
         Transport files the copy a moment after SendItem returns, so it looks a few times over a few seconds
-        (`sent_lookup_delays`) before answering None; a later call looks again.
+        (`sent_lookup_delays`) before answering None; a later call (the next poll's, `wait=False`) looks again.
         """
         from exchangelib import Q
 
@@ -166,7 +166,7 @@ class ExchangeMailbox:
             return None
 
         with self._ews.errors("look in Sent Items of"):
-            return look_a_while(find, self.sent_lookup_delays)
+            return look_a_while(find, self.sent_lookup_delays if wait else ())
 
 
 # --- small pure helpers ------------------------------------------------------------------------------------

@@ -76,12 +76,12 @@ class GraphMailbox:
         """Whether Sent Items holds what we sent as `message_id` (sending takes a moment to land there)."""
         return bool(ours(self._api, "sentitems", message_id))
 
-    def sent_message_id(self, message_id: str) -> str | None:
+    def sent_message_id(self, message_id: str, *, wait: bool = True) -> str | None:
         """The Message-ID recipients got for what we sent as `message_id`: ours, unless Exchange renamed it.
 
         Not part of the Mailbox protocol: the watcher keeps it as an alias when it differs from ours. sendMail and
         send answer 202 before transport files the copy in Sent Items, so it looks a few times over a few
-        seconds (`sent_lookup_delays`) before answering None; a later call looks again.
+        seconds (`sent_lookup_delays`) before answering None; a later call (the next poll's, `wait=False`) looks again.
         """
 
         def find() -> str | None:
@@ -90,7 +90,7 @@ class GraphMailbox:
                     return str(item["internetMessageId"])
             return None
 
-        return look_a_while(find, self.sent_lookup_delays)
+        return look_a_while(find, self.sent_lookup_delays if wait else ())
 
     @property
     def max_in_flight(self) -> int:

@@ -58,10 +58,49 @@ def test_a_hint_naming_a_settings_section_keeps_it(tmp_path: Path) -> None:
     start, end = text.index("seller:"), text.index("prospect:")
     plan = tmp_path / "no-seller.md"
     plan.write_text(text[:start] + text[end:], encoding="utf-8")
-    result = CliRunner().invoke(main, ["check", str(plan)])
+    # Outside any home: nothing to fall back on.
+    result = CliRunner().invoke(main, ["check", str(plan)], env={"MUTUALPLAN_HOME": str(tmp_path / "none")})
     assert result.exit_code == 2
     assert "the plan names no seller" in result.output
     assert "set [seller] in mutualplan.toml" in result.output
+
+
+def _without_seller(tmp_path: Path) -> Path:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start, end = text.index("seller:"), text.index("prospect:")
+    plan = tmp_path / "no-seller.md"
+    plan.write_text(text[:start] + text[end:], encoding="utf-8")
+    return plan
+
+
+@pytest.mark.parametrize("command", [["check", "--json"], ["show", "--json"], ["parse-reply"]])
+def test_a_plan_without_a_seller_block_takes_the_homes_seller_in_every_command(home: Path, tmp_path: Path,
+                                                                               command: list[str]) -> None:
+    settings_with(home, '# company = "Northwind Analytics"', 'company = "Northwind Analytics"')
+    settings_with(home, '# name = "Jordan Lee"', 'name = "Ines Okafor"')
+    settings_with(home, '# email = "jordan.lee@northwind.example"', 'email = "ines@kestrel.example"')
+    plan = _without_seller(tmp_path)
+    args = [command[0], str(plan), *command[1:]]
+    if command[0] == "parse-reply":
+        reply = tmp_path / "reply.eml"
+        reply.write_bytes(b"From: someone@elsewhere.example\nTo: ines@kestrel.example\nSubject: Re: plan\n\n"
+                          b"Confirmed.\n")
+        args = ["parse-reply", str(plan), str(reply), "--json"]
+    result = run(home, *args)
+    assert result.exit_code in (0, 1), result.output
+    assert "names no seller" not in result.output
+
+
+def test_render_of_a_plan_without_a_seller_block_signs_with_the_homes_seller(home: Path, tmp_path: Path) -> None:
+    settings_with(home, '# company = "Northwind Analytics"', 'company = "Northwind Analytics"')
+    settings_with(home, '# name = "Jordan Lee"', 'name = "Ines Okafor"')
+    settings_with(home, '# email = "jordan.lee@northwind.example"', 'email = "ines@kestrel.example"')
+    out = tmp_path / "letter.html"
+    result = run(home, "render", str(_without_seller(tmp_path)), "--out", str(tmp_path / "letter.pdf"),
+                 "--html", str(out), "--created", "2027-01-11T17:02:00Z")
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert "Ines Okafor" in html and "ines@kestrel.example" in html
 
 
 def test_a_warning_quoting_the_plan_keeps_its_brackets(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import JustifyMethod
@@ -30,10 +31,33 @@ from pipeline.plan.source import parse_plan
 from pipeline.plan.timeline import days_left, resolve, resolved_dict
 from pipeline.render.templates import default_templates as templates_dir
 
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+
 
 def read_plan_file(path: str) -> Plan:
     """Parse a plan file, turning a missing or unreadable file into a clear error."""
-    return parse_plan(read_plan_text(path), file=path)
+    return parse_plan(read_plan_text(path), file=path, defaults=home_plan_defaults())
+
+
+def home_plan_defaults() -> dict[str, Any]:
+    """What the home's settings give a plan's front matter to fall back on ([seller], the letterhead), as `add`
+    and the watcher use them; nothing outside a command or when there is no home yet."""
+    settings = _home_settings(click.get_current_context(silent=True))
+    return settings.plan_defaults() if settings is not None else {}
+
+
+def _home_settings(ctx: click.Context | None) -> Settings | None:
+    """The home's settings, when the command runs in a home that exists."""
+    from pipeline.config import load_settings
+    from pipeline.home import Home, resolve_home
+
+    if ctx is None:
+        return None
+    home = Home(resolve_home(home_option(ctx)))
+    if not home.exists():
+        return None
+    return load_settings(home.settings(), str(home.settings_path))
 
 
 def read_plan_text(path: str) -> str:
@@ -117,7 +141,7 @@ def check(plan_file: str, today: object, as_json: bool) -> None:
       mutualplan check plan.md --today 2027-01-11 --json | jq -r '.warnings[] | "\\(.line) \\(.code)"'
     """
     text = read_plan_text(plan_file)
-    plan = parse_plan(text, file=plan_file)
+    plan = parse_plan(text, file=plan_file, defaults=home_plan_defaults())
     warnings = check_plan(plan, resolve_today(today), starters=starter_plans(), source=text)
     if as_json:
         emit_json({"plan": plan.id, "warnings": [w.__dict__ for w in warnings]})
@@ -200,13 +224,10 @@ def new(ctx: click.Context, template: str, out: str | None, prospect: str, selle
 
 def _home_seller(ctx: click.Context) -> dict[str, str]:
     """What [seller] in the home's settings says of the starter's stand-ins; nothing when there is no home yet."""
-    from pipeline.config import load_settings
-    from pipeline.home import Home, resolve_home
-
-    home = Home(resolve_home(home_option(ctx)))
-    if not home.exists():
+    settings = _home_settings(ctx)
+    if settings is None:
         return {}
-    seller = load_settings(home.settings(), str(home.settings_path)).seller
+    seller = settings.seller
     keys = {"company": "seller_company", "name": "seller_name", "email": "seller_email", "timezone": "timezone"}
     return {keys[k]: str(v) for k, v in seller.items() if k in keys and v}
 

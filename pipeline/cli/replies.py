@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console, emit_json, handles_errors, home_option, json_option
+from pipeline.cli.plans import home_plan_defaults
 from pipeline.errors import PipelineError, ReplyError
 from pipeline.plan.model import Plan
 from pipeline.plan.source import parse_plan
@@ -27,7 +28,7 @@ def load_plan(source: str, home: str | None = None) -> Plan:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise PipelineError(f"{source}: cannot read it ({exc})", hint="a plan is a UTF-8 Markdown file") from None
-        return parse_plan(text, file=source)
+        return parse_plan(text, file=source, defaults=home_plan_defaults())
     from pipeline.home import Home, resolve_home
 
     found = Home(resolve_home(home))

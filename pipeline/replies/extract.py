@@ -30,6 +30,19 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """An inline answer: the sender's words and the quoted lines above them, the one answered (nearest) last."""
+
+    text: str
+    context: tuple[str, ...]
+
+    @property
+    def quoted(self) -> str:
+        """The quoted line the answer is typed under."""
+        return self.context[-1]
+
+
+@dataclass(frozen=True)
 class Extraction:
     """The new text of a reply, its blocks, and what was cut to find it."""
 
@@ -50,6 +63,13 @@ def extract(message: Incoming | str, *, html: str | None = None) -> Extraction:
     if html is not None:
         text = _html_marked_text(html, removed)
     return _extract_text(text, removed)
+
+
+def answers(extraction: Extraction) -> tuple[Answer, ...]:
+    """The (quoted line, answer) pairs of an inline reply, in order; () for a reply written above the quote."""
+    if not extraction.inline:
+        return ()
+    return tuple(Answer(b.text, b.context) for b in extraction.blocks if b.context)
 
 
 def new_text(message: Incoming | str, *, html: str | None = None) -> str:
@@ -185,3 +205,4 @@ def _render(blocks: list[Block]) -> str:
         else:
             parts.append(block.text)
     return "\n\n".join(parts).strip()
+

@@ -13,24 +13,60 @@ QUOTE_HEADER = "[[mutualplan:quote-header]]"
 _ORIGINAL = re.compile(
     r"^\s*-{2,}\s*(?:original message|ursprüngliche nachricht|originalnachricht|message d'origine"
     r"|mensaje original|messaggio originale|oorspronkelijk bericht|originalmeddelande|oprindelig meddelelse"
-    r"|mensagem original|forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado)"
+    r"|mensagem original|исходное сообщение|oryginalna wiadomość|wiadomość oryginalna|opprinnelig melding"
+    r"|ursprungligt meddelande|原始邮件|原始郵件|元のメッセージ"
+    r"|forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado)"
     r"\s*-{2,}\s*$",
     re.IGNORECASE,
 )
-_FROM_LABEL = r"(?:from|von|de|van|da|från|fra|od|от|发件人|差出人)"
-_OTHER_LABEL = (
-    r"(?:sent|date|to|subject|cc|gesendet|datum|an|betreff|envoyé|à|objet|enviado|fecha|para|asunto"
-    r"|verzonden|aan|onderwerp|inviato|data|a|oggetto|skickat|till|ämne|sendt|til|emne|cc)"
+
+
+def _library_lists() -> tuple[str, list[str], list[str]]:
+    """mail-parser-reply's "wrote:" header patterns and Outlook header labels (From first), every language."""
+    try:
+        from mailparser_reply.constants import MAIL_LANGUAGES
+    except ImportError:  # the lists of our own below still read the common clients
+        return "(?!)", [], []
+    wrote, senders, others = [], [], []
+    for language in MAIL_LANGUAGES.values():
+        if language.get("wrote_header"):
+            wrote.append(f"(?:{language['wrote_header']})")
+        labels = re.search(r"\[\* \]\*\(\?:([^()]+)\):", language.get("from_header", ""))
+        if labels:
+            names = [n.strip() for n in labels.group(1).split("|") if n.strip()]
+            senders.append(names[0])
+            others.extend(names[1:])
+    return "|".join(wrote) or "(?!)", senders, others
+
+
+_LIBRARY_WROTE, _LIBRARY_FROM, _LIBRARY_OTHER = _library_lists()
+# Languages and clients the library does not list: Russian, Norwegian, Portuguese, Japanese and Chinese Outlook.
+_FROM_LABEL = "|".join(
+    [*_LIBRARY_FROM, "from", "von", "de", "van", "da", "från", "fra", "od", "от", "发件人", "寄件者", "差出人"]
 )
-_HEADER_FROM = re.compile(rf"^\s*\*?{_FROM_LABEL}\s?:\*?\s*\S", re.IGNORECASE)
-_HEADER_OTHER = re.compile(rf"^\s*\*?{_OTHER_LABEL}\s?:\*?\s*\S", re.IGNORECASE)
+_OTHER_LABEL = "|".join(
+    [*_LIBRARY_OTHER, "sent", "date", "to", "subject", "cc", "gesendet", "datum", "an", "betreff", "envoyé", "à",
+     "objet", "enviado(?: el)?", "fecha", "para", "asunto", "assunto", "verzonden", "aan", "onderwerp", "inviato",
+     "data", "a", "oggetto", "skickat", "till", "ämne", "sendt", "til", "emne", "kopi", "отправлено", "кому",
+     "тема", "дата", "копия", "wysłano", "do", "temat", "dw", "发送时间", "收件人", "主题", "抄送", "日期", "寄件日期",
+     "收件者", "主旨", "副本", "送信日時", "宛先", "件名", "日付"]
+)
+_HEADER_FROM = re.compile(rf"^\s*\*?(?:{_FROM_LABEL})\s?[:：]\*?\s*\S", re.IGNORECASE)
+_HEADER_OTHER = re.compile(rf"^\s*\*?(?:{_OTHER_LABEL})\s?[:：]\*?\s*\S", re.IGNORECASE)
 _SEPARATOR = re.compile(r"^\s*(?:_{10,}|-{20,}|={20,})\s*$")
-# "On <date>, <name> wrote:" and its forms in other languages; the date part may wrap onto a second line.
-_WROTE = re.compile(
+# "On <date>, <name> wrote:" and its forms in other languages, opening with the words that open a header.
+_WROTE_STRONG = re.compile(
     r"^(?:on\s.{4,250}\bwrote|am\s.{4,250}\bschrieb\b.{0,200}|le\s.{4,250}\ba\s+écrit|el\s.{4,250}\bescribió"
     r"|op\s.{4,250}\bschreef\b.{0,200}|il\s.{4,250}\bha\s+scritto|em\s.{4,250}\bescreveu"
-    r"|den\s.{4,250}\bskrev\b.{0,200}|.{1,200}\b(?:wrote|schrieb|a écrit|escribió|schreef|ha scritto|escreveu))"
-    r"\s?:\s*$",
+    r"|den\s.{4,250}\bskrev\b.{0,200}|dnia\s.{4,250}\b(?:pisze|napisał(?:\(a\)|a)?))\s?[:：]\s*$",
+    re.IGNORECASE,
+)
+_LIBRARY_WROTE_RE = re.compile(_LIBRARY_WROTE)
+# A header by its last words only ("<name> wrote:", "<date> <name> <address>:"): one when quoted lines follow.
+_WROTE_LOOSE = re.compile(
+    r"^(?:.{1,250}\b(?:wrote|schrieb|a écrit|escribió|schreef|ha scritto|escreveu|skrev|napisał\(a\)|napisała"
+    r"|napisał|pisze|написал\(а\)|написала|написал|пишет)\s?[:：]|.{1,250}(?:写道|寫道)\s?[:：]"
+    r"|.{0,150}\d.{0,150}<[^<>\s]+@[^<>\s]+>\s?[:：])\s*$",
     re.IGNORECASE,
 )
 QUOTED = re.compile(r"^\s*>")
@@ -123,14 +159,35 @@ def _wrote_header(lines: list[str], i: int) -> int | None:
             if not lines[j].strip():
                 return None
             joined += " " + lines[j].strip()
-        if _WROTE.match(joined):
+        strength = _wrote_strength(joined)
+        if not strength:
+            continue
+        if strength == 1:
             # A long sentence that happens to end in "wrote:" is not a header unless quotes follow.
-            if not re.match(r"^(?:on|am|le|el|op|il|em|den)\s", joined, re.IGNORECASE):
-                nxt = next_nonblank(lines, j + 1)
-                if nxt is None or not QUOTED.match(lines[nxt]):
-                    return None
-            return j
+            nxt = next_nonblank(lines, j + 1)
+            if nxt is None or not QUOTED.match(lines[nxt]):
+                return None
+        if j > i and _later_start(lines, i, j, strength):
+            # The sender's own line sits straight above the header: the header starts below it.
+            return None
+        return j
     return None
+
+
+def _wrote_strength(text: str) -> int:
+    """2 for a header that opens as headers do ("On ...", "Am ..."), 1 for one known by its end only, else 0."""
+    if _WROTE_STRONG.match(text) or _LIBRARY_WROTE_RE.match(text):
+        return 2
+    return 1 if _WROTE_LOOSE.match(text) else 0
+
+
+def _later_start(lines: list[str], i: int, j: int, strength: int) -> bool:
+    """Whether lines i+1..j hold a header on their own, as good as the one read from line i or better."""
+    for k in range(i + 1, j + 1):
+        alone = _wrote_strength(" ".join(lines[m].strip() for m in range(k, j + 1)))
+        if alone == 2 or (alone and strength == 1):
+            return True
+    return False
 
 
 def _answers_below(rest: list[str]) -> bool:

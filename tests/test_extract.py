@@ -174,3 +174,27 @@ def test_encoded_word_references_are_decoded() -> None:
     assert message.in_reply_to == ("plan.p-1.v1@seller.example",)
     assert message.references == ("plan.p-1.v1@seller.example",)
     assert message.replied_versions(["seller.example"]) == (("p-1", 1),)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # the sender's words and the header on one line (some webmail clients)
+        "Fine by me. On Tue, 3 Mar 2027 at 10:02, Jordan Lee <jordan@seller.example> wrote:\n> Attached is our plan.\n",
+        "Fine by me.--- On Tue, 3 Mar 2027, Jordan Lee <jordan@seller.example> wrote:\n> Attached is our plan.\n",
+        # Android's header between dashes
+        "Fine by me.\n\n---- Jordan Lee wrote ----\n\nAttached is our plan.\n",
+        # a Russian Android header wrapped inside the address, straight under the sender's line
+        'Fine by me.\n03.03.2027 10:02 пользователь "jordan@seller.example" <\njordan@seller.example> написал:\n\n'
+        "> Attached is our plan.\n",
+        # a header block that opens with Date: rather than From:
+        "Fine by me.\nDate: Tue, 3 Mar 2027 10:02:00 +0000\nFrom: jordan@seller.example\nTo: dana@buyer.example\n"
+        "Subject: Mutual Plan\n\nAttached is our plan.\n",
+        # a wrapped link of the quoted text left unquoted by the client
+        "Fine by me.\n\nOn Tue, 3 Mar 2027, Jordan Lee wrote:\n\n> Read the plan (http://seller.example/plan/\n"
+        "abc123)\n> Attached is our plan.\n",
+    ],
+)
+def test_headers_in_the_shapes_clients_leave_them(body: str) -> None:
+    got = extract(body)
+    assert got.own == "Fine by me.", got

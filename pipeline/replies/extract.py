@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.replies.history import CUT, QUOTE_HEADER, QUOTED, has_interleaved_quotes, history_start, library_cut
+from pipeline.replies.history import (
+    CUT,
+    QUOTE_HEADER,
+    QUOTED,
+    has_interleaved_quotes,
+    history_start,
+    library_cut,
+    requote_broken_links,
+    split_shared_headers,
+)
 from pipeline.replies.html import html_to_text, parse_html
 from pipeline.replies.message import Incoming
 from pipeline.replies.signature import clean_block
@@ -50,6 +59,11 @@ class Extraction:
     blocks: tuple[Block, ...]
     inline: bool
     removed: tuple[str, ...]
+
+    @property
+    def own(self) -> str:
+        """The sender's words alone: in an inline reply the answers, without the quoted lines they answer."""
+        return "\n\n".join(b.text for b in self.blocks).strip()
 
 
 def extract(message: Incoming | str, *, html: str | None = None) -> Extraction:
@@ -122,7 +136,7 @@ def _extract_text(text: str, removed: list[str]) -> Extraction:
     text = text[: MAX_TEXT_CHARS * 4].replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u200b", "").replace("\ufeff", "").replace("\u00a0", " ")
     lines = [line.rstrip() for line in text.split("\n")]
-    lines = _drop_banner(lines, removed)
+    lines = requote_broken_links(split_shared_headers(_drop_banner(lines, removed)))
 
     found = len(removed)
     cut, header = history_start(lines, removed)

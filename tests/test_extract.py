@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from replies_expect import REPLIES
 
 from pipeline.replies.extract import answers, extract
 from pipeline.replies.message import Incoming
@@ -198,3 +199,14 @@ def test_encoded_word_references_are_decoded() -> None:
 def test_headers_in_the_shapes_clients_leave_them(body: str) -> None:
     got = extract(body)
     assert got.own == "Fine by me.", got
+
+
+def test_the_soup_kept_from_reading_is_used_once_and_changes_nothing() -> None:
+    # Reading an HTML reply keeps its parsed HTML for the extraction that follows; a second extraction parses anew.
+    raw = (REPLIES / "07-html-outlook-push-back.eml").read_bytes()
+    first = extract(Incoming.from_bytes(raw))
+    message = Incoming.from_bytes(raw)
+    assert message.html
+    assert extract(message) == first
+    assert extract(message) == first
+    assert extract(message.text, html=message.html) == first

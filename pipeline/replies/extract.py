@@ -15,7 +15,7 @@ from pipeline.replies.history import (
     requote_broken_links,
     split_shared_headers,
 )
-from pipeline.replies.html import html_to_text, parse_html
+from pipeline.replies.html import html_to_text, take_soup
 from pipeline.replies.message import Incoming
 from pipeline.replies.signature import clean_block
 
@@ -97,7 +97,7 @@ def new_text(message: Incoming | str, *, html: str | None = None) -> str:
 def _html_marked_text(html: str, removed: list[str]) -> str:
     """HTML to text, with the quoted history that HTML makes plain (Outlook, Gmail, Apple, Thunderbird) marked."""
     try:
-        soup = parse_html(html)
+        soup = take_soup(html)
         cut_at = None
         for tag in soup.find_all(True, limit=20_000):
             attrs = getattr(tag, "attrs", None) or {}

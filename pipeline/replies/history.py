@@ -80,6 +80,8 @@ _SHARED = re.compile(
 _DASHED = re.compile(r"^-{2,}\s*(.+?)\s*-{2,}$")
 # A link alone on a line, in parentheses or not, perhaps with a quote mark left over from the wrap.
 _LINK_LINE = re.compile(r"^\(?(?:https?://|www\.)\S+\)?\s*>?$", re.IGNORECASE)
+# What any of mail-parser-reply's headers has: a line ending in a colon, or a label and a colon opening one.
+_MAYBE_HEADER = re.compile(r"[:：]\s*$|^[\s>*]*[^\s:：]{1,30}\s?[:：]")
 # A line that carries on the header above it: the rest of a wrapped address, or the verb.
 _CONTINUED = re.compile(r"^(?:<|[\w.+-]+@|\(?mailto:)")
 
@@ -151,6 +153,8 @@ def history_start(lines: list[str], removed: list[str]) -> tuple[int, tuple[int,
 def library_cut(lines: list[str], removed: list[str]) -> int:
     """Where mail-parser-reply sees a quote header (in any language it knows) among our lines, else the end."""
     n = len(lines)
+    if not any(_MAYBE_HEADER.search(line) for line in lines):
+        return n  # every header the library knows ends in a colon or opens with a label and one: none here
     try:
         from mailparser_reply import EmailReplyParser
         from mailparser_reply.constants import MAIL_LANGUAGES

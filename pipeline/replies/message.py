@@ -155,7 +155,8 @@ def _body(parts: list[Message], notes: Notes) -> tuple[str, str | None]:
     if plain is not None and plain.strip() and not placeholder(plain):
         text, html_used = plain, None
     elif html is not None:
-        text, html_used = html_text(html, notes), clean(html)
+        html_used = clean(html)
+        text = html_text(html, notes, keep_as=html_used)
     else:
         text, html_used = plain or "", None
     text = clean(text)

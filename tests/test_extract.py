@@ -210,3 +210,13 @@ def test_the_soup_kept_from_reading_is_used_once_and_changes_nothing() -> None:
     assert extract(message) == first
     assert extract(message) == first
     assert extract(message.text, html=message.html) == first
+
+
+def test_long_lines_under_a_header_opening_stay_cheap() -> None:
+    # A header is never longer than a few hundred characters: longer joins are not tried (the patterns slow down).
+    import time
+
+    body = ("On a b\n" + "c d " * 1250 + "\n") * 40 + "> q\n"
+    started = time.process_time()
+    extract(body)
+    assert time.process_time() - started < 3.0

@@ -71,6 +71,7 @@ _WROTE_LOOSE = re.compile(
     re.IGNORECASE,
 )
 QUOTED = re.compile(r"^\s*>")
+_MAX_HEADER = 400
 # The sender's words and an "On ... wrote:" header on one line ("reply On Wed, ... wrote:", "text--- On ...").
 _SHARED = re.compile(
     r"^(?P<own>.*?\S)\s*-*\s*(?P<header>(?:On|Am|Le|El|Op|Il|Em|Den|Dnia)\s.{4,250}\b(?:wrote|schrieb|a écrit"
@@ -103,7 +104,7 @@ def split_shared_headers(lines: list[str]) -> list[str]:
     """Lines with a quote header after the sender's own words on the same line split in two, when quotes follow."""
     out: list[str] = []
     for index, line in enumerate(lines):
-        found = _SHARED.match(line) if " wrote" in line or ":" in line else None
+        found = _SHARED.match(line) if len(line) < 2 * _MAX_HEADER and ":" in line else None
         nxt = next_nonblank(lines, index + 1) if found else None
         if found and nxt is not None and QUOTED.match(lines[nxt]) and not QUOTED.match(line):
             out.extend((found.group("own"), found.group("header")))
@@ -203,7 +204,7 @@ def _wrote_header(lines: list[str], i: int) -> int | None:
     line = lines[i].strip()
     if line == QUOTE_HEADER:
         return i
-    if QUOTED.match(line) or len(line) > 300:
+    if QUOTED.match(line) or len(line) > _MAX_HEADER:
         return None
     joined = line
     for j in range(i, min(i + 3, len(lines))):
@@ -211,6 +212,8 @@ def _wrote_header(lines: list[str], i: int) -> int | None:
             if not lines[j].strip() or QUOTED.match(lines[j]):
                 return None
             joined += " " + lines[j].strip()
+            if len(joined) > _MAX_HEADER:
+                return None  # no client writes a header this long; the library's patterns slow down on long text
         strength = _wrote_strength(joined)
         if not strength:
             continue

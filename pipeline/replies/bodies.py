@@ -9,7 +9,7 @@ from email.utils import collapse_rfc2231_value
 
 from pipeline.replies.bounds import MAX_DEPTH, MAX_HTML_CHARS, MAX_PARTS, MAX_TEXT_CHARS, Notes
 from pipeline.replies.charsets import CONTROL, decode_bytes
-from pipeline.replies.html import html_to_text
+from pipeline.replies.html import html_to_text, keep_soup, parse_html
 
 
 def leaf_parts(msg: Message, notes: Notes) -> Iterator[Message]:
@@ -145,10 +145,14 @@ def placeholder(plain: str) -> bool:
     )
 
 
-def html_text(html: str, notes: Notes) -> str:
-    """An HTML body as text; tags stripped when it cannot be read."""
+def html_text(html: str, notes: Notes, *, keep_as: str | None = None) -> str:
+    """An HTML body as text; tags stripped when it cannot be read; its soup kept under `keep_as` for extraction."""
     try:
-        return html_to_text(html)
+        soup = parse_html(html)
+        text = html_to_text(soup)
+        if keep_as is not None:
+            keep_soup(keep_as, soup)
+        return text
     except Exception as exc:
         notes.add(f"HTML unreadable: {type(exc).__name__}")
         return re.sub(r"<[^>]*>", " ", html)[:MAX_TEXT_CHARS]

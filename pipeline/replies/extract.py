@@ -5,8 +5,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.replies.history import CUT, QUOTE_HEADER, QUOTED, has_interleaved_quotes, history_start, library_cut
-from pipeline.replies.html import html_to_text, parse_html
+from pipeline.replies.history import (
+    CUT,
+    QUOTE_HEADER,
+    QUOTED,
+    has_interleaved_quotes,
+    history_start,
+    library_cut,
+    requote_broken_links,
+    split_shared_headers,
+)
+from pipeline.replies.html import html_to_text, take_soup
 from pipeline.replies.message import Incoming
 from pipeline.replies.signature import clean_block
 
@@ -30,6 +39,19 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """An inline answer: the sender's words and the quoted lines above them, the one answered (nearest) last."""
+
+    text: str
+    context: tuple[str, ...]
+
+    @property
+    def quoted(self) -> str:
+        """The quoted line the answer is typed under."""
+        return self.context[-1]
+
+
+@dataclass(frozen=True)
 class Extraction:
     """The new text of a reply, its blocks, and what was cut to find it."""
 
@@ -37,6 +59,11 @@ class Extraction:
     blocks: tuple[Block, ...]
     inline: bool
     removed: tuple[str, ...]
+
+    @property
+    def own(self) -> str:
+        """The sender's words alone: in an inline reply the answers, without the quoted lines they answer."""
+        return "\n\n".join(b.text for b in self.blocks).strip()
 
 
 def extract(message: Incoming | str, *, html: str | None = None) -> Extraction:
@@ -52,6 +79,13 @@ def extract(message: Incoming | str, *, html: str | None = None) -> Extraction:
     return _extract_text(text, removed)
 
 
+def answers(extraction: Extraction) -> tuple[Answer, ...]:
+    """The (quoted line, answer) pairs of an inline reply, in order; () for a reply written above the quote."""
+    if not extraction.inline:
+        return ()
+    return tuple(Answer(b.text, b.context) for b in extraction.blocks if b.context)
+
+
 def new_text(message: Incoming | str, *, html: str | None = None) -> str:
     """Only the new text."""
     return extract(message, html=html).text
@@ -63,7 +97,7 @@ def new_text(message: Incoming | str, *, html: str | None = None) -> str:
 def _html_marked_text(html: str, removed: list[str]) -> str:
     """HTML to text, with the quoted history that HTML makes plain (Outlook, Gmail, Apple, Thunderbird) marked."""
     try:
-        soup = parse_html(html)
+        soup = take_soup(html)
         cut_at = None
         for tag in soup.find_all(True, limit=20_000):
             attrs = getattr(tag, "attrs", None) or {}
@@ -102,7 +136,7 @@ def _extract_text(text: str, removed: list[str]) -> Extraction:
     text = text[: MAX_TEXT_CHARS * 4].replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u200b", "").replace("\ufeff", "").replace("\u00a0", " ")
     lines = [line.rstrip() for line in text.split("\n")]
-    lines = _drop_banner(lines, removed)
+    lines = requote_broken_links(split_shared_headers(_drop_banner(lines, removed)))
 
     found = len(removed)
     cut, header = history_start(lines, removed)
@@ -185,3 +219,4 @@ def _render(blocks: list[Block]) -> str:
         else:
             parts.append(block.text)
     return "\n\n".join(parts).strip()
+

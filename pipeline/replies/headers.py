@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from email.header import decode_header
 from email.message import Message
-from email.utils import parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 
 from pipeline.replies.bounds import MAX_HEADER_CHARS, MAX_RAW_HEADER_CHARS, MAX_RAW_HEADERS, Notes
 from pipeline.replies.charsets import CONTROL, clean, decode_bytes
@@ -18,6 +18,7 @@ FUTURE_SLACK = timedelta(days=1)
 _MSGID = re.compile(r"<([^<>\s]{1,250})>")
 _BARE_ID = re.compile(r"^[^<>\s@]{1,200}@[^<>\s@]{1,200}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)*[^\W_](?:[\w-]{0,61}[^\W_])?$")
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _LOCAL = re.compile(r"^[^\s@<>(),;:\\\"\[\]]{1,64}$")
 
 
@@ -53,7 +54,7 @@ def all_headers(msg: Message, name: str) -> list[str]:
 def _raw_text(value: object) -> str:
     """A header as text; raw 8-bit bytes (UTF-8 per RFC 6532, or a legacy charset) arrive as surrogate escapes."""
     text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
+    if _SURROGATE.search(text):
         try:
             text = decode_bytes(text.encode("utf-8", "surrogateescape"), "utf-8")
         except UnicodeError:
@@ -136,14 +137,15 @@ def read_sender(msg: Message, notes: Notes) -> tuple[str | None, str]:
 def read_addresses(msg: Message, name: str) -> tuple[str, ...]:
     """The addresses of a header (To, Cc), lower-case, once each, bounded."""
     out: list[str] = []
-    for value in all_headers(msg, name)[:5]:
-        try:
-            header = policy.default.header_factory(name, _unfold(value))
-            for address in list(header.addresses)[:100]:
-                if address.username and address.domain:
-                    out.append(f"{address.username}@{address.domain}".lower())
-        except Exception:
-            continue
+    try:
+        # Not read strictly as From is: these only say who else was addressed, and the full parser is slow.
+        pairs = getaddresses([_unfold(v) for v in all_headers(msg, name)[:5]])
+    except Exception:
+        return ()
+    for _, address in pairs[:100]:
+        local, at, domain = address.rpartition("@")
+        if at and local and domain and _LOCAL.match(local) and _DOMAIN.match(domain):
+            out.append(address.lower())
     return tuple(dict.fromkeys(out))
 
 

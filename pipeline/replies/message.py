@@ -99,8 +99,9 @@ def _read(raw: Any, *, own_domains: Iterable[str], received: datetime | None) ->
     message_id = first_message_id(first_header(msg, "Message-ID")) or f"{digest}@sha256.invalid"
     sender, sender_name = read_sender(msg, notes)
     subject = clean(decoded(first_header(msg, "Subject"), notes))[:MAX_HEADER_CHARS]
-    in_reply_to = message_ids(first_header(msg, "In-Reply-To"))
-    references = message_ids(first_header(msg, "References"))[-MAX_KEYS:]
+    # Some clients fold these over lines or send them as encoded words: the ids are read from the decoded text.
+    in_reply_to = message_ids(decoded(first_header(msg, "In-Reply-To")))
+    references = message_ids(decoded(first_header(msg, "References")))[-MAX_KEYS:]
     date = read_date(first_header(msg, "Date"), received, notes)
 
     parts = list(leaf_parts(msg, notes))
@@ -154,7 +155,8 @@ def _body(parts: list[Message], notes: Notes) -> tuple[str, str | None]:
     if plain is not None and plain.strip() and not placeholder(plain):
         text, html_used = plain, None
     elif html is not None:
-        text, html_used = html_text(html, notes), clean(html)
+        html_used = clean(html)
+        text = html_text(html, notes, keep_as=html_used)
     else:
         text, html_used = plain or "", None
     text = clean(text)

@@ -132,13 +132,24 @@ def _sections(plan: Plan) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]
     free: dict[str, list[dict[str, Any]]] = {"summary": [], "timeline": [], "decision": [], "cta": []}
     slot = "summary"
     for section in plan.sections:
-        block = {"heading": section.heading, "kind": section.kind, "html": directed_html(markdown_html(section.body))}
+        html = directed_html(markdown_html(section.body))
+        block = {"heading": section.heading, "kind": section.kind, "html": html, "short": _short(section.body)}
         if section.kind:
             sections[section.kind] = block
             slot = _SLOT_OF_KIND.get(section.kind, slot)
         else:
             free[slot].append(block)
     return sections, free
+
+
+# A section this small moves to the next page whole rather than leave its heading and a line or two behind.
+_SHORT_CHARS = 700
+_SHORT_LINES = 12
+
+
+def _short(body: str) -> bool:
+    """Whether a section's Markdown is short enough (about a third of a page) to be kept on one page."""
+    return len(body) <= _SHORT_CHARS and sum(1 for line in body.splitlines() if line.strip()) <= _SHORT_LINES
 
 
 def _changes(plan: Plan, diff: PlanDiff | None) -> dict[str, Any] | None:

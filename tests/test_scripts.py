@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 from pipeline.plan.source import parse_plan
-from pipeline.render.format import isolate, text_direction
+from pipeline.render.format import Row, isolate, text_direction
+from pipeline.render.gantt import timeline_svg
 from pipeline.render.letter import letter_html, render_letter
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -137,3 +138,10 @@ def _x_of(pdf: bytes, word: str) -> float:
     words = [(float(x), float(y), text) for x, y, text in re.findall(pattern, boxes)]
     line = next(y for x, y, text in words if text == "attention")
     return next(x for x, y, text in words if abs(y - line) < 2 and text in (word, word[::-1]))
+
+
+def test_the_picture_isolates_right_to_left_titles_and_names() -> None:
+    rows = [Row("M1", "סדנת היכרות", "Joint", date(2027, 2, 1), "proposed", "", "before", "joint")]
+    html = timeline_svg(rows, today=date(2027, 1, 11), target=date(2027, 3, 1), seller="Solo", buyer="חברת אור")
+    assert '<b>M1</b> <bdi dir="rtl">סדנת היכרות</bdi>' in html
+    assert '</svg> <bdi dir="rtl">חברת אור</bdi></span>' in html

@@ -13,7 +13,7 @@ from itertools import pairwise
 
 from markupsafe import Markup, escape
 
-from pipeline.render.format import Row
+from pipeline.render.format import Row, isolate
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -142,7 +142,7 @@ def timeline_svg(
     svg = _drawing(layers, frame, s)
     svg.extend(_today_and_target(layers, frame, s, today=today, target=target))
     svg.append("</svg>")
-    return Markup(  # every word in it went through escape()
+    return Markup(  # every word in it went through escape() or isolate()
         f'<div class="gantt"><div class="gantt-chart" style="padding:{s.top}px 0 {s.bottom}px">'
         f'<div class="g-labels" style="width:{_num(share - 1)}%">'
         + "".join(layers.labels)
@@ -268,14 +268,14 @@ def _milestones(layers: _Layers, rows: list[Row], f: _Frame, s: GanttStyle, *, t
         if r.phase == "after" and not after_started:
             after_started = True
             layers.dashes.append(f"M0 {_num(y + 0.5)}H{_num(f.x1)}")
-            phase = escape(_truncate(after_heading, s.label_chars))
+            phase = isolate(_truncate(after_heading, s.label_chars))
             layers.labels.append(f'<div class="g-row g-phase">{phase}</div>')
             y += s.row_height
         mid = y + s.row_height / 2
         # Figure spaces pad the ids, so the titles line up (the ids' digits are tabular).
         number = escape(r.id) + "\u2007" * (id_width - len(r.id))
         css = "g-row g-dropped" if r.status == "dropped" else "g-row"
-        layers.labels.append(f'<div class="{css}"><b>{number}</b> {escape(_truncate(r.title, s.label_chars))}</div>')
+        layers.labels.append(f'<div class="{css}"><b>{number}</b> {isolate(_truncate(r.title, s.label_chars))}</div>')
         y += s.row_height
         if r.due is None:
             # Written just after the letter's date, clear of its dashed line.
@@ -361,5 +361,5 @@ def _legend(s: GanttStyle, seller: str, buyer: str) -> list[str]:
 def _swatch(drawing: str, name: str) -> str:
     return (
         '<span class="g-key"><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 10" width="16" height="10" '
-        f'aria-hidden="true">{drawing}</svg> {escape(name)}</span>'
+        f'aria-hidden="true">{drawing}</svg> {isolate(name)}</span>'
     )

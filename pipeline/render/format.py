@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from markupsafe import Markup, escape
 
 from pipeline.errors import PlanError, RenderError
 from pipeline.plan.diff import MilestoneChange, PlanDiff
@@ -43,6 +48,55 @@ def long_date(value: date | None) -> str:
     if value is None:
         return NO_DATE
     return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+
+
+def text_direction(text: str) -> str | None:
+    """"rtl" or "ltr" by the text's first strong character (HTML's dir="auto" rule); None when it has none."""
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind == "L":
+            return "ltr"
+        if kind in ("R", "AL"):
+            return "rtl"
+    return None
+
+
+def has_rtl(text: str) -> bool:
+    """Whether the text holds a right-to-left letter (Hebrew, Arabic, Syriac ...)."""
+    return any(unicodedata.bidirectional(char) in ("R", "AL") for char in text)
+
+
+def isolate(text: object) -> Markup:
+    """Escaped text; one holding right-to-left letters goes in <bdi dir=...>, its direction from its first
+    strong character, so it reads in its own direction and the words around it keep their order.
+
+    WeasyPrint knows neither dir="auto" nor unicode-bidi, so the direction is worked out here; text without
+    right-to-left letters is left as it was (a Latin letter's bytes do not change).
+    """
+    value = str(text)
+    if not has_rtl(value):
+        return escape(value)
+    return Markup('<bdi dir="{}">{}</bdi>').format(text_direction(value) or "rtl", value)
+
+
+_BLOCK = re.compile(r"<(p|li|h[1-6]|td|th|blockquote)>")
+_BLOCK_EDGE = re.compile(r"</?(?:p|li|h[1-6]|td|th|blockquote|ul|ol|table|tr|pre)\b")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def directed_html(markup: str) -> Markup:
+    """Sanitized HTML with dir="rtl" on each paragraph, item, heading or cell whose own text starts with a
+    right-to-left letter, so a Hebrew or Arabic paragraph of the plan reads (and aligns) right to left."""
+    if not has_rtl(markup):
+        return Markup(markup)
+
+    def mark(match: re.Match[str]) -> str:
+        rest = markup[match.end() :]
+        edge = _BLOCK_EDGE.search(rest)
+        own = html.unescape(_TAG.sub("", rest[: edge.start() if edge else len(rest)]))
+        return f'<{match.group(1)} dir="rtl">' if text_direction(own) == "rtl" else match.group(0)
+
+    return Markup(_BLOCK.sub(mark, markup))
 
 
 def utc(created: datetime) -> datetime:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import pairwise
 
 from markupsafe import Markup, escape
 
-from pipeline.render.format import Row
+from pipeline.render.format import Row, isolate
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -36,6 +37,8 @@ class GanttStyle:
     bottom: int = 30  # room for "Today" and "Target", on two lines if need be
     label_chars: int = 44  # a longer title is cut with an ellipsis (the table above has it whole)
     font_family: str = ""  # unused: the words are HTML and take the letter's font
+    label_px: float = 7.6 * 4 / 3  # the words' size in CSS px: base.css's `.gantt-chart { font-size: 7.6pt }`
+    label_em: float = 0.7  # a month label's width per character, in em, on the wide side
 
 
 def _x(day: date, start: date, end: date, x0: float, x1: float) -> float:
@@ -134,12 +137,12 @@ def timeline_svg(
     frame = _frame(rows, today, target, s)
     share = s.label_share
     layers = _Layers()
-    _month_grid(layers, frame)
+    _month_grid(layers, frame, s)
     _milestones(layers, rows, frame, s, today=today, after_heading=after_heading)
     svg = _drawing(layers, frame, s)
     svg.extend(_today_and_target(layers, frame, s, today=today, target=target))
     svg.append("</svg>")
-    return Markup(  # every word in it went through escape()
+    return Markup(  # every word in it went through escape() or isolate()
         f'<div class="gantt"><div class="gantt-chart" style="padding:{s.top}px 0 {s.bottom}px">'
         f'<div class="g-labels" style="width:{_num(share - 1)}%">'
         + "".join(layers.labels)
@@ -167,22 +170,80 @@ def _frame(rows: list[Row], today: date, target: date | None, s: GanttStyle) -> 
     return _Frame(start, end, 4.0, width - 6.0, width, s.label_share, top, chart_bottom)
 
 
-def _month_grid(layers: _Layers, f: _Frame) -> None:
-    """A grid line at each month's start and, every month or every second or third, its name."""
+@dataclass(frozen=True)
+class MonthLabel:
+    """A month's name over the drawing: its left edge and estimated width in drawing units, and its text."""
+
+    x: float
+    width: float
+    text: str
+
+
+# Label steps in months; a step dividing 12 labels every January, where the year is written.
+_STEPS = (1, 2, 3, 4, 6, 12, 24, 60, 120)
+
+
+def month_labels(
+    rows: list[Row], *, today: date, target: date | None, style: GanttStyle | None = None
+) -> list[MonthLabel]:
+    """The month names the picture writes over its grid, spaced so that no two meet."""
+    s = style or GanttStyle()
+    frame = _frame(rows, today, target, s)
+    return _month_labels(frame, _month_starts(frame), s)
+
+
+def _month_starts(f: _Frame) -> list[date]:
     month = date(f.start.year, f.start.month, 1)
     ticks: list[date] = []
     while month <= f.end:
         if month >= f.start:
             ticks.append(month)
         month = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
-    gap = (f.x1 - f.x0) / max((f.end - f.start).days, 1) * 30
-    every = 1 if gap >= 34 else 2 if gap >= 18 else 3
-    for i, tick in enumerate(ticks):
+    return ticks
+
+
+def _label_width(text: str, s: GanttStyle) -> float:
+    # An estimate on the wide side (Inter's "May 2027" is 4.7 em over 8 characters), so labels that fit
+    # here fit on paper; the drawing's units are within a few percent of CSS pixels.
+    return len(text) * s.label_em * s.label_px
+
+
+def _month_labels(f: _Frame, ticks: list[date], s: GanttStyle) -> list[MonthLabel]:
+    """Every month's name when they fit, else every 2nd, 3rd ... month's (January always among them); the
+    year at the first label and at each year's first; none that would run past the drawing's end."""
+    gap = s.label_px / 2
+    labels: list[MonthLabel] = []
+    for step in _STEPS:
+        labels = []
+        year = 0
+        for tick in ticks:
+            if (tick.year * 12 + tick.month - 1) % step:
+                continue
+            text = _MONTHS[tick.month - 1] + (f" {tick.year}" if tick.year != year else "")
+            year = tick.year
+            labels.append(MonthLabel(f.x(tick) + 2, _label_width(text, s), text))
+        if labels and labels[-1].x + labels[-1].width > f.width:
+            labels.pop()
+        if all(a.x + a.width + gap <= b.x for a, b in pairwise(labels)):
+            break
+    if not labels:  # no month starts inside the picture (or only at its very end): name the first month
+        text = f"{_MONTHS[f.start.month - 1]} {f.start.year}"
+        labels = [MonthLabel(f.x0, _label_width(text, s), text)]
+    return labels
+
+
+def _month_grid(layers: _Layers, f: _Frame, s: GanttStyle) -> None:
+    """A grid line at each month's start and the month names over them (see _month_labels)."""
+    ticks = _month_starts(f)
+    # Over many years month lines would merge into a grey band: then only each year's start gets one.
+    yearly = (f.x1 - f.x0) / max((f.end - f.start).days, 1) * 30 < 5
+    for tick in ticks:
+        if yearly and tick.month != 1:
+            continue
         x = f.x(tick)
         layers.grid.append(f"M{_num(x)} {_num(f.top - 3)}V{_num(f.bottom)}")
-        if i % every == 0:
-            label = _MONTHS[tick.month - 1] + (f" {tick.year}" if tick.month == 1 or i == 0 else "")
-            layers.words.append(f'<span class="g-month" style="left:{f.left(x + 2)};top:0">{label}</span>')
+    for label in _month_labels(f, ticks, s):
+        layers.words.append(f'<span class="g-month" style="left:{f.left(label.x)};top:0">{label.text}</span>')
 
 
 def _bar_starts(rows: list[Row], today: date) -> dict[int, date | None]:
@@ -207,14 +268,14 @@ def _milestones(layers: _Layers, rows: list[Row], f: _Frame, s: GanttStyle, *, t
         if r.phase == "after" and not after_started:
             after_started = True
             layers.dashes.append(f"M0 {_num(y + 0.5)}H{_num(f.x1)}")
-            phase = escape(_truncate(after_heading, s.label_chars))
+            phase = isolate(_truncate(after_heading, s.label_chars))
             layers.labels.append(f'<div class="g-row g-phase">{phase}</div>')
             y += s.row_height
         mid = y + s.row_height / 2
         # Figure spaces pad the ids, so the titles line up (the ids' digits are tabular).
         number = escape(r.id) + "\u2007" * (id_width - len(r.id))
         css = "g-row g-dropped" if r.status == "dropped" else "g-row"
-        layers.labels.append(f'<div class="{css}"><b>{number}</b> {escape(_truncate(r.title, s.label_chars))}</div>')
+        layers.labels.append(f'<div class="{css}"><b>{number}</b> {isolate(_truncate(r.title, s.label_chars))}</div>')
         y += s.row_height
         if r.due is None:
             # Written just after the letter's date, clear of its dashed line.
@@ -300,5 +361,5 @@ def _legend(s: GanttStyle, seller: str, buyer: str) -> list[str]:
 def _swatch(drawing: str, name: str) -> str:
     return (
         '<span class="g-key"><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 10" width="16" height="10" '
-        f'aria-hidden="true">{drawing}</svg> {escape(name)}</span>'
+        f'aria-hidden="true">{drawing}</svg> {isolate(name)}</span>'
     )

@@ -29,7 +29,9 @@ from pipeline.render.format import (
     change_rows,
     days_phrase,
     days_to_target,
+    directed_html,
     ensure_version,
+    isolate,
     letter_date,
     long_date,
     parse_created,
@@ -130,13 +132,24 @@ def _sections(plan: Plan) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]
     free: dict[str, list[dict[str, Any]]] = {"summary": [], "timeline": [], "decision": [], "cta": []}
     slot = "summary"
     for section in plan.sections:
-        block = {"heading": section.heading, "kind": section.kind, "html": markdown_html(section.body)}
+        html = directed_html(markdown_html(section.body))
+        block = {"heading": section.heading, "kind": section.kind, "html": html, "short": _short(section.body)}
         if section.kind:
             sections[section.kind] = block
             slot = _SLOT_OF_KIND.get(section.kind, slot)
         else:
             free[slot].append(block)
     return sections, free
+
+
+# A section this small moves to the next page whole rather than leave its heading and a line or two behind.
+_SHORT_CHARS = 700
+_SHORT_LINES = 12
+
+
+def _short(body: str) -> bool:
+    """Whether a section's Markdown is short enough (about a third of a page) to be kept on one page."""
+    return len(body) <= _SHORT_CHARS and sum(1 for line in body.splitlines() if line.strip()) <= _SHORT_LINES
 
 
 def _changes(plan: Plan, diff: PlanDiff | None) -> dict[str, Any] | None:
@@ -170,15 +183,17 @@ def address_lines(address: tuple[str, ...]) -> list[str]:
     return lines
 
 
-def _salutation(plan: Plan) -> str:
+def _salutation(plan: Plan) -> Markup:
     names = [c.name.split()[0] for c in plan.confirmers if c.name.split()] or [
         c.name.split()[0] for c in plan.prospect.contacts if c.name.split()
     ]
-    if not names:
-        return f"Dear {plan.prospect.company} team,"
-    if len(names) == 1:
-        return f"Dear {names[0]},"
-    return f"Dear {', '.join(names[:-1])} and {names[-1]},"
+    # Each name isolated: two right-to-left names in a row would otherwise swap places around the comma.
+    shown = [isolate(n) for n in names]
+    if not shown:
+        return Markup("Dear {} team,").format(isolate(plan.prospect.company))
+    if len(shown) == 1:
+        return Markup("Dear {},").format(shown[0])
+    return Markup("Dear {} and {},").format(Markup(", ").join(shown[:-1]), shown[-1])
 
 
 def letter_html(

@@ -16,6 +16,7 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from pipeline.errors import RenderError
+from pipeline.render.format import isolate
 from pipeline.render.templates import default_templates
 
 DEFAULT_LETTERHEAD = "default"
@@ -149,4 +150,5 @@ def _make(name: str, root: Path, templates: Path) -> Letterhead:
         lstrip_blocks=True,
         auto_reload=False,
     )
+    env.filters["bidi"] = isolate  # `{{ name|bidi }}`: a name in any direction keeps the sentence's order
     return Letterhead(name, root, env, FontConfiguration(), LetterheadFetcher(root))

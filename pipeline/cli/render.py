@@ -143,8 +143,9 @@ def render(
         err_console.print(
             f"[yellow]warning:[/] no font here draws {escape(shown)}{more}: the letter shows empty boxes for them",
             soft_wrap=True)
-        err_console.print("  install a font that has them (for Chinese, Japanese and Korean on Debian: "
-                          "`apt-get install fonts-noto-cjk`), or add one to the letterhead's fonts/",
+        err_console.print("  install a font that has them (on Debian, `apt-get install fonts-noto-core` covers Greek, "
+                          "Cyrillic, Arabic and Hebrew, `fonts-noto-cjk` Chinese, Japanese and Korean; "
+                          "scripts/setup.sh installs both), or add one to the letterhead's fonts/",
                           markup=False, soft_wrap=True)
     console.print(
         f"[bold]{out}[/]: {plan.id} version {source.version}, {letter.pages} page{'s' * (letter.pages != 1)}, "

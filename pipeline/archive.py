@@ -21,8 +21,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import evidence
 from pipeline.durable import write_atomic
 from pipeline.errors import ArchiveError
+from pipeline.evidence import TIMESTAMP
 from pipeline.plan.model import Version
 
 if TYPE_CHECKING:
@@ -141,7 +143,7 @@ def export(
 
 
 def bundle_contents(
-    store: Store, archive: Archive, plan_id: str, *, redline: RedlineRenderer | None = None
+    store: Store, archive: Archive, plan_id: str, *, redline: RedlineRenderer | None = None, certify: bool = True
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
     """Every file of a plan's bundle by its path in the bundle, manifest.json included, and the manifest."""
     records = store.version_records(plan_id)
@@ -215,6 +217,10 @@ def bundle_contents(
         "confirmations": [c.to_dict() for c in store.confirmation_records(plan_id)],
         "files": {name: {"sha256": sha256(data), "size": len(data)} for name, data in sorted(files.items())},
     }
+    if certify:  # an agreed plan's certificate of agreement, over the manifest of the rest (loop/certificate.py)
+        from pipeline.loop.certificate import certify_bundle
+
+        manifest = certify_bundle(store, archive, plan_id, files, manifest)
     files[MANIFEST] = _json_bytes(manifest)
     return files, manifest
 
@@ -357,8 +363,9 @@ def _verify(reader: _Bundle, report: VerifyReport) -> VerifyReport:
         actual[name] = sha256(data)
         if actual[name] != listed[name].get("sha256") or len(data) != listed[name].get("size"):
             report.changed.append(name)
-    report.added.extend(sorted(reader.names - set(listed) - {MANIFEST}))
+    report.added.extend(sorted(reader.names - set(listed) - {MANIFEST, TIMESTAMP}))
     report.problems.extend(_chain_problems(manifest, listed, actual))
+    report.problems.extend(evidence.problems(manifest, reader.read, reader.names))  # certificate, timestamp
     report.versions = len(manifest["versions"])
     return report
 

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.archive import RedlineRenderer, export, verify
+from pipeline.cli.certificate import archive_certificate
 from pipeline.cli.common import console, emit_json, handles_errors, home_option, json_option, open_home
 from pipeline.errors import StoreError
 from pipeline.home import Home, init_home, resolve_home
@@ -129,6 +130,7 @@ def archive() -> None:
     Example:
       mutualplan archive export acme-northwind-2027 --out acme.zip
       mutualplan archive verify acme.zip
+      mutualplan archive certificate acme-northwind-2027 --out certificate.pdf
     """
 
 
@@ -198,5 +200,7 @@ def archive_verify(bundle: Path, as_json: bool) -> None:
     if not report.ok:
         sys.exit(1)
 
+
+archive.add_command(archive_certificate)
 
 COMMANDS = [init, history, archive]

@@ -126,12 +126,16 @@ def export(
     out: str | os.PathLike[str],
     *,
     redline: RedlineRenderer | None = None,
+    tsa_url: str | None = None,
 ) -> ExportResult:
     """Write the plan's bundle to `out`: a new or empty directory, or a FILE.zip (replaced whole).
 
-    A step with no redline kept in the archive gets one from `redline` when given, else has none.
+    A step with no redline kept in the archive gets one from `redline` when given, else has none. With `tsa_url`,
+    that timestamp authority stamps the manifest's SHA-256 and its answer goes in the bundle (evidence.py).
     """
     files, manifest = bundle_contents(store, archive, plan_id, redline=redline)
+    if tsa_url:
+        files[TIMESTAMP] = evidence.timestamp(files[MANIFEST], tsa_url)
     out = Path(out)
     if out.suffix.lower() == ".zip":
         _write_zip(out, files)

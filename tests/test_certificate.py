@@ -227,3 +227,24 @@ def test_archive_certificate_writes_it_on_demand_and_refuses_a_plan_not_agreed(b
     refused = CliRunner().invoke(main, ["--home", str(fresh), "archive", "certificate", PLAN_ID, "--out", str(out)])
     assert refused.exit_code == 2
     assert "has not been agreed" in refused.output and "Traceback" not in refused.output
+
+
+def test_the_demo_bundle_holds_a_certificate_telling_the_version_chain(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--home", str(tmp_path / "demo-home"), "demo", "--json"])
+    assert result.exit_code == 0, result.output
+    bundle = Path(json.loads(result.output)["bundle"])
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    v1, v2 = manifest["versions"]
+    text = pdf_text((bundle / "certificate-of-agreement-v002.pdf").read_bytes(), tmp_path)
+    # Version 2: its hash, its parent's (version 1's), who asked in which email and what it changed.
+    assert f"Hash {v2['hash']} Parent {v1['hash']}" in text
+    assert f"Hash {v1['hash']} Parent (none: the first version)" in text
+    asked = f"by {v2['author']}: reply: " + "; ".join(f"{c['op']} {c.get('milestone') or c.get('title')}"
+                                                      for c in v2["changes"])
+    assert asked in text and f"Asked in <{v2['message_id']}>" in text
+    assert f"Sent {v1['created']} (UTC) to dana.whitfield@acme.example, raj.patel@acme.example" in text
+    # Each confirmation of version 2 by its Message-ID; no signature, no trusted host: no authentication.
+    for confirmation in manifest["confirmations"]:
+        assert f"<{confirmation['message_id']}>" in text
+    assert text.count("no authentication") == 2
+    assert verify(bundle).ok

@@ -120,10 +120,17 @@ def _chain(store: Store, plan_id: str) -> tuple[Link, ...]:
             emails[e.version] = (sent[e.message_id], (*e.to, *e.cc))
     return tuple(
         Link(number=r.number, hash=r.hash, parent_hash=r.parent_hash, author=r.author, reason=r.reason,
-             created=r.created, message_id=r.message_id, sent=emails.get(r.number, (None, ()))[0],
+             created=r.created, message_id=r.message_id, changes=tuple(_change(c) for c in r.changes),
+             sent=emails.get(r.number, (None, ()))[0],
              to=emails.get(r.number, (None, ()))[1])
         for r in store.version_records(plan_id)
     )
+
+
+def _change(change: dict[str, Any]) -> str:
+    """A change in a few words: its kind and what it touched ("move M3", "retarget 2027-04-15")."""
+    target = change.get("milestone") or change.get("title") or change.get("target") or ""
+    return f"{change.get('op')} {target}".strip()
 
 
 # --- the three callers ------------------------------------------------------------------------------

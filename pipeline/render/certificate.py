@@ -54,6 +54,7 @@ class Link:
     reason: str
     created: str
     message_id: str | None = None  # the email that asked for it
+    changes: tuple[str, ...] = ()  # what it changed, one a change: "move M3", "add M4"
     sent: str | None = None
     to: tuple[str, ...] = ()
 

@@ -192,6 +192,12 @@ def test_the_bundle_holds_the_certificate_and_verify_guards_it(by_email: Path, t
     digest = hashlib.sha256(written.encode()).hexdigest()
     assert manifest["certificate"]["evidence_manifest_sha256"] == digest
     assert digest in pdf_text((out / name).read_bytes(), tmp_path)
+    # The same plan exports to the same bytes, certificate and all.
+    zips = [tmp_path / "a.zip", tmp_path / "b.zip"]
+    for each in zips:
+        assert CliRunner().invoke(main, ["--home", str(home), "archive", "export", PLAN_ID, "--out", str(each)]
+                                  ).exit_code == 0
+    assert zips[0].read_bytes() == zips[1].read_bytes()
     # One byte of the certificate changed: named.
     data = bytearray((out / name).read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -248,3 +254,16 @@ def test_the_demo_bundle_holds_a_certificate_telling_the_version_chain(tmp_path:
         assert f"<{confirmation['message_id']}>" in text
     assert text.count("no authentication") == 2
     assert verify(bundle).ok
+
+
+def test_the_agreed_emails_certificate_is_kept_once_so_a_retry_attaches_the_same_bytes(by_email: Path,
+                                                                                     offline: None) -> None:
+    from pipeline.loop.certificate import agreement_certificate
+
+    attached = attachments(sent(by_email)[AGREED_V1])[  # type: ignore[arg-type]
+        "Mutual Plan acme-northwind-2027 v1 certificate of agreement.pdf"][1]
+    with Home(by_email).open_store() as store:
+        again = agreement_certificate(store, Home(by_email).open_archive(), PLAN_ID, 1, keep=False)
+        kept = store.evidence(PLAN_ID, "certificate")
+    assert again == attached
+    assert [(e.version, e.sha256) for e in kept] == [(1, hashlib.sha256(attached).hexdigest())]

@@ -15,6 +15,7 @@ from pipeline.archive import Archive, sha256
 from pipeline.errors import ArchiveError
 from pipeline.evidence import evidence_manifest
 from pipeline.render.certificate import NO_AUTHENTICATION, Facts, Link, Signer, certificate_pdf
+from pipeline.render.format import parse_created
 from pipeline.store import AuthRecord, Confirmation, Store
 
 if TYPE_CHECKING:
@@ -175,14 +176,8 @@ def agreement_certificate(store: Store, archive: Archive, plan_id: str, version:
     pdf = certificate_pdf(found)
     if keep:
         digest = archive.put(pdf)
-        store.add_evidence(plan_id, version, digest, "certificate", at=_parse(found.agreed_at))
+        store.add_evidence(plan_id, version, digest, "certificate", at=parse_created(found.agreed_at))
     return pdf
-
-
-def _parse(value: str) -> Any:
-    from pipeline.render.format import parse_created
-
-    return parse_created(value)
 
 
 def on_demand(store: Store, archive: Archive, plan_id: str) -> tuple[str, bytes]:

@@ -8,7 +8,7 @@ Rendered as PDF/A-3b with its facts embedded as certificate.json; the same facts
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import jinja2
@@ -74,7 +74,6 @@ class Facts:
     manifest_sha256: str
     manifest_note: str  # what that manifest is: the bundle's evidence, as of when
     seller: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         """The facts as canonical JSON, embedded in the PDF for a machine to read."""

@@ -21,8 +21,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import evidence
 from pipeline.durable import write_atomic
 from pipeline.errors import ArchiveError
+from pipeline.evidence import TIMESTAMP
 from pipeline.plan.model import Version
 
 if TYPE_CHECKING:
@@ -124,12 +126,16 @@ def export(
     out: str | os.PathLike[str],
     *,
     redline: RedlineRenderer | None = None,
+    tsa_url: str | None = None,
 ) -> ExportResult:
     """Write the plan's bundle to `out`: a new or empty directory, or a FILE.zip (replaced whole).
 
-    A step with no redline kept in the archive gets one from `redline` when given, else has none.
+    A step with no redline kept in the archive gets one from `redline` when given, else has none. With `tsa_url`,
+    that timestamp authority stamps the manifest's SHA-256 and its answer goes in the bundle (evidence.py).
     """
     files, manifest = bundle_contents(store, archive, plan_id, redline=redline)
+    if tsa_url:
+        files[TIMESTAMP] = evidence.timestamp(files[MANIFEST], tsa_url)
     out = Path(out)
     if out.suffix.lower() == ".zip":
         _write_zip(out, files)
@@ -141,7 +147,7 @@ def export(
 
 
 def bundle_contents(
-    store: Store, archive: Archive, plan_id: str, *, redline: RedlineRenderer | None = None
+    store: Store, archive: Archive, plan_id: str, *, redline: RedlineRenderer | None = None, certify: bool = True
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
     """Every file of a plan's bundle by its path in the bundle, manifest.json included, and the manifest."""
     records = store.version_records(plan_id)
@@ -215,6 +221,10 @@ def bundle_contents(
         "confirmations": [c.to_dict() for c in store.confirmation_records(plan_id)],
         "files": {name: {"sha256": sha256(data), "size": len(data)} for name, data in sorted(files.items())},
     }
+    if certify:  # an agreed plan's certificate of agreement, over the manifest of the rest (loop/certificate.py)
+        from pipeline.loop.certificate import certify_bundle
+
+        manifest = certify_bundle(store, archive, plan_id, files, manifest)
     files[MANIFEST] = _json_bytes(manifest)
     return files, manifest
 
@@ -357,8 +367,9 @@ def _verify(reader: _Bundle, report: VerifyReport) -> VerifyReport:
         actual[name] = sha256(data)
         if actual[name] != listed[name].get("sha256") or len(data) != listed[name].get("size"):
             report.changed.append(name)
-    report.added.extend(sorted(reader.names - set(listed) - {MANIFEST}))
+    report.added.extend(sorted(reader.names - set(listed) - {MANIFEST, TIMESTAMP}))
     report.problems.extend(_chain_problems(manifest, listed, actual))
+    report.problems.extend(evidence.problems(manifest, reader.read, reader.names))  # certificate, timestamp
     report.versions = len(manifest["versions"])
     return report
 

@@ -54,6 +54,7 @@ class Settings:
     mailbox: Mapping[str, Any] = field(default_factory=lambda: {"backend": "maildir"})
     policy: Policy = field(default_factory=Policy)
     inbound: Inbound = field(default_factory=Inbound)
+    tsa_url: str = ""  # [archive] tsa_url: a timestamp authority (RFC 3161) that stamps each export's manifest
 
     @property
     def seller_addresses(self) -> tuple[str, ...]:
@@ -88,6 +89,7 @@ _KNOWN = {
     "policy": ("changes", "asks", "max_message_mb", "trusted_authserv_ids", "max_messages_per_sender_per_hour"),
     "reminders": ("enabled", "days_before", "digest", "digest_day"),
     "letter": ("letterhead",),
+    "archive": ("tsa_url",),
     "maildir": ("backend", "path"),  # [mailbox] of the maildir backend; the others check their own settings
 }
 
@@ -125,7 +127,7 @@ def _count(value: Any, what: str, where: str, *, least: int) -> int:
 
 def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Settings:
     """Check and read the settings; every mistake names the setting and what is allowed."""
-    known = {"seller", "store", "mailbox", "policy", "letter", "reminders", "inbound"}
+    known = {"seller", "store", "mailbox", "policy", "letter", "reminders", "inbound", "archive"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{where}: unknown section [{key}]", hint=f"known sections: {', '.join(sorted(known))}")
@@ -175,7 +177,16 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
     )
     letter = _table(data, "letter", where)
     return Settings(seller=dict(seller), letterhead=str(letter.get("letterhead", "default")), mailbox=mailbox,
-                    policy=policy, inbound=_inbound(_table(data, "inbound", where), where))
+                    policy=policy, inbound=_inbound(_table(data, "inbound", where), where),
+                    tsa_url=_tsa_url(_table(data, "archive", where), where))
+
+
+def _tsa_url(archive: Mapping[str, Any], where: str) -> str:
+    value = archive.get("tsa_url", "")
+    if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
+        raise ConfigError(f"{where}: [archive] tsa_url must be the http(s) address of a timestamp authority, "
+                          f"not {value!r}", hint='write e.g. tsa_url = "https://freetsa.org/tsr", or leave it out')
+    return value
 
 
 def _check_mailbox_limits(mailbox: Mapping[str, Any], where: str) -> None:

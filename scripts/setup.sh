@@ -10,7 +10,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Noto Sans/Serif Arabic, Hebrew (fonts-noto-core), Noto CJK for Chinese, Japanese and Korean, DejaVu for
 # what is left. Without them a letter shows empty boxes (`mutualplan render` warns).
 pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fonts-noto-core fonts-noto-cjk
-      poppler-utils qpdf)
+      poppler-utils qpdf openssl)
 if [ "${1:-}" = "--servers" ]; then
   # The real servers the integration tests talk to on loopback.
   pkgs+=(dovecot-imapd postfix postgresql)

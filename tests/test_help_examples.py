@@ -29,6 +29,7 @@ SCENES = {
     "add": "fresh", "check": "fresh", "show": "fresh", "new": "fresh", "render": "fresh",
     "init": "fresh", "send": "fresh", "demo": "fresh", "approve": "waiting", "preview": "waiting",
     "status": "waiting", "diff": "three", "release": "held", "reopen": "declined", "outbox": "queued",
+    "archive": "held",  # an agreed plan (both confirmed before the held change): it has a certificate of agreement
 }
 # What an example works on that an earlier example of another command makes; files it writes itself are removed.
 BEFORE = {

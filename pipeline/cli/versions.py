@@ -11,8 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.archive import RedlineRenderer, export, verify
+from pipeline.cli.certificate import archive_certificate
 from pipeline.cli.common import console, emit_json, handles_errors, home_option, json_option, open_home
 from pipeline.errors import StoreError
+from pipeline.evidence import stamp_in
 from pipeline.home import Home, init_home, resolve_home
 
 
@@ -129,6 +131,7 @@ def archive() -> None:
     Example:
       mutualplan archive export acme-northwind-2027 --out acme.zip
       mutualplan archive verify acme.zip
+      mutualplan archive certificate acme-northwind-2027 --out certificate.pdf
     """
 
 
@@ -147,18 +150,23 @@ def redline_renderer() -> RedlineRenderer:
 @handles_errors
 def archive_export(ctx: click.Context, plan_id: str, out: Path, as_json: bool) -> None:
     """Write PLAN_ID's bundle: every version (plan JSON and letter PDF), the redlines, the emails in and out,
-    the audit log, and manifest.json with each file's SHA-256 and the version chain.
+    the audit log, an agreed plan's certificate of agreement, and manifest.json with each file's SHA-256 and the
+    version chain.
 
-    The same plan always exports to the same bytes.
+    The same plan always exports to the same bytes. With [archive] tsa_url set, a timestamp authority stamps
+    manifest.json's SHA-256 and its answer is kept as manifest.json.tsr (new on every export).
 
     \b
     Example:
       mutualplan archive export acme-northwind-2027 --out acme-northwind-2027.zip
       mutualplan archive export acme-northwind-2027 --out evidence/
     """
+    from pipeline.config import load_settings
+
     home = open_home(ctx)
+    tsa_url = load_settings(home.settings(), str(home.settings_path)).tsa_url
     with home.open_store() as store:
-        result = export(store, home.open_archive(), plan_id, out, redline=redline_renderer())
+        result = export(store, home.open_archive(), plan_id, out, redline=redline_renderer(), tsa_url=tsa_url)
     if as_json:
         emit_json({"out": str(result.out), "manifest_sha256": result.manifest_sha256, "files": result.files,
                    "versions": result.versions})
@@ -174,8 +182,9 @@ def archive_export(ctx: click.Context, plan_id: str, out: Path, as_json: bool) -
 @json_option
 @handles_errors
 def archive_verify(bundle: Path, as_json: bool) -> None:
-    """Check a bundle: every file against its SHA-256 and the version chain. Exits 1 when anything is off,
-    naming every file changed, added or missing.
+    """Check a bundle: every file against its SHA-256, the version chain, the certificate of agreement's manifest
+    hash and, when the bundle has one, its trusted timestamp. Exits 1 when anything is off, naming every file
+    changed, added or missing.
 
     \b
     Example:
@@ -183,8 +192,9 @@ def archive_verify(bundle: Path, as_json: bool) -> None:
       mutualplan archive verify evidence/ --json
     """
     report = verify(bundle)
+    stamp = stamp_in(bundle) if report.ok else None
     if as_json:
-        emit_json(report.to_dict())
+        emit_json({**report.to_dict(), "timestamp": stamp.to_dict() if stamp else None})
     else:
         for label, names in (("changed", report.changed), ("missing", report.missing), ("added", report.added)):
             for name in names:
@@ -194,9 +204,14 @@ def archive_verify(bundle: Path, as_json: bool) -> None:
         if report.ok:
             console.print(f"OK: {report.checked} files match their SHA-256; the chain of {report.versions} "
                           "version(s) holds.")
+        if stamp is not None:
+            console.print(f"Timestamped {stamp.time} by {stamp.authority} (RFC 3161, over manifest.json)",
+                          soft_wrap=True)
         console.print(f"manifest.json SHA-256: {report.manifest_sha256 or '(none)'}", soft_wrap=True)
     if not report.ok:
         sys.exit(1)
 
+
+archive.add_command(archive_certificate)
 
 COMMANDS = [init, history, archive]

@@ -103,6 +103,8 @@ def commit(parts: Parts, msg: Received, fx: Effects, *, release: bool = False) -
         return fx.outcome
     record_id = fx.record_id or msg.message_id
     plan_id = fx.outcome.plan_id
+    # Checked before the transaction: a DNS look-up must not hold the plan's lock.
+    auth = authenticate(parts, msg) if fx.keep and plan_id and msg.raw else None
     with exclusive(parts, record_id, plan_id, release=release):
         outcome = fx.outcome
         if fx.plan_email is not None:
@@ -121,7 +123,20 @@ def commit(parts: Parts, msg: Received, fx: Effects, *, release: bool = False) -
         if fx.notice is not None and outcome.plan_id and outcome.version is not None:
             _notify(parts, fx.notice, outcome, record_id)
         _record(parts, msg, outcome, record_id, keep=fx.keep, sender=fx.sender, release=release)
+        if auth is not None and outcome.plan_id:
+            parts.store.record_authentication(record_id, msg.digest, *auth, at=msg.received)
     return outcome
+
+
+def authenticate(parts: Parts, msg: Received) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """How the sender was authenticated on arrival: our DKIM check (with its key record) and the trusted
+    Authentication-Results, kept with the evidence so a later review does not depend on DNS then."""
+    from pipeline.replies import auth, dkim
+
+    found = auth.results(msg.incoming.raw_headers, parts.settings.policy.trusted_authserv_ids)
+    results = [{"authserv_id": r.authserv_id, "method": r.method, "result": r.result} for r in found
+               if r.index == 0 and r.method in ("dmarc", "dkim", "spf")]
+    return dkim.check(msg.raw).to_dict(), results
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from typing import Any
 from pipeline.archive import Archive
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
+from pipeline.loop.certificate import agreement_certificate
 from pipeline.plan.diff import diff as plan_diff
 from pipeline.plan.model import Version
 from pipeline.render import email as emails
@@ -81,8 +82,10 @@ def compose(entry: OutboxEntry, store: Store, archive: Archive, *, letterhead: s
                                      key=entry.data.get("key"), **common)
     if entry.kind == "agreed":
         pdf = version_letter(store, archive, version, letterhead=letterhead, at=at, keep=keep)
+        certificate = agreement_certificate(store, archive, plan.id, version.number, keep=keep)
         return emails.agreed_email(plan, created=created, pdf=pdf, in_reply_to=entry.in_reply_to,
-                                   references=entry.references, to=entry.to, cc=entry.cc, **common)
+                                   references=entry.references, to=entry.to, cc=entry.cc, certificate=certificate,
+                                   **common)
     return emails.seller_notice_email(
         plan, created=created, reason=entry.data.get("reason", ""), reply_from=reply.get("from") or "(no sender)",
         reply_subject=reply.get("subject", ""), reply_date=reply.get("date"), said=entry.data.get("text", ""),

@@ -285,6 +285,12 @@ class Service:
         outcome = confirm_on_call(self.parts, plan_id, contact, note=note, version=version)
         return outcome, self.flush(drafts=False)
 
+    def certificate(self, plan_id: str) -> tuple[str, bytes]:
+        """The certificate of agreement of an agreed plan, as its bundle exported now would hold it: name, PDF."""
+        from pipeline.loop.certificate import on_demand
+
+        return on_demand(self.store, self.parts.archive, plan_id)
+
     def reopen(self, plan_id: str, *, note: str | None = None) -> str:
         """Reopen a plan the prospect declined; returns its new state."""
         from pipeline.loop.seller_actions import reopen

@@ -28,6 +28,7 @@ from pipeline.plan import ids
 from pipeline.plan.diff import PlanDiff
 from pipeline.plan.model import Plan
 from pipeline.render.email_parts import (
+    attachment_name,
     email_context,
     plan_message,
     recipients,
@@ -137,10 +138,12 @@ def agreed_email(
     cc: Sequence[str] | None = None,
     message_id: str | None = None,
     templates: Path | None = None,
+    certificate: bytes | None = None,
 ) -> EmailMessage:
     """Everyone confirmed version N: a short note to all contacts (the seller in Cc) with the final letter.
 
-    `confirmed_by` names who confirmed (default: the confirming contacts); `created` is when it was agreed.
+    `confirmed_by` names who confirmed (default: the confirming contacts); `created` is when it was agreed;
+    `certificate`, the certificate of agreement's PDF, goes with the letter.
     """
     version = ensure_version(version)
     created = parse_created(created)
@@ -154,6 +157,8 @@ def agreed_email(
         subject_line=ids.thread_subject(plan, ids.subject(plan) if in_reply_to else None),
         text=text, html=html, to=to, cc=cc,
         msg_id=message_id or ids.message_id(plan, version, "agreed"), in_reply_to=in_reply_to, references=references,
-        auto=auto, attachments=version_attachments(plan, version, created, pdf),
+        auto=auto, attachments=[*version_attachments(plan, version, created, pdf), *(
+            [(certificate, "application", "pdf", attachment_name(plan, version, " certificate of agreement.pdf"), {})]
+            if certificate else [])],
     )  # fmt: skip
 

@@ -9,6 +9,7 @@ One module per family of tables, each a mixin over the Database that owns the en
 from __future__ import annotations
 
 from pipeline.store.audit import AuditEntry
+from pipeline.store.authentication import Authentication, AuthRecord
 from pipeline.store.cursors import MailboxCursors
 from pipeline.store.database import utc_iso
 from pipeline.store.messages import EVIDENCE_KINDS, SELLER_MARK, Confirmation, Evidence, MessageRecord, Messages
@@ -17,7 +18,7 @@ from pipeline.store.queue import OutboxEntry, Queue
 from pipeline.store.versions import VersionConflict, VersionRecord, Versions
 
 
-class Store(Versions, Plans, Messages, Queue, MailboxCursors):
+class Store(Versions, Plans, Messages, Queue, MailboxCursors, Authentication):
     """The pipeline's database; open it with Store.open(url), which creates or upgrades the schema."""
 
 
@@ -26,6 +27,7 @@ __all__ = [
     "PLAN_STATES",
     "SELLER_MARK",
     "AuditEntry",
+    "AuthRecord",
     "Confirmation",
     "Evidence",
     "MessageRecord",

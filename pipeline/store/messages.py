@@ -14,8 +14,9 @@ from pipeline.store import schema
 from pipeline.store.audit import AuditLog
 from pipeline.store.database import _insert_ignore, _unknown_plan, utc_iso
 
-# What an archived file is to a plan: a version's letter, the redline of a step, an email in or out.
-EVIDENCE_KINDS = ("letter", "redline", "in", "out")
+# What an archived file is to a plan: a version's letter, the redline of a step, an email in or out, the
+# certificate of agreement the 'agreed' email carried.
+EVIDENCE_KINDS = ("letter", "redline", "in", "out", "certificate")
 # A confirmation's message_id when no email gave it: the seller recorded it by command, `seller:<when>`.
 SELLER_MARK = "seller:"
 

@@ -207,8 +207,27 @@ def _v5(dialect: str) -> list[str]:
     ]
 
 
+def _v6(dialect: str) -> list[str]:
+    """How each message's sender was authenticated when it arrived: our own DKIM check with the key record it used,
+    and the trusted Authentication-Results, kept so that a later review does not depend on DNS as it is then."""
+    return [
+        """CREATE TABLE message_auth (
+            message_id TEXT NOT NULL PRIMARY KEY,
+            raw_sha256 TEXT NOT NULL,
+            dkim TEXT NOT NULL,  -- pass | fail | no key | none | temperror
+            dkim_domain TEXT,
+            dkim_selector TEXT,
+            dkim_key TEXT,  -- the DNS TXT record the check used, as it read then
+            dkim_reason TEXT,
+            results TEXT NOT NULL,  -- JSON: the trusted Authentication-Results (method, result, authserv-id)
+            checked TEXT NOT NULL
+        )""",
+        *_append_only(dialect, "message_auth"),
+    ]
+
+
 # Step n (1-based) upgrades a database at schema n-1 to schema n. Append only; never edit a released step.
-MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 LATEST = len(MIGRATIONS)
 
 
@@ -318,4 +337,18 @@ plan_options = Table(
     Column("plan_id", Text, primary_key=True),
     Column("name", Text, primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+message_auth = Table(
+    "message_auth",
+    metadata,
+    Column("message_id", Text, primary_key=True),
+    Column("raw_sha256", Text, nullable=False),
+    Column("dkim", Text, nullable=False),
+    Column("dkim_domain", Text),
+    Column("dkim_selector", Text),
+    Column("dkim_key", Text),
+    Column("dkim_reason", Text),
+    Column("results", Text, nullable=False),
+    Column("checked", Text, nullable=False),
 )

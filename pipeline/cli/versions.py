@@ -169,13 +169,17 @@ def archive_export(ctx: click.Context, plan_id: str, out: Path, as_json: bool) -
     console.print("Keep that hash on record: with it, `mutualplan archive verify` proves the bundle unchanged.")
 
 
-@archive.command("verify", short_help="Check a bundle's hashes and version chain.")
+@archive.command("verify", short_help="Check a bundle's hashes, version chain and letters.")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @json_option
 @handles_errors
 def archive_verify(bundle: Path, as_json: bool) -> None:
-    """Check a bundle: every file against its SHA-256 and the version chain. Exits 1 when anything is off,
-    naming every file changed, added or missing.
+    """Check a bundle from its content alone: every file against its SHA-256 in manifest.json, the version chain,
+    and the plan each letter carries. Exits 1 when anything is off, naming every file changed, added or missing;
+    a zip with two entries of one name, or an entry that would unzip outside the bundle, is refused whole.
+
+    Compare the printed manifest.json SHA-256 with the one kept on record at export: only that proves the
+    bundle is the one exported (docs/archive.md says what each check proves).
 
     \b
     Example:
@@ -186,14 +190,16 @@ def archive_verify(bundle: Path, as_json: bool) -> None:
     if as_json:
         emit_json(report.to_dict())
     else:
+        for problem in report.refused:
+            console.print(f"[bold red]refused:[/] {escape(problem)}", soft_wrap=True)
         for label, names in (("changed", report.changed), ("missing", report.missing), ("added", report.added)):
             for name in names:
-                console.print(f"[bold red]{label}:[/] {name}", soft_wrap=True)
+                console.print(f"[bold red]{label}:[/] {escape(name)}", soft_wrap=True)
         for problem in report.problems:
-            console.print(f"[bold red]chain:[/] {problem}", soft_wrap=True)
+            console.print(f"[bold red]chain:[/] {escape(problem)}", soft_wrap=True)
         if report.ok:
             console.print(f"OK: {report.checked} files match their SHA-256; the chain of {report.versions} "
-                          "version(s) holds.")
+                          f"version(s) holds; {report.letters} letter(s) carry their version's plan.")
         console.print(f"manifest.json SHA-256: {report.manifest_sha256 or '(none)'}", soft_wrap=True)
     if not report.ok:
         sys.exit(1)

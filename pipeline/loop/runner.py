@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import MailboxError
+from pipeline.errors import MailboxError, StorageFull
 from pipeline.loop import act, deliver, policy, receive
 from pipeline.loop.act import Outcome
 from pipeline.loop.parts import Parts, PollReport, parse_time
@@ -56,6 +56,10 @@ def process(parts: Parts, report: PollReport) -> None:
         try:
             received = parse_time(entry.meta.get("received")) or parts.clock()
             outcome = handle(parts, entry.raw, received)
+        except StorageFull:
+            # The machine's fault, not the message's: back in the queue uncounted, and the poll stops here.
+            parts.spool.put_back(entry.name)
+            raise
         except Exception as exc:
             where = parts.spool.fail(entry.name, "".join(traceback.format_exception_only(exc)).strip())
             detail = f"{entry.name}: {type(exc).__name__}: {exc}"

@@ -8,7 +8,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # and the PDF bytes change from run to run); pdftotext/pdftoppm and qpdf read letters back in tests.
 # Names and companies come in any script: DejaVu draws Latin, Greek, Cyrillic, Arabic and Hebrew, Noto CJK
 # draws Chinese, Japanese and Korean (without it a letter shows empty boxes; `mutualplan render` warns).
-pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fonts-noto-cjk poppler-utils qpdf)
+# Chromium opens an archive bundle's index.html headless in a test, as a reviewer's browser would.
+pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fonts-noto-cjk poppler-utils qpdf
+      chromium)
 if [ "${1:-}" = "--servers" ]; then
   # The real servers the integration tests talk to on loopback.
   pkgs+=(dovecot-imapd postfix postgresql)

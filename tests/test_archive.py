@@ -67,13 +67,14 @@ def test_export_to_a_directory_holds_every_version_letter_and_email(filled: Fill
         "emails/20270105T090000Z-in-" + hashlib.sha256(filled.in_mail).hexdigest()[:12] + ".eml": filled.in_mail,
     }
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert written == {*expected, "audit.json", "manifest.json"}
+    pages = {n.replace(".eml", ".html") for n in expected if n.endswith(".eml")}  # each email as a page to read
+    assert written == {*expected, *pages, "audit.json", "index.html", "manifest.json"}
     for name, data in expected.items():
         assert (out / name).read_bytes() == data, name
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert result.manifest_sha256 == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
-    assert (result.files, result.versions) == (len(expected) + 2, 3)
+    assert (result.files, result.versions) == (len(expected) + 5, 3)
     for name, data in expected.items():
         assert manifest["files"][name] == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     chain = [(v["number"], v["hash"], v["parent_hash"]) for v in manifest["versions"]]
@@ -103,7 +104,7 @@ def test_export_to_a_directory_holds_every_version_letter_and_email(filled: Fill
     report = verify(out)
     assert report.ok, report.to_dict()
     assert (report.checked, report.versions, report.manifest_sha256) == (
-        len(expected) + 1, 3, result.manifest_sha256
+        len(expected) + 4, 3, result.manifest_sha256
     )
 
 

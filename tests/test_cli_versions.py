@@ -145,8 +145,8 @@ def test_export_to_a_directory_with_json_output(home: Path, tmp_path: Path) -> N
     result = run("--home", str(home), "archive", "export", PLAN_ID, "--out", str(tmp_path / "b"), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    # 2 plan JSONs, 1 letter, 1 email, audit, manifest; and step 2's redline when a renderer is installed.
-    assert (data["versions"], data["files"]) == (2, 6 + (redline_renderer() is not None))
+    # 2 plan JSONs, 1 letter, 1 email and its page, audit, index, manifest; and step 2's redline.
+    assert (data["versions"], data["files"]) == (2, 8 + (redline_renderer() is not None))
     assert run("archive", "verify", str(tmp_path / "b")).exit_code == 0
     (tmp_path / "b" / "audit.json").unlink()
     missing = run("archive", "verify", str(tmp_path / "b"))

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.archive.manifest import FORMAT, MANIFEST, json_bytes, unsafe_name
+from pipeline.archive.index import add_pages
+from pipeline.archive.manifest import FORMAT, INDEX, MANIFEST, json_bytes, unsafe_name
 from pipeline.archive.objects import Archive, sha256
 from pipeline.archive.write import write_dir, write_zip
 from pipeline.errors import ArchiveError
@@ -81,6 +82,7 @@ def bundle_contents(store: Store, archive: Archive, plan_id: str, *, redline: Re
     audit = [{"at": a.at, "event": a.event, "detail": a.detail} for a in store.audit_log(plan_id)]
     files["audit.json"] = json_bytes(audit)
     manifest: dict[str, Any] = {
+        "index": INDEX,
         "format": FORMAT,
         "plan_id": plan_id,
         "state": store.plan_state(plan_id),
@@ -89,6 +91,7 @@ def bundle_contents(store: Store, archive: Archive, plan_id: str, *, redline: Re
         "confirmations": [c.to_dict() for c in store.confirmation_records(plan_id)],
         "documents": add_contributions(files, extra),
     }
+    add_pages(files, manifest, records[-1].to_version().plan, audit)
     manifest["files"] = {name: {"sha256": sha256(data), "size": len(data)} for name, data in sorted(files.items())}
     files[MANIFEST] = json_bytes(manifest)
     return files, manifest

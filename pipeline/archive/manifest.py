@@ -65,8 +65,10 @@ def check_shape(manifest: Any) -> dict[str, Any]:
         _need(entry.get("redline") is None or isinstance(entry.get("redline"), str), f"{at}.redline",
               "null or a file name")
     emails = manifest.get("emails", [])
-    _need(isinstance(emails, list) and all(isinstance(e, dict) and isinstance(e.get("file"), str) for e in emails),
-          "emails", "a list of objects each naming its file")
+    _need(isinstance(emails, list) and all(isinstance(e, dict) and isinstance(e.get("file"), str)
+                                           and isinstance(e.get("html", ""), str) for e in emails),
+          "emails", "a list of objects each naming its file (and its page)")
+    _need(isinstance(manifest.get("index", ""), str), "index", "a file name")
     documents = manifest.get("documents", [])
     _need(isinstance(documents, list) and all(isinstance(n, str) for n in documents), "documents",
           "a list of file names")

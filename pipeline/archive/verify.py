@@ -128,8 +128,11 @@ def chain_problems(manifest: dict[str, Any], listed: dict[str, Any], actual: dic
             if name is not None and name not in listed:
                 yield f"version {number}: {name} is not listed"
     for email in manifest.get("emails", []):
-        if email["file"] not in listed:
-            yield f"email {email['file']!r} is not listed"
+        for name in (email["file"], email.get("html")):
+            if name is not None and name not in listed:
+                yield f"email page {name!r} is not listed"
+    if manifest.get("index") is not None and manifest["index"] not in listed:
+        yield f"{manifest['index']!r} is not listed"
     for name in manifest.get("documents", []):
         if name not in listed:
             yield f"document {name!r} is not listed"

@@ -146,15 +146,18 @@ def redline_renderer() -> RedlineRenderer:
 @click.pass_context
 @handles_errors
 def archive_export(ctx: click.Context, plan_id: str, out: Path, as_json: bool) -> None:
-    """Write PLAN_ID's bundle: every version (plan JSON and letter PDF), the redlines, the emails in and out,
-    the audit log, and manifest.json with each file's SHA-256 and the version chain.
+    """Write PLAN_ID's bundle: index.html to open first (offline, in any browser), every version's plan JSON and
+    letter PDF, the redline of each step (versions/v002-redline-from-v001.pdf: the changes only), every email
+    in and out (.eml, and a page of text beside it), the audit log, and manifest.json with each file's SHA-256
+    and the version chain.
 
-    The same plan always exports to the same bytes.
+    The same plan always exports to the same bytes. Keep the manifest SHA-256 it prints on record. A full disk
+    is an error (exit 2) that leaves no half-written bundle.
 
     \b
     Example:
       mutualplan archive export acme-northwind-2027 --out acme-northwind-2027.zip
-      mutualplan archive export acme-northwind-2027 --out evidence/
+      mutualplan archive export acme-northwind-2027 --out evidence/   # then open evidence/index.html
     """
     home = open_home(ctx)
     with home.open_store() as store:

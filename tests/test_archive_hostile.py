@@ -311,3 +311,24 @@ def test_a_reply_that_cannot_be_archived_is_handled_once_there_is_room(
     assert [h["message_id"] for h in json.loads(result.output)["handled"]] == ["full@acme.example"]
     with Home(sent_home).open_store() as store:
         assert store.current(PLAN_ID).number == 2
+
+
+def test_a_reply_that_cannot_be_spooled_stays_in_the_mailbox_until_there_is_room(
+        sent_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.home import Home
+    from pipeline.mailbox.maildir import MaildirMailbox
+    from tests.loop_support import DANA, START, reply
+
+    assert _watch(sent_home).exit_code == 0
+    MaildirMailbox(Home(sent_home).mail_dir).deliver(
+        reply(DANA, "Please move M3 to March 8.", message_id="<spool@acme.example>", when=START))
+
+    def full(path: Path, data: bytes, **_: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("pipeline.spool.write_atomic", full)
+        result = _watch(sent_home)
+        assert result.exit_code == 2 and "the disk is full: cannot write a fetched message" in result.output
+    result = _watch(sent_home)
+    assert [h["message_id"] for h in json.loads(result.output)["handled"]] == ["spool@acme.example"]

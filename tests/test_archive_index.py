@@ -143,3 +143,18 @@ def test_changing_any_byte_of_any_file_is_named(agreed: Filled, tmp_path: Path) 
         assert report.changed == [name], (name, report.to_dict())
         (out / name).write_bytes(data)
     assert verify(out).ok
+
+
+@pytest.mark.parametrize("raw", [
+    b"\xff\xfe\x00 not an email at all \x00\x01",
+    b"From: <<<@@@>>>\r\nSubject: =?utf-8?b?!!notbase64?=\r\nContent-Type: multipart/mixed\r\n\r\nno boundary\r\n",
+    b"Subject: \xe9t\xe9\r\nContent-Type: text/html; charset=bogus-charset\r\n\r\n<p>caf\xe9 <script>x()</script></p>\r\n",
+])
+def test_a_broken_email_still_gets_a_page_and_export_never_fails_on_it(filled: Filled, tmp_path: Path,
+                                                                        raw: bytes) -> None:
+    filled.archive.keep(filled.store, raw, plan_id=PLAN_ID, kind="in", version=3, message_id="<b@x>", at=T0)
+    export(filled.store, filled.archive, PLAN_ID, tmp_path / "b")
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    page = (tmp_path / "b" / next(m["html"] for m in manifest["emails"] if m["message_id"] == "<b@x>")).read_text()
+    assert "<script" not in page and links(page).scripts == 0
+    assert verify(tmp_path / "b").ok

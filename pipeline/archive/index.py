@@ -22,10 +22,10 @@ def add_pages(files: dict[str, bytes], manifest: dict[str, Any], plan: Plan, aud
     subjects: dict[str, str] = {}
     for mail in manifest["emails"]:
         page = str(PurePosixPath(mail["file"]).with_suffix(".html"))
-        raw = files[mail["file"]]
-        files[page] = email_page(raw, eml_name=PurePosixPath(mail["file"]).name, direction=mail["direction"])
+        shown = read_email(files[mail["file"]])
+        files[page] = email_page(shown, eml_name=PurePosixPath(mail["file"]).name, direction=mail["direction"])
         mail["html"] = page
-        subjects[mail["file"]] = read_email(raw)["subject"]
+        subjects[mail["file"]] = shown["subject"]
     files[INDEX] = render_page(
         "index.html.j2", plan=plan, state=manifest["state"], versions=manifest["versions"],
         events=events(manifest, audit, subjects), documents=manifest["documents"],

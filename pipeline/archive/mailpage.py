@@ -59,7 +59,6 @@ def _attachments(msg: EmailMessage) -> list[dict[str, Any]]:
     return found
 
 
-def email_page(raw: bytes, *, eml_name: str, direction: str) -> bytes:
-    """The page of one email (beside its .eml in emails/), linking back to the index and to the .eml."""
-    shown = read_email(raw)
+def email_page(shown: dict[str, Any], *, eml_name: str, direction: str) -> bytes:
+    """The page of one email read by read_email (beside its .eml in emails/), linking to the index and the .eml."""
     return render_page("email.html.j2", eml=eml_name, direction=direction, **shown).encode("utf-8")

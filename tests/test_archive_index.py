@@ -148,7 +148,8 @@ def test_changing_any_byte_of_any_file_is_named(agreed: Filled, tmp_path: Path) 
 @pytest.mark.parametrize("raw", [
     b"\xff\xfe\x00 not an email at all \x00\x01",
     b"From: <<<@@@>>>\r\nSubject: =?utf-8?b?!!notbase64?=\r\nContent-Type: multipart/mixed\r\n\r\nno boundary\r\n",
-    b"Subject: \xe9t\xe9\r\nContent-Type: text/html; charset=bogus-charset\r\n\r\n<p>caf\xe9 <script>x()</script></p>\r\n",
+    b"Subject: \xe9t\xe9\r\nContent-Type: text/html; charset=bogus-charset\r\n\r\n"
+    b"<p>caf\xe9 <script>x()</script></p>\r\n",
 ])
 def test_a_broken_email_still_gets_a_page_and_export_never_fails_on_it(filled: Filled, tmp_path: Path,
                                                                         raw: bytes) -> None:

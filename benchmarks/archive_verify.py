@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -25,10 +26,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from pypdf import PdfReader, PdfWriter
+
 from benchmarks.common import START, Results, SimulatedClock, answer, example_plan, make_home, ms, timed
 from pipeline.archive import export, verify
 from pipeline.plan.changes import apply
-from pipeline.plan.model import Change
+from pipeline.plan.model import Change, canonical_json
 from pipeline.render.letter import render_letter
 
 
@@ -41,6 +44,16 @@ def no_fsync() -> Iterator[None]:
         yield
     finally:
         os.fsync = real
+
+
+def with_plan(letter: bytes, plan: Any) -> bytes:
+    """The letter carrying `plan` as its plan.json, as each version's own letter does (verify checks it)."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(letter)))
+    spec = writer.root_object["/Names"]["/EmbeddedFiles"]["/Names"][1].get_object()
+    spec["/EF"]["/F"].get_object().set_data(canonical_json(plan).encode("utf-8"))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def outgoing(plan_id: str, number: int, pdf: bytes) -> bytes:
@@ -73,7 +86,7 @@ def build(root: Path, versions: int) -> tuple[Any, Any, str]:
                 store.add_version(current, author="dana.whitfield@acme000.example", reason="reply",
                                   changes=[Change(op="move", milestone="M2", due=due.isoformat())],
                                   message_id=f"<r{number}@acme000.example>", created=clock())
-            pdf = letter + f"\n%benchmark copy of the letter of version {number}\n".encode()
+            pdf = with_plan(letter, current) + f"\n%benchmark copy of the letter of version {number}\n".encode()
             archive.keep(store, pdf, plan_id=plan.id, kind="letter", version=number, at=clock())
             if number > 1:
                 archive.keep(store, pdf, plan_id=plan.id, kind="redline", version=number, at=clock())

@@ -54,6 +54,10 @@ class ArchiveError(PipelineError):
     """An archive bundle that cannot be written or read."""
 
 
+class StorageFull(ArchiveError):
+    """The disk refused a write for want of space: the machine's trouble, retried once space is freed."""
+
+
 class ConfigError(PipelineError):
     """Settings that are missing or wrong."""
 

@@ -4,7 +4,6 @@ timestamp (RFC 3161) over manifest.json. Pure checks on a bundle's bytes: no sto
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import zipfile
 from collections.abc import Callable, Iterator
@@ -14,14 +13,10 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from pipeline.archive.manifest import json_bytes
 from pipeline.errors import ArchiveError
 
 TIMESTAMP = "manifest.json.tsr"  # the timestamp token over manifest.json; outside the manifest it stamps
-
-
-def json_bytes(data: Any) -> bytes:
-    """The bundle's JSON: sorted keys, two spaces, UTF-8, a newline at the end (as manifest.json is written)."""
-    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def evidence_manifest(manifest: dict[str, Any]) -> bytes:

@@ -147,6 +147,13 @@ class Spool:
             (self.queue / f"{name}{suffix}").unlink(missing_ok=True)
         self._release(name)
 
+    def put_back(self, name: str) -> None:
+        """Return a claimed entry to the queue uncounted: handling it failed for the machine's reasons (a full disk)."""
+        try:
+            os.replace(self.queue / f"{name}.bak", self.queue / f"{name}.eml")
+        finally:
+            self._release(name)
+
     def fail(self, name: str, error: str) -> str:
         """Handling raised: count it; put the entry back, or move it to shunt/ after MAX_ATTEMPTS. Returns where."""
         meta = self._meta(name)

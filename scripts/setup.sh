@@ -12,8 +12,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fonts-noto-core fonts-noto-cjk
       poppler-utils qpdf openssl)
 if [ "${1:-}" = "--servers" ]; then
-  # The real servers the integration tests talk to on loopback.
-  pkgs+=(dovecot-imapd postfix postgresql)
+  # The real servers the integration tests talk to on loopback, and Chromium, which opens an archive bundle's
+  # index.html headless in a test as a reviewer's browser would.
+  pkgs+=(dovecot-imapd postfix postgresql chromium)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

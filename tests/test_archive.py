@@ -5,139 +5,20 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
-import io
 import json
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
-from email.message import EmailMessage
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pypdf import PdfReader
-from weasyprint import HTML
 
 from pipeline.archive import Archive, export, verify
 from pipeline.errors import ArchiveError
-from pipeline.plan.model import (
-    Change,
-    Contact,
-    Milestone,
-    Plan,
-    Prospect,
-    Section,
-    Seller,
-    Version,
-    canonical_json,
-    plan_hash,
-)
-from pipeline.store import Store
+from pipeline.plan.model import canonical_json, plan_hash
+from tests.archive_support import PLAN_ID, Filled, filled, letters, pdf_text, redline_pdf
 
-T0 = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
-PLAN_ID = "acme-northwind-2027"
-
-
-def make_plan(pilot_due: str, *, extra: tuple[Milestone, ...] = ()) -> Plan:
-    return Plan(
-        id=PLAN_ID,
-        seller=Seller("Northwind Analytics", "Jordan Lee", "Account Executive", "jordan.lee@northwind.example"),
-        prospect=Prospect(
-            "Acme Corp",
-            contacts=(Contact("Dana Whitfield", "dana.whitfield@acme.example", "VP Operations", "champion", True),),
-        ),
-        target=date(2027, 3, 31),
-        sections=(Section("Call to action", "cta", "Dana to confirm the pilot data set by Friday."),),
-        milestones=(
-            Milestone("M1", "Discovery workshop", "Joint", "T-60d"),
-            Milestone("M2", "Pilot on Q4 data", "Acme (Dana)", pilot_due),
-            *extra,
-        ),
-        next_number=3 + len(extra),
-    )
-
-
-def pdf(title: str) -> bytes:
-    """A small real PDF with `title` on it."""
-    return HTML(string=f"<h1>{title}</h1><p>Acme Corp and Northwind Analytics</p>").write_pdf()
-
-
-def pdf_text(data: bytes) -> str:
-    # Words only: where the PDF wraps a line is the layout's business.
-    return " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages).split())
-
-
-def eml(sender: str, to: str, subject: str, message_id: str, body: str, in_reply_to: str | None = None) -> bytes:
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = sender, to, subject
-    msg["Message-ID"] = message_id
-    msg["Date"] = "Mon, 04 Jan 2027 09:00:00 +0000"
-    if in_reply_to:
-        msg["In-Reply-To"] = msg["References"] = in_reply_to
-    msg.set_content(body)
-    return msg.as_bytes()
-
-
-@pytest.fixture(scope="module")
-def letters() -> dict[str, bytes]:
-    return {
-        "v1": pdf("Mutual Plan, version 1"),
-        "v2": pdf("Mutual Plan, version 2"),
-        "v3": pdf("Mutual Plan, version 3"),
-        "redline2": pdf("Changes since version 1"),
-    }
-
-
-class Filled:
-    """A home's store and archive holding a plan through three versions, with letters and emails."""
-
-    def __init__(self, root: Path, letters: dict[str, bytes]) -> None:
-        root.mkdir()
-        self.store = Store.open(f"sqlite:///{root / 'mutualplan.db'}")
-        self.archive = Archive(root / "archive")
-        self.plans = [
-            make_plan("T-30d"),
-            make_plan("2027-03-03"),
-            make_plan("2027-03-03", extra=(Milestone("M3", "Security review", "Acme", "T-14d"),)),
-        ]
-        self.out_mail = eml("jordan.lee@northwind.example", "dana.whitfield@acme.example",
-                            f"Mutual Plan [{PLAN_ID}] v1", "<plan-v1@northwind.example>", "Please find our plan.")
-        self.in_mail = eml("dana.whitfield@acme.example", "jordan.lee@northwind.example",
-                           f"Re: Mutual Plan [{PLAN_ID}] v1", "<r1@acme.example>",
-                           "Looks good, but please move the pilot to March 3.", "<plan-v1@northwind.example>")
-        keep = self.archive.keep
-        s = self.store
-        s.add_version(self.plans[0], author="jordan.lee@northwind.example", reason="created", created=T0)
-        keep(s, letters["v1"], plan_id=PLAN_ID, kind="letter", version=1, at=T0)
-        keep(s, self.out_mail, plan_id=PLAN_ID, kind="out", version=1, message_id="<plan-v1@northwind.example>",
-             at=T0 + timedelta(minutes=1))
-        keep(s, self.in_mail, plan_id=PLAN_ID, kind="in", version=1, message_id="<r1@acme.example>",
-             at=T0 + timedelta(days=1))
-        s.add_version(self.plans[1], author="dana.whitfield@acme.example", reason="reply",
-                      changes=(Change(op="move", milestone="M2", due="2027-03-03"),),
-                      message_id="<r1@acme.example>", created=T0 + timedelta(days=1, minutes=1))
-        keep(s, letters["v2"], plan_id=PLAN_ID, kind="letter", version=2, at=T0 + timedelta(days=1, minutes=2))
-        keep(s, letters["redline2"], plan_id=PLAN_ID, kind="redline", version=2, at=T0 + timedelta(days=1, minutes=2))
-        s.add_version(self.plans[2], author="jordan.lee@northwind.example", reason="seller edit",
-                      changes=(Change(op="add", title="Security review", owner="buyer", due=None),),
-                      created=T0 + timedelta(days=2))
-        keep(s, letters["v3"], plan_id=PLAN_ID, kind="letter", version=3, at=T0 + timedelta(days=2, minutes=1))
-
-    def name(self, n: int, suffix: str) -> str:
-        return f"versions/v{n:03d}-{plan_hash(self.plans[n - 1])[:8]}{suffix}"
-
-
-@pytest.fixture
-def filled(tmp_path: Path, letters: dict[str, bytes]) -> Iterator[Filled]:
-    made = Filled(tmp_path / "home", letters)
-    yield made
-    made.store.close()
-
-
-def redline_pdf(older: Version, newer: Version) -> bytes:
-    """What the letter renderer's redline function gives: a real PDF of the step."""
-    return pdf(f"Changes since version {older.number} in version {newer.number}")
-
+__all__ = ["filled", "letters"]  # fixtures, used by name
 
 # --- the archive itself -----------------------------------------------------------------------------
 
@@ -175,24 +56,25 @@ def test_export_to_a_directory_holds_every_version_letter_and_email(filled: Fill
     result = export(filled.store, filled.archive, PLAN_ID, out)
 
     expected = {
-        filled.name(1, ".json"): canonical_json(filled.plans[0]).encode(),
-        filled.name(1, ".pdf"): letters["v1"],
-        filled.name(2, ".json"): canonical_json(filled.plans[1]).encode(),
-        filled.name(2, ".pdf"): letters["v2"],
-        filled.name(2, "-redline.pdf"): letters["redline2"],
-        filled.name(3, ".json"): canonical_json(filled.plans[2]).encode(),
-        filled.name(3, ".pdf"): letters["v3"],
+        filled.name(1, "plan.json"): canonical_json(filled.plans[0]).encode(),
+        filled.name(1, "letter.pdf"): letters["v1"],
+        filled.name(2, "plan.json"): canonical_json(filled.plans[1]).encode(),
+        filled.name(2, "letter.pdf"): letters["v2"],
+        filled.name(2, "redline"): letters["redline2"],
+        filled.name(3, "plan.json"): canonical_json(filled.plans[2]).encode(),
+        filled.name(3, "letter.pdf"): letters["v3"],
         "emails/20270104T090100Z-out-" + hashlib.sha256(filled.out_mail).hexdigest()[:12] + ".eml": filled.out_mail,
         "emails/20270105T090000Z-in-" + hashlib.sha256(filled.in_mail).hexdigest()[:12] + ".eml": filled.in_mail,
     }
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert written == {*expected, "audit.json", "manifest.json"}
+    pages = {n.replace(".eml", ".html") for n in expected if n.endswith(".eml")}  # each email as a page to read
+    assert written == {*expected, *pages, "audit.json", "index.html", "manifest.json"}
     for name, data in expected.items():
         assert (out / name).read_bytes() == data, name
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert result.manifest_sha256 == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
-    assert (result.files, result.versions) == (len(expected) + 2, 3)
+    assert (result.files, result.versions) == (len(expected) + 5, 3)
     for name, data in expected.items():
         assert manifest["files"][name] == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     chain = [(v["number"], v["hash"], v["parent_hash"]) for v in manifest["versions"]]
@@ -203,15 +85,15 @@ def test_export_to_a_directory_holds_every_version_letter_and_email(filled: Fill
         "dana.whitfield@acme.example", "reply", "<r1@acme.example>", "2027-01-05T09:01:00Z"
     )
     assert v2["changes"] == [{"op": "move", "milestone": "M2", "due": "2027-03-03"}]
-    assert v2["letters"] == [filled.name(2, ".pdf")] and v2["redline"] == filled.name(2, "-redline.pdf")
+    assert v2["letters"] == [filled.name(2, "letter.pdf")] and v2["redline"] == filled.name(2, "redline")
     assert manifest["versions"][2]["redline"] is None  # none kept, no renderer given
     assert [(e["direction"], e["message_id"]) for e in manifest["emails"]] == [
         ("out", "<plan-v1@northwind.example>"), ("in", "<r1@acme.example>")
     ]
 
     # Read back as what they are: the letters are PDFs, the emails are emails.
-    assert "version 2" in pdf_text((out / filled.name(2, ".pdf")).read_bytes())
-    assert "Changes since version 1" in pdf_text((out / filled.name(2, "-redline.pdf")).read_bytes())
+    assert "version 2" in pdf_text((out / filled.name(2, "letter.pdf")).read_bytes())
+    assert "Changes since version 1" in pdf_text((out / filled.name(2, "redline")).read_bytes())
     reply = email.message_from_bytes((out / next(n for n in expected if "-in-" in n)).read_bytes(),
                                      policy=email.policy.default)
     assert reply["Message-ID"] == "<r1@acme.example>"
@@ -222,20 +104,21 @@ def test_export_to_a_directory_holds_every_version_letter_and_email(filled: Fill
     report = verify(out)
     assert report.ok, report.to_dict()
     assert (report.checked, report.versions, report.manifest_sha256) == (
-        len(expected) + 1, 3, result.manifest_sha256
+        len(expected) + 4, 3, result.manifest_sha256
     )
 
 
-def test_a_step_without_a_kept_redline_gets_one_from_the_renderer(filled: Filled, tmp_path: Path) -> None:
+def test_with_a_renderer_every_step_gets_its_redline_rendered(filled: Filled, tmp_path: Path) -> None:
     export(filled.store, filled.archive, PLAN_ID, tmp_path / "bundle", redline=redline_pdf)
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     assert [v["redline"] for v in manifest["versions"]] == [
-        None, filled.name(2, "-redline.pdf"), filled.name(3, "-redline.pdf")
+        None, "versions/v002-redline-from-v001.pdf", "versions/v003-redline-from-v002.pdf"
     ]
-    # The kept redline of step 2 wins; step 3 is rendered from versions 2 and 3.
-    assert "Changes since version 1" in pdf_text((tmp_path / "bundle" / filled.name(2, "-redline.pdf")).read_bytes())
+    assert "Changes since version 1 in version 2" in pdf_text(
+        (tmp_path / "bundle" / filled.name(2, "redline")).read_bytes()
+    )
     assert "Changes since version 2 in version 3" in pdf_text(
-        (tmp_path / "bundle" / filled.name(3, "-redline.pdf")).read_bytes()
+        (tmp_path / "bundle" / filled.name(3, "redline")).read_bytes()
     )
     assert verify(tmp_path / "bundle").ok
 
@@ -324,7 +207,7 @@ def _tamper(bundle: Path, edit: Callable[[dict[str, bytes]], None]) -> None:
 
 
 def test_one_changed_byte_is_named(bundle: Path, filled: Filled) -> None:
-    target = filled.name(2, ".pdf")
+    target = filled.name(2, "letter.pdf")
 
     def edit(files: dict[str, bytes]) -> None:
         files[target] = _flip_one_byte(files[target])
@@ -356,7 +239,7 @@ def test_an_added_file_is_named(bundle: Path) -> None:
 
 
 def test_a_plan_file_rewritten_with_its_manifest_entry_still_breaks_the_chain(bundle: Path, filled: Filled) -> None:
-    target = filled.name(2, ".json")
+    target = filled.name(2, "plan.json")
 
     def edit(files: dict[str, bytes]) -> None:
         forged = files[target].replace(b"2027-03-03", b"2027-02-01")
@@ -394,7 +277,7 @@ def test_a_bundle_without_its_manifest_fails(bundle: Path) -> None:
 def test_a_byte_flipped_inside_the_zip_file_itself_is_named(filled: Filled, tmp_path: Path) -> None:
     out = tmp_path / "bundle.zip"
     export(filled.store, filled.archive, PLAN_ID, out)
-    target = filled.name(3, ".pdf")
+    target = filled.name(3, "letter.pdf")
     with zipfile.ZipFile(out) as bundle:
         info = bundle.getinfo(target)
     raw = bytearray(out.read_bytes())

@@ -14,6 +14,7 @@ from pipeline.cli import main
 from pipeline.cli.versions import redline_renderer
 from pipeline.home import open_home
 from pipeline.plan.model import Change, Milestone, Plan, Prospect, Seller, plan_hash
+from tests.archive_support import pdf
 
 T0 = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 PLAN_ID = "acme-northwind-2027"
@@ -41,7 +42,8 @@ def home(tmp_path: Path) -> Path:
     with made.open_store() as store:
         archive = made.open_archive()
         store.add_version(make_plan("T-30d"), author="jordan.lee@northwind.example", reason="created", created=T0)
-        archive.keep(store, b"%PDF-1.4 letter of version 1", plan_id=PLAN_ID, kind="letter", version=1, at=T0)
+        letter = pdf("Mutual Plan, version 1", make_plan("T-30d"))  # a real letter carries its plan.json
+        archive.keep(store, letter, plan_id=PLAN_ID, kind="letter", version=1, at=T0)
         archive.keep(
             store,
             b"Message-ID: <r1@acme.example>\r\n\r\nMove the pilot to March 3.\r\n",
@@ -126,7 +128,7 @@ def test_export_then_verify_then_tamper(home: Path, tmp_path: Path) -> None:
     letter = next(n for n in names if n.endswith(".pdf") and "redline" not in n)
     with zipfile.ZipFile(out) as bundle:
         files = {n: bundle.read(n) for n in names}
-    files[letter] = files[letter].replace(b"letter", b"lettre")
+    files[letter] = files[letter][:100] + bytes([files[letter][100] ^ 1]) + files[letter][101:]
     files["extra.txt"] = b"who put this here?"
     with zipfile.ZipFile(out, "w") as bundle:
         for name, data in files.items():
@@ -143,8 +145,8 @@ def test_export_to_a_directory_with_json_output(home: Path, tmp_path: Path) -> N
     result = run("--home", str(home), "archive", "export", PLAN_ID, "--out", str(tmp_path / "b"), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    # 2 plan JSONs, 1 letter, 1 email, audit, manifest; and step 2's redline when a renderer is installed.
-    assert (data["versions"], data["files"]) == (2, 6 + (redline_renderer() is not None))
+    # 2 plan JSONs, 1 letter, 1 email and its page, audit, index, manifest; and step 2's redline.
+    assert (data["versions"], data["files"]) == (2, 8 + (redline_renderer() is not None))
     assert run("archive", "verify", str(tmp_path / "b")).exit_code == 0
     (tmp_path / "b" / "audit.json").unlink()
     missing = run("archive", "verify", str(tmp_path / "b"))

@@ -20,7 +20,7 @@ def test_demo_reaches_agreement_and_its_bundle_verifies(tmp_path: Path) -> None:
     assert data["status"]["version"] == 2
     assert sorted(data["status"]["confirmed"]) == ["dana.whitfield@acme.example", "raj.patel@acme.example"]
     names = sorted(Path(p).name for p in data["letters"])
-    assert len(names) == 3 and names[1].endswith("-redline.pdf")  # v1, v2's redline, v2
+    assert names == ["v001-letter.pdf", "v002-letter.pdf", "v002-redline-from-v001.pdf"]
     # Each .eml is named <Message-ID>-<hash>.eml.
     sent = sorted(Path(p).name.rsplit("-", 1)[0] for p in data["emails"])
     assert [n.split("@")[0] for n in sent] == [

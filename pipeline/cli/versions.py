@@ -149,17 +149,19 @@ def redline_renderer() -> RedlineRenderer:
 @click.pass_context
 @handles_errors
 def archive_export(ctx: click.Context, plan_id: str, out: Path, as_json: bool) -> None:
-    """Write PLAN_ID's bundle: every version (plan JSON and letter PDF), the redlines, the emails in and out,
-    the audit log, an agreed plan's certificate of agreement, and manifest.json with each file's SHA-256 and the
-    version chain.
+    """Write PLAN_ID's bundle: index.html to open first (offline, in any browser), every version's plan JSON and
+    letter PDF, the redline of each step (versions/v002-redline-from-v001.pdf: the changes only), every email
+    in and out (.eml, and a page of text beside it), the audit log, an agreed plan's certificate of agreement,
+    and manifest.json with each file's SHA-256 and the version chain.
 
-    The same plan always exports to the same bytes. With [archive] tsa_url set, a timestamp authority stamps
-    manifest.json's SHA-256 and its answer is kept as manifest.json.tsr (new on every export).
+    The same plan always exports to the same bytes. Keep the manifest SHA-256 it prints on record. With
+    [archive] tsa_url set, a timestamp authority stamps manifest.json's SHA-256 and its answer is kept as
+    manifest.json.tsr (new on every export). A full disk is an error (exit 2) that leaves no half-written bundle.
 
     \b
     Example:
       mutualplan archive export acme-northwind-2027 --out acme-northwind-2027.zip
-      mutualplan archive export acme-northwind-2027 --out evidence/
+      mutualplan archive export acme-northwind-2027 --out evidence/   # then open evidence/index.html
     """
     from pipeline.config import load_settings
 
@@ -177,14 +179,18 @@ def archive_export(ctx: click.Context, plan_id: str, out: Path, as_json: bool) -
     console.print("Keep that hash on record: with it, `mutualplan archive verify` proves the bundle unchanged.")
 
 
-@archive.command("verify", short_help="Check a bundle's hashes and version chain.")
+@archive.command("verify", short_help="Check a bundle's hashes, version chain and letters.")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @json_option
 @handles_errors
 def archive_verify(bundle: Path, as_json: bool) -> None:
-    """Check a bundle: every file against its SHA-256, the version chain, the certificate of agreement's manifest
-    hash and, when the bundle has one, its trusted timestamp. Exits 1 when anything is off, naming every file
-    changed, added or missing.
+    """Check a bundle from its content alone: every file against its SHA-256 in manifest.json, the version chain,
+    the plan each letter carries, the certificate of agreement's manifest hash and, when the bundle has one, its
+    trusted timestamp. Exits 1 when anything is off, naming every file changed, added or missing; a zip with two
+    entries of one name, or an entry that would unzip outside the bundle, is refused whole.
+
+    Compare the printed manifest.json SHA-256 with the one kept on record at export: only that proves the
+    bundle is the one exported (docs/archive.md says what each check proves).
 
     \b
     Example:
@@ -196,14 +202,16 @@ def archive_verify(bundle: Path, as_json: bool) -> None:
     if as_json:
         emit_json({**report.to_dict(), "timestamp": stamp.to_dict() if stamp else None})
     else:
+        for problem in report.refused:
+            console.print(f"[bold red]refused:[/] {escape(problem)}", soft_wrap=True)
         for label, names in (("changed", report.changed), ("missing", report.missing), ("added", report.added)):
             for name in names:
-                console.print(f"[bold red]{label}:[/] {name}", soft_wrap=True)
+                console.print(f"[bold red]{label}:[/] {escape(name)}", soft_wrap=True)
         for problem in report.problems:
-            console.print(f"[bold red]chain:[/] {problem}", soft_wrap=True)
+            console.print(f"[bold red]chain:[/] {escape(problem)}", soft_wrap=True)
         if report.ok:
             console.print(f"OK: {report.checked} files match their SHA-256; the chain of {report.versions} "
-                          "version(s) holds.")
+                          f"version(s) holds; {report.letters} letter(s) carry their version's plan.")
         if stamp is not None:
             console.print(f"Timestamped {stamp.time} by {stamp.authority} (RFC 3161, over manifest.json)",
                           soft_wrap=True)

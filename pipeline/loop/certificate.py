@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.archive import Archive, sha256
 from pipeline.errors import ArchiveError
 from pipeline.evidence import evidence_manifest
+from pipeline.loop.service import ANNOUNCING, agreed_version
 from pipeline.render.certificate import NO_AUTHENTICATION, Facts, Link, Signer, certificate_pdf
 from pipeline.render.format import parse_created
 from pipeline.store import AuthRecord, Confirmation, Store
@@ -22,14 +23,6 @@ if TYPE_CHECKING:
     from pipeline.plan.model import Plan
 
 MAX_WORDS = 4000  # the confirming words as written; a reply that long is a letter, and the .eml holds all of it
-ANNOUNCING = ("plan", "update")  # the emails that sent a version to the prospect
-
-
-def agreed_version(store: Store, plan_id: str) -> int | None:
-    """The version every confirming contact confirmed (the one an 'agreed' email went out for), if any."""
-    return max((e.version for e in store.outbox_entries(plan_id) if e.kind == "agreed" and e.version), default=None)
-
-
 def require_agreed(store: Store, plan_id: str) -> int:
     """The plan's agreed version; an ArchiveError saying why there is none."""
     number = agreed_version(store, plan_id)

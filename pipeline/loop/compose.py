@@ -40,10 +40,8 @@ def version_letter(store: Store, archive: Archive, version: Version, *, letterhe
     if not keep:
         return pdf
     digest = archive.put(pdf)
+    # Only as the letter: a step's redline is its own document, made at export (pipeline.redline).
     store.add_evidence(version.plan_id, version.number, digest, "letter", at=at)
-    if changes is not None:
-        # The letter of a later version is also the redline of its step: legal finds it under both.
-        store.add_evidence(version.plan_id, version.number, digest, "redline", at=at)
     return pdf
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
-from pipeline.errors import MailboxError, PipelineError
+from pipeline.errors import MailboxError, PipelineError, StorageFull
 from pipeline.loop import compose, outbox
 from pipeline.loop.parts import PollReport
 from pipeline.plan.ids import bracketed
@@ -44,6 +44,8 @@ def _try(parts: Parts, entry: OutboxEntry, report: PollReport) -> None:
     """Deliver one entry; one that fails for good is marked failed, the seller told, and the others go on."""
     try:
         _deliver(parts, entry, report)
+    except StorageFull:
+        raise  # a full disk is no fault of this email: it stays queued, and the poll stops to say so
     except MailboxError as exc:
         report.errors.append(f"sending {entry.message_id}: {exc}")
         if not exc.transient:

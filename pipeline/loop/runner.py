@@ -15,7 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import MailboxError
+from pipeline.archive.objects import FULL, write_failed
+from pipeline.errors import MailboxError, StorageFull
 from pipeline.loop import act, deliver, policy, receive
 from pipeline.loop.act import Outcome
 from pipeline.loop.parts import Parts, PollReport, parse_time
@@ -35,7 +36,13 @@ def poll(parts: Parts) -> PollReport:
         for fetched in parts.mailbox.fetch():
             if fetched.key in spooled:
                 continue  # offered again before it was acknowledged (it failed, or a crash): spooled already
-            parts.spool.enqueue(fetched.raw, key=fetched.key, received=utc_iso(parts.clock()))
+            try:
+                parts.spool.enqueue(fetched.raw, key=fetched.key, received=utc_iso(parts.clock()))
+            except OSError as exc:
+                # Not acknowledged, so still in the mailbox: a full disk stops the poll and loses nothing.
+                if exc.errno in FULL:
+                    raise write_failed(exc, "a fetched message", parts.spool.root) from None
+                raise
             parts.crash_point("spooled")
             report.fetched += 1
     except MailboxError as exc:
@@ -57,6 +64,10 @@ def process(parts: Parts, report: PollReport) -> None:
         try:
             received = parse_time(entry.meta.get("received")) or parts.clock()
             outcome = handle(parts, entry.raw, received)
+        except StorageFull:
+            # The machine's fault, not the message's: back in the queue uncounted, and the poll stops here.
+            parts.spool.put_back(entry.name)
+            raise
         except Exception as exc:
             where = parts.spool.fail(entry.name, "".join(traceback.format_exception_only(exc)).strip())
             detail = f"{entry.name}: {type(exc).__name__}: {exc}"

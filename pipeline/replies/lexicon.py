@@ -47,7 +47,9 @@ _CONFIRM_REST = (
 )
 # A bare "OK" or "Fine." agrees with the line it answers in an inline reply; on its own it may only acknowledge.
 WEAK_CONFIRM = re.compile(
-    r"^\s*(?:yes|yep|yeah|ok|okay|fine|good|great|perfect|correct|works|agreed|sure)\s*[.!]*\s*$", re.IGNORECASE
+    r"^\s*(?:yes|yep|yeah|ok|okay|fine|good|great|perfect|correct|works|agreed|sure|excellent|wonderful|brilliant)"
+    r"(?:\s*[,!.-]?\s*(?:thanks|thank you|thanks a lot|many thanks|thx|please|yes))?\s*[.!]*\s*$",
+    re.IGNORECASE,
 )
 RESERVATION = re.compile(
     r"\b(?:but|however|except|although|though|while|whereas|apart from|aside from|other than|besides|save for"
@@ -58,7 +60,23 @@ RESERVATION = re.compile(
 # A sentence that takes back or pauses what was said holds every confirmation in the reply.
 RETRACT = re.compile(
     r"\b(?:hold off|wait|scratch that|disregard|ignore (?:my|the|that) (?:last|previous|earlier)|on second thought"
-    r"|not yet|hang on|hold on|take (?:that|it) back|retract)\b",
+    r"|not yet|hang on|hold on|take (?:that|it) back|retract|just kidding|kidding|j/k)\b"
+    # "Looks good to me... NOT.": a "not" standing alone, or after an ellipsis, takes back what came before.
+    r"|^\W*not\W*$|(?:\.\.\.|…)\s*not\b",
+    re.IGNORECASE,
+)
+# "Confirmed receipt", "confirming I got it": the mail arrived; nothing is agreed.
+RECEIPT = re.compile(
+    r"\b(?:confirm\w*|acknowledg\w*)\s+(?:the\s+|your\s+)?receipt\b|\breceipt\s+(?:is\s+)?(?:confirmed|acknowledged)\b"
+    r"|\bconfirm\w*\s+(?:that\s+)?(?:i|we)\s+(?:have\s+|'ve\s+|’ve\s+)?(?:got|received|recieved|have)\b"
+    r"|^\W*(?:received|got it|got this)\b",
+    re.IGNORECASE,
+)
+# What a confirmation is about when it is not the plan: "I confirm the meeting on Tuesday", "confirm attendance".
+OTHER_OBJECT = re.compile(
+    r"\b(?:attendance|invite|invitation|appointment|booking|reservation|registration|webinar|room|slot"
+    r"|calendar|receipt|delivery|order number|address|password|account|subscription)\b"
+    r"|\b(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|\bat\s+\d{1,2}:\d{2}\b|\bat (?:noon|midday)\b",
     re.IGNORECASE,
 )
 EVERYTHING_ELSE = re.compile(
@@ -78,7 +96,16 @@ DECLINE = re.compile(
     r"|(?:cancel|cancelling|canceling|terminate|end|ending|stop|stopping) (?:the|this|our) "
     r"(?:project|deal|evaluation|process|initiative|purchase|engagement)"
     r"|not (?:interested|a (?:good )?fit|the right fit)|pass on this|(?:decline|declining) (?:the|this|your)"
-    r" (?:plan|proposal|offer))\b",
+    r" (?:plan|proposal|offer)"
+    # Plain words: staying with what they have, another direction, a competitor chosen, passing.
+    r"|(?:stay|staying|stick|sticking|remain|remaining|keep|keeping)\s+(?:with\s+)?(?:our|the)\s+"
+    r"(?:current|existing|present|incumbent)\s+(?:\w+\s+)?(?:provider|vendor|supplier|solution|partner|tool|system"
+    r"|platform|setup|contract|process)"
+    r"|(?:go|going|gone|went|head|heading|move|moving|take|taking)\s+(?:in\s+)?(?:another|a different|an other"
+    r"|other)\s+direction"
+    r"|(?:chose|chosen|choose|selected|picked|went with|going with|signed with)\s+(?:a|another|one of your)\s+"
+    r"competitors?|(?:we|i)(?:'ll|’ll| will)\s+(?:have to\s+)?pass\b(?!\s+(?:it|this|that)\s+(?:on|along|to))"
+    r"|decided against (?:it|this|moving|going|the (?:purchase|deal|project|proposal|plan)))\b",
     re.IGNORECASE,
 )
 GREETING = re.compile(

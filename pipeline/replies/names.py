@@ -27,6 +27,11 @@ _FIRST_N = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’&-]*")
+# A sentence that opens with the answer itself: "Confirmed.", "Agreed, thanks", "Approved - see you Tuesday".
+_ANSWER = re.compile(
+    r"^\W*(confirmed|agreed|approved|accepted|confirm)\b(?=\s*(?:[-–—.,!:;]|$|(?:thanks|thank you|from|by|on)\b))",
+    re.IGNORECASE,
+)
 
 _STOP = {
     "the", "a", "an", "of", "for", "with", "on", "and", "to", "in", "by", "at", "from", "our", "your", "their",
@@ -210,7 +215,11 @@ class Matcher:
     def mentions(self, sentence: str) -> list[Mention]:
         """Every mention, by id first, then by name where no id was written."""
         explicit = self.explicit(sentence)
-        named = self.named(sentence, skip=[(m.start, m.end) for m in explicit])
+        skip = [(m.start, m.end) for m in explicit]
+        answer = _ANSWER.match(sentence)
+        if answer:
+            skip.append(answer.span(1))  # "Confirmed." answers; it is not the step "Confirmed VisionMatch"
+        named = self.named(sentence, skip=skip)
         return sorted([*explicit, *named], key=lambda m: m.start)
 
     def in_quote(self, line: str) -> str | None:

@@ -20,7 +20,7 @@ from pipeline.plan.ids import bare
 from pipeline.plan.model import Change, Plan
 from pipeline.plan.timeline import resolve
 from pipeline.replies.agreement import Agreement
-from pipeline.replies.dates import find_dates
+from pipeline.replies.dates import find_dates, month_named
 from pipeline.replies.extract import Block, Extraction, extract
 from pipeline.replies.lexicon import (
     ASKS,
@@ -212,6 +212,7 @@ class _Reader(Scope):
     declined: bool = False
     plan_answer: bool = False  # the reply answers our plan email (not a reminder, not a question of ours)
     question: bool = False  # the quoted line the block answers asks a question
+    quoted_month: int | None = None  # the month the quoted line answered names ("Wed 10 Feb 2027")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -227,6 +228,7 @@ class _Reader(Scope):
         for block in extraction.blocks:
             context = self._context_milestone(block)
             self.question = bool(block.context) and block.context[-1].rstrip().endswith("?")
+            self.quoted_month = month_named(block.context[-1]) if block.context else None
             previous: str | None = None
             for sentence in split_sentences(block.text):
                 self.count += 1
@@ -252,6 +254,7 @@ class _Reader(Scope):
         """Read one sentence; returns the milestone it was about, for a pronoun in the next one."""
         s = sentence.strip()
         self.sentence = _normal(s)
+        self.month = month_named(s) or self.quoted_month
         if RETRACT.search(s):
             self.agreement.blocked = True  # before the skipping of short lines: "NOT." alone takes back a yes
         if not s or GREETING.match(s) or CLOSING.match(s) or FILLER.match(s) or is_name_line(s, self.parties):

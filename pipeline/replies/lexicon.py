@@ -154,7 +154,10 @@ MOVE_HINT = re.compile(
     r"\binstead\b|\bearlier\b|\blater\b|\bsooner\b"
     r"|\brather\b|\bprefer\w*\b|\bworks? better\b|\bwould be better\b|\bbetter on\b"
     r"|\b(?:should|needs? to|must|has to|have to|will have to|would need to) (?:be|happen|take place)\b"
-    r"|\b(?:doesn't|does not|won't|will not|can't|cannot|don't|do not) work\b",
+    r"|\b(?:doesn't|does not|won't|will not|can't|cannot|don't|do not) work\b"
+    # "we need another week for this one": more time asked for is a move by that much
+    r"|\b(?:need|needs|needed|take|takes|give (?:us|me|them)|want|could use)\s+(?:another|an extra|a further"
+    r"|(?:\d{1,2}|one|two|three|four|a couple of)\s+(?:more|extra))\s+(?:days?|weeks?)\b",
     re.IGNORECASE,
 )
 MOVE_NEGATED = re.compile(
@@ -218,13 +221,22 @@ _OWN_VERB = (
     r"|look after|coordinate)"
 )
 # Pronouns in any case; a name only when written with a capital (so "the" or "will" never passes for one).
-_WHO = r"(?P<who>(?:your team|our team|my team|both of us|we|you|I)\b|(?-i:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?))"
+# Latin names with accents (Zoë Ångström) and names in CJK or Hangul script (李雷), written without spaces.
+_UPPER = "A-ZÀ-ÖØ-Þ\u0100-\u017f"
+_LOWER = "a-zß-öø-ÿ\u0100-\u017f"
+_NAME = rf"(?-i:[{_UPPER}][{_LOWER}]+(?:\s+[{_UPPER}][{_LOWER}]+)?)|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]{{2,6}}"
+_WHO = rf"(?P<who>(?:your team|our team|my team|both of us|we|you|I)\b|{_NAME})"
 REASSIGN = (
     re.compile(
         rf"(?:^|[\s,;(]){_WHO}\s+(?:will|'ll|’ll|can|should|shall|is going to|are going to|am going to|would"
         rf"|want to|wants to|needs? to|has to|have to|could)\s+(?:now\s+|also\s+|instead\s+|please\s+)?"
         rf"(?:{_OWN_VERB})\b"
         r"(?P<rest>.*)$",
+        re.IGNORECASE,
+    ),
+    # "Can <name> own the terms review instead of me?"
+    re.compile(
+        rf"\b(?:can|could|would|should|shall|may)\s+{_WHO}\s+(?:please\s+)?(?:{_OWN_VERB})\b(?P<rest>.*)$",
         re.IGNORECASE,
     ),
     re.compile(

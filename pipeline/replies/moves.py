@@ -38,7 +38,7 @@ def read_retarget(scope: Scope, clause: str, default: str | None, context: str |
         return False
     if sign_will and not target_words and NEGATION.search(clause):
         return False
-    dates = [d for d in find_dates(clause, scope.today, day_first=scope.day_first)]
+    dates = [d for d in find_dates(clause, scope.today, day_first=scope.day_first, month=scope.month)]
     exact = [d for d in dates if d.value]
     current = scope.plan.target
     new: date | None = None
@@ -67,9 +67,9 @@ def read_retarget(scope: Scope, clause: str, default: str | None, context: str |
 
 def read_move(scope: Scope, clause: str, default: str | None, context: str | None) -> bool | None:
     """A step moved: to a date ("move the demo to Feb 17"), by an amount ("push the pilot back a week")."""
-    verb = MOVE_VERB.search(clause)
+    verb = MOVE_VERB.search(clause) or _does_on(scope, clause)
     hint = MOVE_HINT.search(clause)
-    dates = find_dates(clause, scope.today, day_first=scope.day_first)
+    dates = find_dates(clause, scope.today, day_first=scope.day_first, month=scope.month)
     shifts = [x for x in find_shifts(clause, skip=[(d.start, d.end) for d in dates])]
     if not (verb or hint) or not (dates or shifts):
         if (
@@ -116,6 +116,16 @@ def read_move(scope: Scope, clause: str, default: str | None, context: str | Non
             scope.emit(Change(op="move", milestone=mid, due=new.isoformat()))
         made = True
     return True if made or ids else None
+
+
+def _does_on(scope: Scope, clause: str) -> bool:
+    """ "<seller> can demo on the 12th": a party doing the step on a date is the step's new date."""
+    for m in re.finditer(r"\b(?:can|could|will|'ll|’ll)\s+(?P<step>[\w-]+)\s+(?:on|by)\b", clause, re.IGNORECASE):
+        words = clause[: m.start()].split()
+        subject = words[-1].lower().strip(",") if words else ""
+        if subject in scope.matcher.subjects and scope.matcher.named(clause):
+            return True
+    return False
 
 
 def _new_date(

@@ -112,8 +112,10 @@ def read_add(scope: Scope, clause: str, default: str | None, context: str | None
     m = ADD.search(clause)
     if not m or ADD_NEGATED.search(clause):
         return None
-    dates = find_dates(clause, scope.today, day_first=scope.day_first)
+    dates = find_dates(clause, scope.today, day_first=scope.day_first, month=scope.month)
     title, article, title_end = _new_title(m, dates)
+    if re.match(r"(?:days?|weeks?|months?)\b", title, re.IGNORECASE):
+        return None  # "we need another week": more time for a step, not a new step
     if not title:
         return False
     if (

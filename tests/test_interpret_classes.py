@@ -89,6 +89,12 @@ def test_another_week_for_this_one_moves_the_quoted_step() -> None:
     assert changes(reading) == [{"op": "move", "milestone": "M2", "due": "2027-02-17"}]
 
 
+def test_another_week_for_a_late_step_counts_from_the_reply() -> None:
+    text = "We need another week for this one."
+    reading = interpret(Extraction(text, (Block(text, (M2_LINE,)),), True, ()), plan(), date(2027, 2, 12))
+    assert changes(reading) == [{"op": "move", "milestone": "M2", "due": "2027-02-19"}]  # 12 Feb + 7, not 10 Feb + 7
+
+
 def test_that_wont_work_make_it_the_20th_takes_the_quoted_month() -> None:
     reading = read("That won't work, make it the 20th.", quoted=M2_LINE)
     assert changes(reading) == [{"op": "move", "milestone": "M2", "due": "2027-02-20"}]
@@ -156,6 +162,10 @@ def test_the_same_words_answering_a_question_or_with_a_condition_are_not(body: s
         "I confirm the meeting on Tuesday.",
         "Confirmed for our call tomorrow at 10am.",
         "We confirm attendance at the webinar on Feb 3.",
+        "Looks good overall, a few comments below.",
+        "All good on my end, forwarding to Raj for approval.",
+        "Looks good. Will share with the team and get back to you.",
+        "Looks good. I'll confirm once Raj has seen it.",
     ],
 )
 def test_no_false_confirmation(text: str) -> None:
@@ -175,13 +185,25 @@ def test_no_false_confirmation(text: str) -> None:
         "We have decided to go in a different direction.",
         "We'll be staying with our existing vendor for now.",
         "Leadership chose a competitor, so we'll pass.",
+        "We won't be going ahead with the purchase.",
+        "We have chosen another vendor.",
+        "Unfortunately the budget was cut and the project is cancelled.",
     ],
 )
 def test_a_decline_in_plain_words(text: str) -> None:
     assert read(text).intent == "decline"
 
 
-@pytest.mark.parametrize("text", ["The direction looks good.", "We'll stay with the pilot dates.", "Yes"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The direction looks good.",
+        "We'll stay with the pilot dates.",
+        "Yes",
+        "We need to put this on hold until Q3.",
+        "We are not moving forward with the reference call.",
+    ],
+)
 def test_no_decline_where_none_is_said(text: str) -> None:
     assert read(text).intent != "decline"
 
@@ -299,3 +321,26 @@ def test_names_across_accents_and_scripts() -> None:
     assert changes(read("Can 李雷 own the legal review?", the_plan)) == [
         {"op": "reassign", "milestone": "M5", "owner": "李雷"}
     ]
+
+
+def test_a_confirmation_that_promises_news_later_still_confirms() -> None:
+    assert read("Confirmed. I'll let you know if anything changes on our side.").intent == "confirm"
+
+
+# --- inline answers of one word, and every request of a sentence -----------------------------------
+
+
+def test_done_alone_under_a_quoted_step_marks_it_done() -> None:
+    assert changes(read("Done.", quoted="M1  Discovery workshop - Joint - Sat 30 Jan 2027")) == [
+        {"op": "status", "milestone": "M1", "status": "done"}
+    ]
+
+
+def test_the_second_one() -> None:
+    assert changes(read("The second one should be Feb 17.")) == [{"op": "move", "milestone": "M2", "due": "2027-02-17"}]
+
+
+def test_a_sentence_with_a_request_that_maps_to_nothing_goes_whole() -> None:
+    text = "Move the pilot to March 8 and make it a two-day session."
+    reading = read(text)
+    assert reading.changes == () and reading.unresolved == (text,)

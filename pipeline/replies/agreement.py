@@ -38,6 +38,7 @@ class Agreement:
     confirm_rest: bool = False
     partial: list[str] = field(default_factory=list)
     blocked: bool = False  # a negated, conditional or hedged agreement: never a confirmation
+    deferred: bool = False  # the reply puts agreement off ("I'll confirm once Raj has seen it"): not the whole plan
     blocked_ids: set[str] = field(default_factory=set)
 
     def read(

@@ -106,6 +106,7 @@ class Shift:
     days: int | None  # None when the direction is not said
     months: int = 0
     business: bool = False
+    more: bool = False  # "another week", "two more days": more time, counted from today for a late step
 
 
 def find_dates(
@@ -188,13 +189,15 @@ def find_shifts(sentence: str, *, skip: list[tuple[int, int]] | None = None) -> 
         unit = m.group("unit").lower()
         business = unit.startswith(("business", "working"))
         sign = 1 if later and not earlier else -1 if earlier and not later else 0
-        if not sign and (m.group("more") or m.group("n").lower() in ("another", "a further")):
+        more = bool(m.group("more") or m.group("n").lower() in ("another", "a further"))
+        if not sign and more:
             sign = 1  # "another week", "two more days": more time is later
         if "month" in unit:
             shifts.append(Shift(m.start(), m.end(), m.group(0), 0 if sign else None, months=sign * n))
             continue
         days = n * (7 if "week" in unit else 1)
-        shifts.append(Shift(m.start(), m.end(), m.group(0), sign * days if sign else None, business=business))
+        signed = sign * days if sign else None
+        shifts.append(Shift(m.start(), m.end(), m.group(0), signed, business=business, more=more and sign > 0))
     return shifts
 
 

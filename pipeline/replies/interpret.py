@@ -27,6 +27,7 @@ from pipeline.replies.lexicon import (
     CHANGE_WORDS,
     CLOSING,
     DECLINE,
+    DEFER,
     FILLER,
     GREETING,
     REQUEST,
@@ -257,6 +258,8 @@ class _Reader(Scope):
         self.month = month_named(s) or self.quoted_month
         if RETRACT.search(s):
             self.agreement.blocked = True  # before the skipping of short lines: "NOT." alone takes back a yes
+        if DEFER.search(s) and not re.search(r"\b(?:if|in case|should)\b", s, re.IGNORECASE):
+            self.agreement.deferred = True  # "I'll confirm once Raj has seen it": the whole plan waits
         if not s or GREETING.match(s) or CLOSING.match(s) or FILLER.match(s) or is_name_line(s, self.parties):
             return previous
         mentions = self.matcher.mentions(s)
@@ -266,7 +269,7 @@ class _Reader(Scope):
         # "it" points at the step this sentence names, else the quoted line answered, else the last sentence's.
         default = about if about and mentions else context or previous
 
-        if DECLINE.search(s) and not _names_only_milestones(s, mentions):
+        if DECLINE.search(s) and not _names_only_milestones(s, mentions, self.signature):
             self.declined = True
             return about
         clauses = split_clauses(s)
@@ -353,7 +356,7 @@ class _Reader(Scope):
                 confirms = [m.id for m in self.plan.milestones if m.id not in held]
             return Reading("amend", tuple(confirms), changes, unresolved, text, requests, tuple(self.origins))
         change_like = any(_looks_like_change(u.sentence) for u in self.unresolved)
-        clean = not agreement.blocked and not agreement.blocked_ids and not change_like
+        clean = not agreement.blocked and not agreement.deferred and not agreement.blocked_ids and not change_like
         if (agreement.confirm_all or agreement.confirm_rest) and clean and not agreement.partial:
             return Reading("confirm", "all", (), unresolved, text, requests)
         if agreement.short_yes and clean and not agreement.partial and not self.unresolved:
@@ -370,10 +373,11 @@ def _normal(sentence: str) -> str:
     return re.sub(r"\s+", " ", sentence).strip()[:MAX_SENTENCE_CHARS]
 
 
-def _names_only_milestones(sentence: str, mentions: list[Mention]) -> bool:
+def _names_only_milestones(sentence: str, mentions: list[Mention], signature: str | None) -> bool:
     """ "not moving forward with the pilot" is about a step, not the deal."""
     m = DECLINE.search(sentence)
-    return bool(m and any(x.start >= m.start() and (x.ids or x.explicit) for x in mentions))
+    # Not going ahead with the purchase (the step due on the target) is not going ahead at all.
+    return bool(m and any(x.start >= m.start() and (x.ids or x.explicit) and x.ids != (signature,) for x in mentions))
 
 
 def _looks_like_change(sentence: str) -> bool:

@@ -54,7 +54,8 @@ WEAK_CONFIRM = re.compile(
 RESERVATION = re.compile(
     r"\b(?:but|however|except|although|though|while|whereas|apart from|aside from|other than|besides|save for"
     r"|excluding|most of|some of|part of|parts of|in part|concerns?|concerned|worried|worry|tight|issues?|problems?"
-    r"|i'd say|i would say|i guess|i suppose|seems)\b|\bi’d say\b",
+    r"|i'd say|i would say|i guess|i suppose|seems|overall|(?:a few|some|a couple of|minor|small) (?:comments|changes"
+    r"|edits|tweaks|points|questions|notes|things)|comments? (?:below|inline|in line|attached))\b|\bi’d say\b",
     re.IGNORECASE,
 )
 # A sentence that takes back or pauses what was said holds every confirmation in the reply.
@@ -63,6 +64,14 @@ RETRACT = re.compile(
     r"|not yet|hang on|hold on|take (?:that|it) back|retract|just kidding|kidding|j/k)\b"
     # "Looks good to me... NOT.": a "not" standing alone, or after an ellipsis, takes back what came before.
     r"|^\W*not\W*$|(?:\.\.\.|…)\s*not\b",
+    re.IGNORECASE,
+)
+# Agreement put off to later or to someone else, in any sentence of the reply: no confirmation of the whole plan.
+DEFER = re.compile(
+    r"\b(?:get back to you|come back to you|revert|circle back|run (?:it|this) by|check with"
+    r"|(?:will|'ll|’ll|need to|have to|going to)\s+(?:\w+\s+)?(?:review|confirm|discuss|check|share|take a"
+    r"(?: closer)? look|look (?:at|into|over)|go (?:over|through))"
+    r"|forward\w*\s+(?:it\s+|this\s+)?to\s+\S+\s+for|for (?:\w+\s+)?(?:approval|sign-?off|review))\b",
     re.IGNORECASE,
 )
 # "Confirmed receipt", "confirming I got it": the mail arrived; nothing is agreed.
@@ -105,7 +114,11 @@ DECLINE = re.compile(
     r"|other)\s+direction"
     r"|(?:chose|chosen|choose|selected|picked|went with|going with|signed with)\s+(?:a|another|one of your)\s+"
     r"competitors?|(?:we|i)(?:'ll|’ll| will)\s+(?:have to\s+)?pass\b(?!\s+(?:it|this|that)\s+(?:on|along|to))"
-    r"|decided against (?:it|this|moving|going|the (?:purchase|deal|project|proposal|plan)))\b",
+    r"|decided against (?:it|this|moving|going|the (?:purchase|deal|project|proposal|plan))"
+    r"|(?:chose|chosen|choose|selected|picked|decided on)\s+(?:another|a different|an alternative|a competing)\s+"
+    r"(?:vendor|provider|supplier|solution|partner|company|tool|product|platform)"
+    r"|(?:project|deal|evaluation|initiative|purchase|engagement)\s+(?:is|was|has been|have been|got)\s+"
+    r"(?:cancel+ed|killed|shelved|scrapped|terminated|called off))\b",
     re.IGNORECASE,
 )
 GREETING = re.compile(
@@ -135,7 +148,8 @@ ASKS = re.compile(
     r"\?\s*$|^\s*also\b|\b(?:please|pls|can we|could we|can you|could you|can your|could your|would you"
     r"|would it be possible|i'd like|we'd like|i would like|we would like|let's|let us|wants?|wanted|needs?|needed"
     r"|requires?|prefer\w*|move|push|shift|reschedul\w*|postpon\w*|delay|bring forward|pull in|add|include|remove"
-    r"|drop|skip|cancel|change|swap|replace|instead|rename|own|owner|assign|reassign|hand over|take over)\b",
+    r"|drop|skip|cancel|change|swap|replace|instead|rename|own|owner|assign|reassign|hand over|take over"
+    r"|make (?:it|this|that|them))\b",
     re.IGNORECASE,
 )
 # A sentence asking for a change of the plan, as against a question or a remark for the seller to answer.

@@ -103,7 +103,7 @@ def read_move(scope: Scope, clause: str, default: str | None, context: str | Non
     made = False
     for mid in ids:
         current = scope.due.get(mid)
-        new = _new_date(current, relative, dates, shifts)
+        new = _new_date(current, relative, dates, shifts, scope.today)
         if new is None:
             return False
         if not in_window(new, scope.today):
@@ -129,7 +129,11 @@ def _does_on(scope: Scope, clause: str) -> bool:
 
 
 def _new_date(
-    current: date | None, relative: date | bool | None, dates: list[DateMention], shifts: list[Shift]
+    current: date | None,
+    relative: date | bool | None,
+    dates: list[DateMention],
+    shifts: list[Shift],
+    today: date | None = None,
 ) -> date | None:
     """Where a step moves: relative to another, to the one new date named, or by the one amount; None if unclear."""
     exact = [d for d in dates if d.value]
@@ -145,6 +149,8 @@ def _new_date(
     known = [x for x in shifts if x.days is not None]
     if len(known) != 1 or current is None:
         return None
+    if known[0].more and today and current < today:
+        current = today  # "we need another week" for a step already late: a week from now
     return apply_shift(current, known[0])
 
 

@@ -31,9 +31,10 @@ _ORDINALS = {
     "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
 }  # fmt: skip
 # "the third step", "the 2nd item": a row of the timeline counted from the top, whatever its id.
+_ORD = "(" + "|".join(_ORDINALS) + r"|\d{1,2}(?:st|nd|rd|th))"
 _ORDINAL = re.compile(
-    r"\b(?:the\s+)?(" + "|".join(_ORDINALS) + r"|\d{1,2}(?:st|nd|rd|th))\s+(?:items?|steps?|milestones?|rows?"
-    r"|lines?|points?|activit(?:y|ies)|entr(?:y|ies)|tasks?)\b",
+    rf"\bthe\s+{_ORD}\s+one\b|\b(?:the\s+)?{_ORD}\s+(?:items?|steps?|milestones?|rows?|lines?|points?"
+    r"|activit(?:y|ies)|entr(?:y|ies)|tasks?)\b",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’&-]*")
@@ -142,7 +143,7 @@ class Matcher:
             ids = [int(i[1:]) for i in self.ids[:n]]
             add(m.start(), m.end(), ids)
         for m in _ORDINAL.finditer(sentence):
-            word = m.group(1).lower()
+            word = (m.group(1) or m.group(2)).lower()
             n = _ORDINALS.get(word) or int(re.sub(r"\D", "", word))
             row = self.ids[n - 1] if 0 < n <= len(self.ids) else None
             # An id the plan lacks names nothing: the mention is kept, without ids, so the sentence goes to the seller.

@@ -11,7 +11,7 @@ from rapidfuzz.fuzz import ratio
 from pipeline.plan.identity import short_company
 from pipeline.plan.model import Contact, Plan
 from pipeline.plan.names import name_key
-from pipeline.replies.lexicon import WEAK_CONFIRM, confirm_pattern, sign_will_pattern
+from pipeline.replies.lexicon import STATUS_DONE, WEAK_CONFIRM, confirm_pattern, sign_will_pattern
 
 _ME = {"i", "me", "myself"}
 _BUYER = {"we", "us", "our team", "our side", "ourselves", "my team", "our company"}
@@ -181,8 +181,8 @@ def is_name_line(sentence: str, parties: Parties) -> bool:
     words = sentence.strip(" .,!").split()
     if not words or len(words) > 3:
         return False
-    if parties.confirm.search(sentence) or WEAK_CONFIRM.match(sentence):
-        return False
+    if parties.confirm.search(sentence) or WEAK_CONFIRM.match(sentence) or STATUS_DONE.search(sentence):
+        return False  # "Done." under a quoted step is an answer, not a name
     return all(
         w.lower().strip(".,") in parties.people or (w[:1].isupper() and len(words) <= 2 and w.isalpha()) for w in words
     )

@@ -344,3 +344,41 @@ def test_a_sentence_with_a_request_that_maps_to_nothing_goes_whole() -> None:
     text = "Move the pilot to March 8 and make it a two-day session."
     reading = read(text)
     assert reading.changes == () and reading.unresolved == (text,)
+
+
+# --- 8. rename ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "milestone", "title"),
+    [
+        ("Can we call the pilot 'Pilot on Q4 and Q1 data' instead?", "M3", "Pilot on Q4 and Q1 data"),
+        ("Please rename M5 to “Legal and security review of the MSA”.", "M5", "Legal and security review of the MSA"),
+        ('The reference call should be called "Customer reference call (retail)".', "M4",
+         "Customer reference call (retail)"),
+        ("Could you rename the workshop to Discovery and scoping workshop?", "M1", "Discovery and scoping workshop"),
+    ],
+)
+def test_a_step_renamed(text: str, milestone: str, title: str) -> None:
+    assert changes(read(text)) == [{"op": "rename", "milestone": milestone, "title": title}]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Can we call the pilot team tomorrow?",  # a phone call, no new title
+        "Can we call it 'Pilot v2'?",  # "it" names nothing here
+        "Please rename the pilot to 'Pilot on Q4 data'.",  # the title it has already
+    ],
+)
+def test_no_rename_where_none_is_clear(text: str) -> None:
+    assert not any(c.op == "rename" for c in read(text).changes)
+
+
+def test_a_rename_is_applied_to_the_plan() -> None:
+    from pipeline.plan.changes import apply
+    from pipeline.plan.model import Change
+
+    renamed = apply(plan(), [Change(op="rename", milestone="M3", title="Pilot on Q4 and Q1 data")], today=TODAY)
+    assert renamed.milestone("M3").title == "Pilot on Q4 and Q1 data"
+    assert Change.from_dict({"op": "rename", "milestone": "M3", "title": "X"}).title == "X"

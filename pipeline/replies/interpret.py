@@ -40,14 +40,14 @@ from pipeline.replies.names import Mention
 from pipeline.replies.parties import is_name_line
 from pipeline.replies.scope import Scope
 from pipeline.replies.sentences import MAX_SENTENCE_CHARS, split_clauses, split_sentences
-from pipeline.replies.steps import read_add, read_reassign, read_remove, read_status
+from pipeline.replies.steps import read_add, read_reassign, read_remove, read_rename, read_status
 
 INTENTS = ("confirm", "amend", "decline", "comment", "ignore")
 MAX_SENTENCES = 200
 MAX_UNRESOLVED = 20
 
 # The readers of changes, in the order a clause is tried: the first that finds its kind of change decides.
-_CHANGE_READERS = (read_retarget, read_status, read_remove, read_reassign, read_add, read_move)
+_CHANGE_READERS = (read_rename, read_retarget, read_status, read_remove, read_reassign, read_add, read_move)
 
 
 # --- results ----------------------------------------------------------------------------------

@@ -382,3 +382,17 @@ def test_a_rename_is_applied_to_the_plan() -> None:
     renamed = apply(plan(), [Change(op="rename", milestone="M3", title="Pilot on Q4 and Q1 data")], today=TODAY)
     assert renamed.milestone("M3").title == "Pilot on Q4 and Q1 data"
     assert Change.from_dict({"op": "rename", "milestone": "M3", "title": "X"}).title == "X"
+
+
+def test_parties_named_without_their_accents() -> None:
+    the_plan = plan(
+        Raj_Patel="Zoë Ångström", Acme_Corp="Société Générale Corp", **{"Acme (": "Société (", "Acme IT": "SG IT"}
+    )
+    retarget = [{"op": "retarget", "target": "2027-04-30"}]
+    assert changes(read("Zoe will sign on April 30.", the_plan)) == retarget
+    assert changes(read("Zoe Angstrom will sign on April 30.", the_plan)) == retarget
+    assert changes(read("Societe Generale will sign on April 30.", the_plan)) == retarget
+    assert read("Societe Generale can confirm the plan.", the_plan).intent == "confirm"
+    assert changes(read("Societe will own the reference call.", the_plan)) == [
+        {"op": "reassign", "milestone": "M4", "owner": "buyer"}
+    ]

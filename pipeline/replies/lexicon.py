@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from pipeline.plan.names import name_key
+
 NEGATION = re.compile(
     r"\b(?:not|never|no longer|cannot|can ?not|unable|yet to|hold off|neither|nor|nothing)\b|n't\b|n’t\b",
     re.IGNORECASE,
@@ -319,6 +321,8 @@ def sign_will_pattern(signers: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _either(words: tuple[str, ...], names: tuple[str, ...]) -> str:
-    """An alternation of fixed words and names; a name of several words matches across any spaces."""
-    spelled = [r"\s+".join(re.escape(part) for part in name.split()) for name in names if name.strip()]
-    return "|".join([*words, *spelled])
+    """An alternation of fixed words and names; a name of several words matches across any spaces, and a name
+    with accents matches without them too ("Zoë Ångström" as "Zoe Angstrom")."""
+    forms = dict.fromkeys(form for name in names for form in (name, name_key(name)) if form.strip())
+    spelled = [r"\s+".join(re.escape(part) for part in form.split()) for form in forms]
+    return "|".join([*words, *sorted(spelled, key=len, reverse=True)])

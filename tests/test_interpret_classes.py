@@ -396,3 +396,21 @@ def test_parties_named_without_their_accents() -> None:
     assert changes(read("Societe will own the reference call.", the_plan)) == [
         {"op": "reassign", "milestone": "M4", "owner": "buyer"}
     ]
+
+
+def test_thanks_before_a_refusal_is_no_closing() -> None:
+    assert read("Thanks but we went with a competitor.").intent == "decline"
+
+
+def test_the_rest_still_being_checked_is_not_agreed() -> None:
+    reading = read("Confirmed on the pilot dates, still checking the rest.")
+    assert (reading.intent, reading.confirms) == ("comment", ("M3",))
+
+
+def test_a_weekday_and_a_day_alone_that_agree() -> None:
+    assert [d.value for d in find_dates("Tuesday the 16th", TODAY)] == [date(2027, 2, 16)]
+
+
+def test_have_someone_own_it() -> None:
+    reading = read("I'd rather have Raj own it.", quoted="M3  Pilot on Q4 data - Acme (Dana) - Mon 1 Mar 2027")
+    assert changes(reading) == [{"op": "reassign", "milestone": "M3", "owner": "Raj Patel"}]

@@ -64,7 +64,7 @@ class Agreement:
             if not changed:
                 self.unclear(s, mentions)
             return True
-        if EVERYTHING_ELSE.search(s):
+        if EVERYTHING_ELSE.search(clause_of(s, found.start())):  # "..., still checking the rest" agrees to no rest
             self.confirm_rest = True
             return True
         # Only what the agreement is about counts: "Confirmed - see you at the workshop" confirms the plan.

@@ -282,9 +282,10 @@ def _day_alone(m: re.Match[str], base: date | None, month: int | None) -> date |
         value = value if value and value.month == month else None
     else:
         start = base + timedelta(days=1)
-        value = next(
-            (v for k in range(13) if (v := _safe_date(*_month_of(start, k), day)) and v >= start), None
-        )
+        days = [v for k in range(13) if (v := _safe_date(*_month_of(start, k), day)) and v >= start]
+        weekday = m.group("weekday")
+        # "Tuesday the 16th": the first of the next two 16ths that is a Tuesday; neither is, and it is unclear.
+        value = next((v for v in days[:2] if _same_weekday(v, weekday)), None) if weekday else next(iter(days), None)
     return _same_weekday(value, m.group("weekday"))
 
 

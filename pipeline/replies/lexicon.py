@@ -73,7 +73,8 @@ DEFER = re.compile(
     r"\b(?:get back to you|come back to you|revert|circle back|run (?:it|this) by|check with"
     r"|(?:will|'ll|’ll|need to|have to|going to)\s+(?:\w+\s+)?(?:review|confirm|discuss|check|share|take a"
     r"(?: closer)? look|look (?:at|into|over)|go (?:over|through))"
-    r"|forward\w*\s+(?:it\s+|this\s+)?to\s+\S+\s+for|for (?:\w+\s+)?(?:approval|sign-?off|review))\b",
+    r"|forward\w*\s+(?:it\s+|this\s+)?to\s+\S+\s+for|for (?:\w+\s+)?(?:approval|sign-?off|review)"
+    r"|still (?:checking|reviewing|looking|going through|waiting|discussing|working through))\b",
     re.IGNORECASE,
 )
 # "Confirmed receipt", "confirming I got it": the mail arrived; nothing is agreed.
@@ -129,7 +130,10 @@ GREETING = re.compile(
 )
 CLOSING = re.compile(
     r"^\s*(?:thanks|thank you|many thanks|best|best regards|regards|kind regards|cheers|sincerely|thx|ty"
-    r"|warm regards|all the best|talk soon|speak soon)\b[^.?!]{0,40}[,!.]?\s*$",
+    r"|warm regards|all the best|talk soon|speak soon)\b"
+    # "Thanks but we went with a competitor" says more than thanks.
+    r"(?![^.?!]*\b(?:but|however|though|although|unfortunately|sadly|we|we've|we're|i|i'm|i've|i'll)\b)"
+    r"[^.?!]{0,40}[,!.]?\s*$",
     re.IGNORECASE,
 )
 FILLER = re.compile(
@@ -261,6 +265,7 @@ REASSIGN = (
     ),
     re.compile(rf"\b(?:owned|led|run|handled|driven|managed)\s+by\s+{_WHO}", re.IGNORECASE),
     re.compile(rf"\bmake\s+{_WHO}\s+(?:the\s+)?owner\b(?P<rest>.*)$", re.IGNORECASE),
+    re.compile(rf"\b(?:have|let)\s+{_WHO}\s+(?:{_OWN_VERB})\b(?P<rest>.*)$", re.IGNORECASE),
     re.compile(rf"\bowner\b(?P<rest>.*?)\b(?:should be|to be|is now|will be|to)\s+{_WHO}", re.IGNORECASE),
 )
 ADD = re.compile(

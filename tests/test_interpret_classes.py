@@ -327,6 +327,10 @@ def test_a_confirmation_that_promises_news_later_still_confirms() -> None:
     assert read("Confirmed. I'll let you know if anything changes on our side.").intent == "confirm"
 
 
+def test_a_confirmation_naming_a_date_of_the_plan_still_confirms() -> None:
+    assert read("All dates confirmed through March 31.").intent == "confirm"
+
+
 # --- inline answers of one word, and every request of a sentence -----------------------------------
 
 

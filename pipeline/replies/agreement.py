@@ -92,7 +92,8 @@ class Agreement:
         """An agreement to a time, an invitation or a receipt, or on a date no step it names is due on."""
         if OTHER_OBJECT.search(clause):
             return True
-        dues = {self.due.get(i) for i in listed}
+        # A date of the plan ("we confirm the plan through the March 31 signature") is the plan's own.
+        dues = {self.due.get(i) for i in listed} if listed else set(self.due.values())
         return any(d.value is None or d.value not in dues for d in find_dates(clause, self.today))
 
     def _agree(self, milestone_id: str) -> None:

@@ -313,7 +313,7 @@ def test_html_outlook_markers_cut_the_history() -> None:
         ("3/8", date(2027, 3, 8)),
         ("2027-03-08", date(2027, 3, 8)),
         ("8th of March", date(2027, 3, 8)),
-        ("next Friday", date(2027, 1, 15)),
+        ("next Friday", date(2027, 1, 22)),  # the Friday of the following week
         ("Friday next week", date(2027, 1, 22)),
         ("end of the month", date(2027, 1, 31)),
         ("end of March", date(2027, 3, 31)),

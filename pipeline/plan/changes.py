@@ -71,6 +71,7 @@ def _apply_one(plan: Plan, change: Change, today: date) -> Plan:
         "reassign": _reassign,
         "retarget": _retarget,
         "status": _status,
+        "rename": _rename,
     }[change.op](plan, change, today)
 
 
@@ -188,6 +189,14 @@ def _remove(plan: Plan, change: Change, today: date) -> Plan:
 def _reassign(plan: Plan, change: Change, today: date) -> Plan:
     milestone = _find(plan, change.milestone)
     return _replace_milestone(plan, replace(milestone, owner=_owner(plan, change.owner, required=True)))
+
+
+def _rename(plan: Plan, change: Change, today: date) -> Plan:
+    milestone = _find(plan, change.milestone)
+    title = " ".join((change.title or "").split())
+    if not title:
+        raise ChangeError(f"a rename of {milestone.id} needs a title", hint='write e.g. {"title": "Pilot on Q1 data"}')
+    return _replace_milestone(plan, replace(milestone, title=title))
 
 
 def _set_target(plan: Plan, when: date) -> Plan:

@@ -239,7 +239,7 @@ def owner_text(plan: Plan, owner: str) -> str:
 
 # --- changes ----------------------------------------------------------------------------------
 
-CHANGE_OPS = ("move", "add", "remove", "reassign", "retarget", "status")
+CHANGE_OPS = ("move", "add", "remove", "reassign", "retarget", "status", "rename")
 _CHANGE_FIELDS = ("milestone", "due", "title", "owner", "before", "after", "target", "status")
 
 
@@ -291,6 +291,7 @@ class Change:
             "reassign": ("milestone", "owner"),
             "retarget": ("target",),
             "status": ("milestone", "status"),
+            "rename": ("milestone", "title"),
         }[op]
         missing = [k for k in required if not values.get(k)]
         if missing:

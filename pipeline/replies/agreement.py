@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -13,6 +13,8 @@ from pipeline.replies.lexicon import (
     EVERYTHING_ELSE,
     HEDGE,
     NEGATION,
+    OTHER_OBJECT,
+    RECEIPT,
     RESERVATION,
     RETRACT,
     WEAK_CONFIRM,
@@ -29,18 +31,31 @@ class Agreement:
     ids: tuple[str, ...]  # the plan's milestone ids
     today: date | None
     unclear: Callable[[str, list[Mention]], None]  # for a sentence the seller must read
+    due: Mapping[str, date | None] = field(default_factory=dict)
+    plan_answer: bool = False  # the reply answers our plan email itself: a bare "Yes" is about the plan
     confirm_all: bool = False
+    short_yes: bool = False  # a bare "Yes" to the plan email: a confirmation only when nothing else is said
     confirm_rest: bool = False
     partial: list[str] = field(default_factory=list)
     blocked: bool = False  # a negated, conditional or hedged agreement: never a confirmation
+    deferred: bool = False  # the reply puts agreement off ("I'll confirm once Raj has seen it"): not the whole plan
     blocked_ids: set[str] = field(default_factory=set)
 
-    def read(self, s: str, mentions: list[Mention], context: str | None, *, changed: bool) -> bool:
+    def read(
+        self, s: str, mentions: list[Mention], context: str | None, *, changed: bool, question: bool = False
+    ) -> bool:
         """Record an agreement in the sentence; True when the sentence was one (even a blocked one)."""
+        if RECEIPT.search(s):
+            return True  # the mail arrived; nothing is agreed
         found = self.confirm.search(s)
+        if question and (found or WEAK_CONFIRM.match(s)):
+            return True  # "Yes" under "Can you make Tuesday?" answers that question, not the plan
         if not found and WEAK_CONFIRM.match(s):
             if context and not RETRACT.search(s):
                 self._agree(context)
+                return True
+            if self.plan_answer and not RETRACT.search(s):
+                self.short_yes = True
                 return True
             return False
         if not found:
@@ -49,7 +64,7 @@ class Agreement:
             if not changed:
                 self.unclear(s, mentions)
             return True
-        if EVERYTHING_ELSE.search(s):
+        if EVERYTHING_ELSE.search(clause_of(s, found.start())):  # "..., still checking the rest" agrees to no rest
             self.confirm_rest = True
             return True
         # Only what the agreement is about counts: "Confirmed - see you at the workshop" confirms the plan.
@@ -59,6 +74,8 @@ class Agreement:
             self.unclear(s, mentions)
             return True
         listed = self._listed(s, mentions)
+        if self._other_thing(s[start:end], listed):
+            return True  # "I confirm the meeting on Tuesday": a confirmation of something else
         if listed:
             for i in listed:
                 self._agree(i)
@@ -70,6 +87,14 @@ class Agreement:
             return True
         self.confirm_all = True
         return True
+
+    def _other_thing(self, clause: str, listed: list[str]) -> bool:
+        """An agreement to a time, an invitation or a receipt, or on a date no step it names is due on."""
+        if OTHER_OBJECT.search(clause):
+            return True
+        # A date of the plan ("we confirm the plan through the March 31 signature") is the plan's own.
+        dues = {self.due.get(i) for i in listed} if listed else set(self.due.values())
+        return any(d.value is None or d.value not in dues for d in find_dates(clause, self.today))
 
     def _agree(self, milestone_id: str) -> None:
         if milestone_id not in self.partial:

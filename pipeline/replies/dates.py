@@ -24,10 +24,14 @@ _MONTH = (
 _WEEKDAY = r"(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day|nesday|sday|rsday|urday)?"
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _NUMBERS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fourteen": 14, "twenty": 20, "thirty": 30,
+    "a": 1, "an": 1, "another": 1, "a further": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fourteen": 14,
+    "twenty": 20, "thirty": 30,
 }  # fmt: skip
-_AMOUNT = r"(?:\d{1,3}|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fourteen|twenty|thirty)"
+_AMOUNT = (
+    r"(?:\d{1,3}|another|a further|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fourteen"
+    r"|twenty|thirty)"
+)
 _UNIT = r"(?:(?:business|working|calendar)\s+)?(?:days?|weeks?|months?)"
 
 _ISO = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
@@ -51,7 +55,14 @@ _END_OF = re.compile(
 _VAGUE = re.compile(
     rf"\b(?:(?:early|mid|late|beginning of|start of|middle of|first half of|second half of|the week of)[\s-]+"
     rf"(?:{_MONTH}|the month|next month|q[1-4])|next week|next month|later this month|in {_MONTH}|asap|soon"
-    rf"|sometime|a few (?:days|weeks)|couple of (?:days|weeks))\b",
+    rf"|sometime|a few (?:days|weeks)|couple of (?:days|weeks)|the week of the \d{{1,2}}(?:st|nd|rd|th))\b",
+    re.IGNORECASE,
+)
+# A day of the month alone: "the 20th", "on the 3rd" (a month after it is _MONTH_DAY's).
+_DAY_ALONE = re.compile(
+    rf"\b(?:(?P<weekday>{_WEEKDAY}),?\s+)?(?<!week of )the\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)\b"
+    rf"(?!\s+(?:of\s+)?{_MONTH}\b)"
+    r"(?!\s+(?:items?|steps?|milestones?|rows?|lines?|points?|activit(?:y|ies)|entr(?:y|ies)|tasks?|ones?)\b)",
     re.IGNORECASE,
 )
 _TODAY = re.compile(r"\b(today|tomorrow|day after tomorrow)\b", re.IGNORECASE)
@@ -61,7 +72,8 @@ _FROM_NOW = re.compile(
     re.IGNORECASE,
 )
 _SHIFT = re.compile(
-    rf"\b(?:by\s+|for\s+)?(?P<n>{_AMOUNT})\s+(?:more\s+|extra\s+|additional\s+)?(?P<unit>{_UNIT})\b", re.IGNORECASE
+    rf"\b(?:by\s+|for\s+)?(?P<n>{_AMOUNT})\s+(?P<more>more\s+|extra\s+|additional\s+)?(?P<unit>{_UNIT})\b",
+    re.IGNORECASE,
 )
 _LATER = re.compile(
     r"\b(later|after(?=\s*(?:[.,;!?]|$))|back|out|delay(?:ed|ing)?|postpone[ds]?|postponing|slip(?:s|ped)?|extend(?:ed)?|longer|push(?:ed)?)\b",
@@ -94,10 +106,14 @@ class Shift:
     days: int | None  # None when the direction is not said
     months: int = 0
     business: bool = False
+    more: bool = False  # "another week", "two more days": more time, counted from today for a late step
 
 
-def find_dates(sentence: str, base: date | None, *, day_first: bool = False) -> list[DateMention]:
-    """Absolute and vague dates in order; year-less dates are the next such day on or after `base`."""
+def find_dates(
+    sentence: str, base: date | None, *, day_first: bool = False, month: int | None = None
+) -> list[DateMention]:
+    """Absolute and vague dates in order; year-less dates are the next such day on or after `base`; a day alone
+    ("the 20th") is in `month` (a month named nearby) when given, else the next such day after `base`."""
     found: list[DateMention] = []
     taken: list[tuple[int, int]] = []
 
@@ -122,6 +138,8 @@ def find_dates(sentence: str, base: date | None, *, day_first: bool = False) -> 
         if day_first or int(first) > 12:
             first, second = second, first
         add(m, _numeric(first, second, m.group(3), base))
+    for m in _DAY_ALONE.finditer(sentence):
+        add(m, _day_alone(m, base, month))
     for m in _FROM_NOW.finditer(sentence):
         n, unit = (m.group("n1"), m.group("u1")) if m.group("n1") else (m.group("n2"), m.group("u2"))
         add(m, _plus(base, _amount(n), unit) if base else None)
@@ -134,7 +152,29 @@ def find_dates(sentence: str, base: date | None, *, day_first: bool = False) -> 
     for m in _VAGUE.finditer(sentence):
         add(m, None)
     found.sort(key=lambda d: d.start)
+    if month is not None and any(_DAY_ALONE.fullmatch(d.text) and d.value for d in found):
+        # "the pilot in March, but make it the 10th": "in March" only says which month the 10th is in.
+        found = [d for d in found if not re.fullmatch(rf"in {_MONTH}", d.text, re.IGNORECASE)]
     return found
+
+
+# A month named in words; "may" only where it is a month ("in May", "May 3"), never the verb.
+_MONTH_NAMED = re.compile(
+    r"\b(?:(jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?|(?:(?<=in )|(?<=of )|(?<=early )|(?<=mid-)"
+    r"|(?<=late ))(may)|(may)(?=\s+\d))(?![a-z])",
+    re.IGNORECASE,
+)
+
+
+def month_named(text: str) -> int | None:
+    """The one month a text names in words or in a date ("in March", "Wed 10 Feb 2027"), if exactly one."""
+    months = set()
+    for m in _MONTH_NAMED.finditer(text):
+        word = (m.group(1) or m.group(2) or m.group(3)).lower()
+        if m.group(1) and not re.fullmatch(_MONTH + r"\.?", m.group(0), re.IGNORECASE):
+            continue  # "marketing", "decent": not a month
+        months.add(_MONTHS[word[:3]])
+    return months.pop() if len(months) == 1 else None
 
 
 def find_shifts(sentence: str, *, skip: list[tuple[int, int]] | None = None) -> list[Shift]:
@@ -149,11 +189,15 @@ def find_shifts(sentence: str, *, skip: list[tuple[int, int]] | None = None) -> 
         unit = m.group("unit").lower()
         business = unit.startswith(("business", "working"))
         sign = 1 if later and not earlier else -1 if earlier and not later else 0
+        more = bool(m.group("more") or m.group("n").lower() in ("another", "a further"))
+        if not sign and more:
+            sign = 1  # "another week", "two more days": more time is later
         if "month" in unit:
             shifts.append(Shift(m.start(), m.end(), m.group(0), 0 if sign else None, months=sign * n))
             continue
         days = n * (7 if "week" in unit else 1)
-        shifts.append(Shift(m.start(), m.end(), m.group(0), sign * days if sign else None, business=business))
+        signed = sign * days if sign else None
+        shifts.append(Shift(m.start(), m.end(), m.group(0), signed, business=business, more=more and sign > 0))
     return shifts
 
 
@@ -214,8 +258,44 @@ def _numeric(month: str, day: str, year: str | None, base: date | None) -> date 
 
 
 def _month_day(text: str, base: date | None) -> date | None:
-    """A month and a day, parsed by dateparser; without a year, the next one on or after the base."""
-    cleaned = re.sub(rf"^\s*{_WEEKDAY},?\s+", "", text, flags=re.IGNORECASE)
+    """A month and a day, parsed by dateparser; without a year, the next one on or after the base; None when a
+    weekday said with it is not that date's ("Monday, March 9" when the 9th is a Tuesday: which is meant?)."""
+    weekday = re.match(rf"^\s*({_WEEKDAY}),?\s+", text, flags=re.IGNORECASE)
+    value = _month_day_value(text[weekday.end() :] if weekday else text, base)
+    return _same_weekday(value, weekday.group(1) if weekday else None)
+
+
+def _same_weekday(value: date | None, weekday: str | None) -> date | None:
+    if value is None or not weekday:
+        return value
+    return value if value.weekday() == _WEEKDAYS[weekday[:3].lower()] else None
+
+
+def _day_alone(m: re.Match[str], base: date | None, month: int | None) -> date | None:
+    """ "the 20th": in the month named nearby (on or after the base), else the first 20th after the base."""
+    if base is None:
+        return None
+    day = int(m.group("day"))
+    if month is not None:
+        value = _next_on_or_after(month, day, base)
+        # A month without that day ("the 31st" of February) is no date, not the next month that has one.
+        value = value if value and value.month == month else None
+    else:
+        start = base + timedelta(days=1)
+        days = [v for k in range(13) if (v := _safe_date(*_month_of(start, k), day)) and v >= start]
+        weekday = m.group("weekday")
+        # "Tuesday the 16th": the first of the next two 16ths that is a Tuesday; neither is, and it is unclear.
+        value = next((v for v in days[:2] if _same_weekday(v, weekday)), None) if weekday else next(iter(days), None)
+    return _same_weekday(value, m.group("weekday"))
+
+
+def _month_of(start: date, ahead: int) -> tuple[int, int]:
+    index = start.month - 1 + ahead
+    return start.year + index // 12, index % 12 + 1
+
+
+def _month_day_value(text: str, base: date | None) -> date | None:
+    cleaned = text
     cleaned = re.sub(r"^\s*the\s+", "", cleaned, flags=re.IGNORECASE)
     cleaned = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", cleaned)
     cleaned = re.sub(r"\bof\s+", "", cleaned)
@@ -248,10 +328,16 @@ def _weekday(m: re.Match[str], base: date | None) -> date | None:
     if after in ("after next", "the week after"):
         monday = base - timedelta(days=base.weekday()) + timedelta(days=14)
         return monday + timedelta(days=target)
-    if after == "this week" or (m.group("which") or "").lower() == "this":
+    which = (m.group("which") or "").lower()
+    if after == "this week" or which == "this":
         ahead = (target - base.weekday()) % 7
         return base + timedelta(days=ahead)
-    # dateparser and most people agree: "next Friday" and "Friday" are the first Friday after the base.
+    if which == "next":
+        # "next Tuesday" is the Tuesday of the following week (weeks start on Monday): said on a Monday it is
+        # eight days off, not tomorrow ("this Tuesday" or "Tuesday" is tomorrow); said late in a week, both agree.
+        monday = base - timedelta(days=base.weekday()) + timedelta(days=7)
+        return monday + timedelta(days=target)
+    # "Friday", "coming Friday": the first Friday after the base.
     ahead = (target - base.weekday()) % 7 or 7
     return base + timedelta(days=ahead)
 

@@ -16,16 +16,18 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pipeline.plan.ids import bare
 from pipeline.plan.model import Change, Plan
 from pipeline.plan.timeline import resolve
 from pipeline.replies.agreement import Agreement
-from pipeline.replies.dates import find_dates
+from pipeline.replies.dates import find_dates, month_named
 from pipeline.replies.extract import Block, Extraction, extract
 from pipeline.replies.lexicon import (
     ASKS,
     CHANGE_WORDS,
     CLOSING,
     DECLINE,
+    DEFER,
     FILLER,
     GREETING,
     REQUEST,
@@ -38,14 +40,14 @@ from pipeline.replies.names import Mention
 from pipeline.replies.parties import is_name_line
 from pipeline.replies.scope import Scope
 from pipeline.replies.sentences import MAX_SENTENCE_CHARS, split_clauses, split_sentences
-from pipeline.replies.steps import read_add, read_reassign, read_remove, read_status
+from pipeline.replies.steps import read_add, read_reassign, read_remove, read_rename, read_status
 
 INTENTS = ("confirm", "amend", "decline", "comment", "ignore")
 MAX_SENTENCES = 200
 MAX_UNRESOLVED = 20
 
 # The readers of changes, in the order a clause is tried: the first that finds its kind of change decides.
-_CHANGE_READERS = (read_retarget, read_status, read_remove, read_reassign, read_add, read_move)
+_CHANGE_READERS = (read_rename, read_retarget, read_status, read_remove, read_reassign, read_add, read_move)
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ def read_reply(
     )
     if message.kind != "human":
         return made(intent="ignore", confirms=(), changes=(), unresolved=(), text=extraction.text)
-    reading = interpret(extraction, plan, reply_date, due=due, sender=sender)
+    reading = interpret(extraction, plan, reply_date, due=due, sender=sender, plan_answer=answers_plan(message, plan))
     return made(
         intent=reading.intent,
         confirms=reading.confirms,
@@ -143,6 +145,14 @@ def read_reply(
         text=reading.text,
         requests=reading.requests,
     )
+
+
+def answers_plan(message: Incoming, plan: Plan) -> bool:
+    """Whether a reply answers the plan (or update) email itself: its In-Reply-To is that email's Message-ID,
+    not a reminder's or a notice's (those carry a kind after the version)."""
+    own = re.compile(rf"^plan\.{re.escape(plan.id)}\.v\d{{1,6}}@{re.escape(plan.seller.domain or '')}$", re.I)
+    keys = message.in_reply_to or message.references[-1:]
+    return bool(plan.seller.domain) and any(own.match(bare(k)) for k in keys)
 
 
 def local_date(when: datetime, timezone: str) -> date:
@@ -166,15 +176,17 @@ def interpret(
     *,
     due: Mapping[str, date | None] | None = None,
     sender: str | None = None,
+    plan_answer: bool = False,
 ) -> Reading:
-    """Read the new text of a reply against a plan; dates are relative to `reply_date`."""
+    """Read the new text of a reply against a plan; dates are relative to `reply_date`; `plan_answer` says the
+    reply answers the plan email itself, so a bare "Yes" agrees to it."""
     extraction = text if isinstance(text, Extraction) else extract(text)
     if due is None:
         try:
             due = resolve(plan)
         except Exception:
             due = {m.id: None for m in plan.milestones}
-    reader = _Reader(plan, dict(due), reply_date, sender)
+    reader = _Reader(plan, dict(due), reply_date, sender, plan_answer=plan_answer)
     try:
         reader.read(extraction)
     except RecursionError:
@@ -199,10 +211,15 @@ class _Reader(Scope):
 
     unresolved: list[_Unresolved] = field(default_factory=list)
     declined: bool = False
+    plan_answer: bool = False  # the reply answers our plan email (not a reminder, not a question of ours)
+    question: bool = False  # the quoted line the block answers asks a question
+    quoted_month: int | None = None  # the month the quoted line answered names ("Wed 10 Feb 2027")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.agreement = Agreement(self.parties.confirm, self.matcher.ids, self.today, self._unresolve)
+        self.agreement = Agreement(
+            self.parties.confirm, self.matcher.ids, self.today, self._unresolve, self.due, self.plan_answer
+        )
         self.count = 0
 
     # --- walking the text ---
@@ -211,6 +228,8 @@ class _Reader(Scope):
         """Read every sentence of every block, up to MAX_SENTENCES."""
         for block in extraction.blocks:
             context = self._context_milestone(block)
+            self.question = bool(block.context) and block.context[-1].rstrip().endswith("?")
+            self.quoted_month = month_named(block.context[-1]) if block.context else None
             previous: str | None = None
             for sentence in split_sentences(block.text):
                 self.count += 1
@@ -236,10 +255,13 @@ class _Reader(Scope):
         """Read one sentence; returns the milestone it was about, for a pronoun in the next one."""
         s = sentence.strip()
         self.sentence = _normal(s)
+        self.month = month_named(s) or self.quoted_month
+        if RETRACT.search(s):
+            self.agreement.blocked = True  # before the skipping of short lines: "NOT." alone takes back a yes
+        if DEFER.search(s) and not re.search(r"\b(?:if|in case|should)\b", s, re.IGNORECASE):
+            self.agreement.deferred = True  # "I'll confirm once Raj has seen it": the whole plan waits
         if not s or GREETING.match(s) or CLOSING.match(s) or FILLER.match(s) or is_name_line(s, self.parties):
             return previous
-        if RETRACT.search(s):
-            self.agreement.blocked = True
         mentions = self.matcher.mentions(s)
         resolved = [m.resolved for m in mentions if m.resolved and not m.explicit]
         resolved += [i for m in mentions if m.explicit for i in m.ids]
@@ -247,7 +269,7 @@ class _Reader(Scope):
         # "it" points at the step this sentence names, else the quoted line answered, else the last sentence's.
         default = about if about and mentions else context or previous
 
-        if DECLINE.search(s) and not _names_only_milestones(s, mentions):
+        if DECLINE.search(s) and not _names_only_milestones(s, mentions, self.signature):
             self.declined = True
             return about
         clauses = split_clauses(s)
@@ -256,9 +278,9 @@ class _Reader(Scope):
             self._unresolve(s, mentions, whole=len(clauses) > 1)
             return about
         if made:
-            self.agreement.read(s, mentions, context, changed=True)
+            self.agreement.read(s, mentions, context, changed=True, question=self.question)
             return about
-        if self.agreement.read(s, mentions, context, changed=False):
+        if self.agreement.read(s, mentions, context, changed=False, question=self.question):
             return about
         dated = bool(mentions and find_dates(s, self.today))
         if REQUEST.search(s) or dated:
@@ -334,9 +356,11 @@ class _Reader(Scope):
                 confirms = [m.id for m in self.plan.milestones if m.id not in held]
             return Reading("amend", tuple(confirms), changes, unresolved, text, requests, tuple(self.origins))
         change_like = any(_looks_like_change(u.sentence) for u in self.unresolved)
-        clean = not agreement.blocked and not agreement.blocked_ids and not change_like
+        clean = not agreement.blocked and not agreement.deferred and not agreement.blocked_ids and not change_like
         if (agreement.confirm_all or agreement.confirm_rest) and clean and not agreement.partial:
             return Reading("confirm", "all", (), unresolved, text, requests)
+        if agreement.short_yes and clean and not agreement.partial and not self.unresolved:
+            return Reading("confirm", "all", (), unresolved, text, requests)  # "Yes" to the plan, nothing else
         partial = tuple(i for i in agreement.partial if i not in agreement.blocked_ids)
         return Reading("comment", partial, (), unresolved, text, requests)
 
@@ -349,10 +373,11 @@ def _normal(sentence: str) -> str:
     return re.sub(r"\s+", " ", sentence).strip()[:MAX_SENTENCE_CHARS]
 
 
-def _names_only_milestones(sentence: str, mentions: list[Mention]) -> bool:
+def _names_only_milestones(sentence: str, mentions: list[Mention], signature: str | None) -> bool:
     """ "not moving forward with the pilot" is about a step, not the deal."""
     m = DECLINE.search(sentence)
-    return bool(m and any(x.start >= m.start() and (x.ids or x.explicit) for x in mentions))
+    # Not going ahead with the purchase (the step due on the target) is not going ahead at all.
+    return bool(m and any(x.start >= m.start() and (x.ids or x.explicit) and x.ids != (signature,) for x in mentions))
 
 
 def _looks_like_change(sentence: str) -> bool:

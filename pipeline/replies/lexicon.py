@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from pipeline.plan.names import name_key
+
 NEGATION = re.compile(
     r"\b(?:not|never|no longer|cannot|can ?not|unable|yet to|hold off|neither|nor|nothing)\b|n't\b|n’t\b",
     re.IGNORECASE,
@@ -47,18 +49,46 @@ _CONFIRM_REST = (
 )
 # A bare "OK" or "Fine." agrees with the line it answers in an inline reply; on its own it may only acknowledge.
 WEAK_CONFIRM = re.compile(
-    r"^\s*(?:yes|yep|yeah|ok|okay|fine|good|great|perfect|correct|works|agreed|sure)\s*[.!]*\s*$", re.IGNORECASE
+    r"^\s*(?:yes|yep|yeah|ok|okay|fine|good|great|perfect|correct|works|agreed|sure|excellent|wonderful|brilliant)"
+    r"(?:\s*[,!.-]?\s*(?:thanks|thank you|thanks a lot|many thanks|thx|please|yes))?\s*[.!]*\s*$",
+    re.IGNORECASE,
 )
 RESERVATION = re.compile(
     r"\b(?:but|however|except|although|though|while|whereas|apart from|aside from|other than|besides|save for"
     r"|excluding|most of|some of|part of|parts of|in part|concerns?|concerned|worried|worry|tight|issues?|problems?"
-    r"|i'd say|i would say|i guess|i suppose|seems)\b|\bi’d say\b",
+    r"|i'd say|i would say|i guess|i suppose|seems|overall|(?:a few|some|a couple of|minor|small) (?:comments|changes"
+    r"|edits|tweaks|points|questions|notes|things)|comments? (?:below|inline|in line|attached))\b|\bi’d say\b",
     re.IGNORECASE,
 )
 # A sentence that takes back or pauses what was said holds every confirmation in the reply.
 RETRACT = re.compile(
     r"\b(?:hold off|wait|scratch that|disregard|ignore (?:my|the|that) (?:last|previous|earlier)|on second thought"
-    r"|not yet|hang on|hold on|take (?:that|it) back|retract)\b",
+    r"|not yet|hang on|hold on|take (?:that|it) back|retract|just kidding|kidding|j/k)\b"
+    # "Looks good to me... NOT.": a "not" standing alone, or after an ellipsis, takes back what came before.
+    r"|^\W*not\W*$|(?:\.\.\.|…)\s*not\b",
+    re.IGNORECASE,
+)
+# Agreement put off to later or to someone else, in any sentence of the reply: no confirmation of the whole plan.
+DEFER = re.compile(
+    r"\b(?:get back to you|come back to you|revert|circle back|run (?:it|this) by|check with"
+    r"|(?:will|'ll|’ll|need to|have to|going to)\s+(?:\w+\s+)?(?:review|confirm|discuss|check|share|take a"
+    r"(?: closer)? look|look (?:at|into|over)|go (?:over|through))"
+    r"|forward\w*\s+(?:it\s+|this\s+)?to\s+\S+\s+for|for (?:\w+\s+)?(?:approval|sign-?off|review)"
+    r"|still (?:checking|reviewing|looking|going through|waiting|discussing|working through))\b",
+    re.IGNORECASE,
+)
+# "Confirmed receipt", "confirming I got it": the mail arrived; nothing is agreed.
+RECEIPT = re.compile(
+    r"\b(?:confirm\w*|acknowledg\w*)\s+(?:the\s+|your\s+)?receipt\b|\breceipt\s+(?:is\s+)?(?:confirmed|acknowledged)\b"
+    r"|\bconfirm\w*\s+(?:that\s+)?(?:i|we)\s+(?:have\s+|'ve\s+|’ve\s+)?(?:got|received|recieved|have)\b"
+    r"|^\W*(?:received|got it|got this)\b",
+    re.IGNORECASE,
+)
+# What a confirmation is about when it is not the plan: "I confirm the meeting on Tuesday", "confirm attendance".
+OTHER_OBJECT = re.compile(
+    r"\b(?:attendance|invite|invitation|appointment|booking|reservation|registration|webinar|room|slot"
+    r"|calendar|receipt|delivery|order number|address|password|account|subscription)\b"
+    r"|\b(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|\bat\s+\d{1,2}:\d{2}\b|\bat (?:noon|midday)\b",
     re.IGNORECASE,
 )
 EVERYTHING_ELSE = re.compile(
@@ -78,7 +108,20 @@ DECLINE = re.compile(
     r"|(?:cancel|cancelling|canceling|terminate|end|ending|stop|stopping) (?:the|this|our) "
     r"(?:project|deal|evaluation|process|initiative|purchase|engagement)"
     r"|not (?:interested|a (?:good )?fit|the right fit)|pass on this|(?:decline|declining) (?:the|this|your)"
-    r" (?:plan|proposal|offer))\b",
+    r" (?:plan|proposal|offer)"
+    # Plain words: staying with what they have, another direction, a competitor chosen, passing.
+    r"|(?:stay|staying|stick|sticking|remain|remaining|keep|keeping)\s+(?:with\s+)?(?:our|the)\s+"
+    r"(?:current|existing|present|incumbent)\s+(?:\w+\s+)?(?:provider|vendor|supplier|solution|partner|tool|system"
+    r"|platform|setup|contract|process)"
+    r"|(?:go|going|gone|went|head|heading|move|moving|take|taking)\s+(?:in\s+)?(?:another|a different|an other"
+    r"|other)\s+direction"
+    r"|(?:chose|chosen|choose|selected|picked|went with|going with|signed with)\s+(?:a|another|one of your)\s+"
+    r"competitors?|(?:we|i)(?:'ll|’ll| will)\s+(?:have to\s+)?pass\b(?!\s+(?:it|this|that)\s+(?:on|along|to))"
+    r"|decided against (?:it|this|moving|going|the (?:purchase|deal|project|proposal|plan))"
+    r"|(?:chose|chosen|choose|selected|picked|decided on)\s+(?:another|a different|an alternative|a competing)\s+"
+    r"(?:vendor|provider|supplier|solution|partner|company|tool|product|platform)"
+    r"|(?:project|deal|evaluation|initiative|purchase|engagement)\s+(?:is|was|has been|have been|got)\s+"
+    r"(?:cancel+ed|killed|shelved|scrapped|terminated|called off))\b",
     re.IGNORECASE,
 )
 GREETING = re.compile(
@@ -87,7 +130,10 @@ GREETING = re.compile(
 )
 CLOSING = re.compile(
     r"^\s*(?:thanks|thank you|many thanks|best|best regards|regards|kind regards|cheers|sincerely|thx|ty"
-    r"|warm regards|all the best|talk soon|speak soon)\b[^.?!]{0,40}[,!.]?\s*$",
+    r"|warm regards|all the best|talk soon|speak soon)\b"
+    # "Thanks but we went with a competitor" says more than thanks.
+    r"(?![^.?!]*\b(?:but|however|though|although|unfortunately|sadly|we|we've|we're|i|i'm|i've|i'll)\b)"
+    r"[^.?!]{0,40}[,!.]?\s*$",
     re.IGNORECASE,
 )
 FILLER = re.compile(
@@ -108,7 +154,8 @@ ASKS = re.compile(
     r"\?\s*$|^\s*also\b|\b(?:please|pls|can we|could we|can you|could you|can your|could your|would you"
     r"|would it be possible|i'd like|we'd like|i would like|we would like|let's|let us|wants?|wanted|needs?|needed"
     r"|requires?|prefer\w*|move|push|shift|reschedul\w*|postpon\w*|delay|bring forward|pull in|add|include|remove"
-    r"|drop|skip|cancel|change|swap|replace|instead|rename|own|owner|assign|reassign|hand over|take over)\b",
+    r"|drop|skip|cancel|change|swap|replace|instead|rename|own|owner|assign|reassign|hand over|take over"
+    r"|make (?:it|this|that|them))\b",
     re.IGNORECASE,
 )
 # A sentence asking for a change of the plan, as against a question or a remark for the seller to answer.
@@ -127,7 +174,10 @@ MOVE_HINT = re.compile(
     r"\binstead\b|\bearlier\b|\blater\b|\bsooner\b"
     r"|\brather\b|\bprefer\w*\b|\bworks? better\b|\bwould be better\b|\bbetter on\b"
     r"|\b(?:should|needs? to|must|has to|have to|will have to|would need to) (?:be|happen|take place)\b"
-    r"|\b(?:doesn't|does not|won't|will not|can't|cannot|don't|do not) work\b",
+    r"|\b(?:doesn't|does not|won't|will not|can't|cannot|don't|do not) work\b"
+    # "we need another week for this one": more time asked for is a move by that much
+    r"|\b(?:need|needs|needed|take|takes|give (?:us|me|them)|want|could use)\s+(?:another|an extra|a further"
+    r"|(?:\d{1,2}|one|two|three|four|a couple of)\s+(?:more|extra))\s+(?:days?|weeks?)\b",
     re.IGNORECASE,
 )
 MOVE_NEGATED = re.compile(
@@ -191,7 +241,11 @@ _OWN_VERB = (
     r"|look after|coordinate)"
 )
 # Pronouns in any case; a name only when written with a capital (so "the" or "will" never passes for one).
-_WHO = r"(?P<who>(?:your team|our team|my team|both of us|we|you|I)\b|(?-i:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?))"
+# Latin names with accents (Zoë Ångström) and names in CJK or Hangul script (李雷), written without spaces.
+_UPPER = "A-ZÀ-ÖØ-Þ\u0100-\u017f"
+_LOWER = "a-zß-öø-ÿ\u0100-\u017f"
+_NAME = rf"(?-i:[{_UPPER}][{_LOWER}]+(?:\s+[{_UPPER}][{_LOWER}]+)?)|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]{{2,6}}"
+_WHO = rf"(?P<who>(?:your team|our team|my team|both of us|we|you|I)\b|{_NAME})"
 REASSIGN = (
     re.compile(
         rf"(?:^|[\s,;(]){_WHO}\s+(?:will|'ll|’ll|can|should|shall|is going to|are going to|am going to|would"
@@ -200,12 +254,18 @@ REASSIGN = (
         r"(?P<rest>.*)$",
         re.IGNORECASE,
     ),
+    # "Can <name> own the terms review instead of me?"
+    re.compile(
+        rf"\b(?:can|could|would|should|shall|may)\s+{_WHO}\s+(?:please\s+)?(?:{_OWN_VERB})\b(?P<rest>.*)$",
+        re.IGNORECASE,
+    ),
     re.compile(
         rf"\b(?:assign|reassign|give|hand|transfer)\b(?P<rest>.*?)\b(?:over\s+)?to\s+{_WHO}\b",
         re.IGNORECASE,
     ),
     re.compile(rf"\b(?:owned|led|run|handled|driven|managed)\s+by\s+{_WHO}", re.IGNORECASE),
     re.compile(rf"\bmake\s+{_WHO}\s+(?:the\s+)?owner\b(?P<rest>.*)$", re.IGNORECASE),
+    re.compile(rf"\b(?:have|let)\s+{_WHO}\s+(?:{_OWN_VERB})\b(?P<rest>.*)$", re.IGNORECASE),
     re.compile(rf"\bowner\b(?P<rest>.*?)\b(?:should be|to be|is now|will be|to)\s+{_WHO}", re.IGNORECASE),
 )
 ADD = re.compile(
@@ -266,6 +326,8 @@ def sign_will_pattern(signers: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _either(words: tuple[str, ...], names: tuple[str, ...]) -> str:
-    """An alternation of fixed words and names; a name of several words matches across any spaces."""
-    spelled = [r"\s+".join(re.escape(part) for part in name.split()) for name in names if name.strip()]
-    return "|".join([*words, *spelled])
+    """An alternation of fixed words and names; a name of several words matches across any spaces, and a name
+    with accents matches without them too ("Zoë Ångström" as "Zoe Angstrom")."""
+    forms = dict.fromkeys(form for name in names for form in (name, name_key(name)) if form.strip())
+    spelled = [r"\s+".join(re.escape(part) for part in form.split()) for form in forms]
+    return "|".join([*words, *sorted(spelled, key=len, reverse=True)])

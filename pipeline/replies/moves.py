@@ -38,7 +38,7 @@ def read_retarget(scope: Scope, clause: str, default: str | None, context: str |
         return False
     if sign_will and not target_words and NEGATION.search(clause):
         return False
-    dates = [d for d in find_dates(clause, scope.today, day_first=scope.day_first)]
+    dates = [d for d in find_dates(clause, scope.today, day_first=scope.day_first, month=scope.month)]
     exact = [d for d in dates if d.value]
     current = scope.plan.target
     new: date | None = None
@@ -67,9 +67,9 @@ def read_retarget(scope: Scope, clause: str, default: str | None, context: str |
 
 def read_move(scope: Scope, clause: str, default: str | None, context: str | None) -> bool | None:
     """A step moved: to a date ("move the demo to Feb 17"), by an amount ("push the pilot back a week")."""
-    verb = MOVE_VERB.search(clause)
+    verb = MOVE_VERB.search(clause) or _does_on(scope, clause)
     hint = MOVE_HINT.search(clause)
-    dates = find_dates(clause, scope.today, day_first=scope.day_first)
+    dates = find_dates(clause, scope.today, day_first=scope.day_first, month=scope.month)
     shifts = [x for x in find_shifts(clause, skip=[(d.start, d.end) for d in dates])]
     if not (verb or hint) or not (dates or shifts):
         if (
@@ -103,7 +103,7 @@ def read_move(scope: Scope, clause: str, default: str | None, context: str | Non
     made = False
     for mid in ids:
         current = scope.due.get(mid)
-        new = _new_date(current, relative, dates, shifts)
+        new = _new_date(current, relative, dates, shifts, scope.today)
         if new is None:
             return False
         if not in_window(new, scope.today):
@@ -118,8 +118,22 @@ def read_move(scope: Scope, clause: str, default: str | None, context: str | Non
     return True if made or ids else None
 
 
+def _does_on(scope: Scope, clause: str) -> bool:
+    """ "<seller> can demo on the 12th": a party doing the step on a date is the step's new date."""
+    for m in re.finditer(r"\b(?:can|could|will|'ll|’ll)\s+(?P<step>[\w-]+)\s+(?:on|by)\b", clause, re.IGNORECASE):
+        words = clause[: m.start()].split()
+        subject = words[-1].lower().strip(",") if words else ""
+        if subject in scope.matcher.subjects and scope.matcher.named(clause):
+            return True
+    return False
+
+
 def _new_date(
-    current: date | None, relative: date | bool | None, dates: list[DateMention], shifts: list[Shift]
+    current: date | None,
+    relative: date | bool | None,
+    dates: list[DateMention],
+    shifts: list[Shift],
+    today: date | None = None,
 ) -> date | None:
     """Where a step moves: relative to another, to the one new date named, or by the one amount; None if unclear."""
     exact = [d for d in dates if d.value]
@@ -135,6 +149,8 @@ def _new_date(
     known = [x for x in shifts if x.days is not None]
     if len(known) != 1 or current is None:
         return None
+    if known[0].more and today and current < today:
+        current = today  # "we need another week" for a step already late: a week from now
     return apply_shift(current, known[0])
 
 

@@ -26,7 +26,23 @@ _FIRST_N = re.compile(
     r"\b(?:the\s+)?first\s+(two|three|four|five|six|2|3|4|5|6)\s+(?:items|steps|milestones|lines|rows|dates)\b",
     re.IGNORECASE,
 )
+_ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
+}  # fmt: skip
+# "the third step", "the 2nd item": a row of the timeline counted from the top, whatever its id.
+_ORD = "(" + "|".join(_ORDINALS) + r"|\d{1,2}(?:st|nd|rd|th))"
+_ORDINAL = re.compile(
+    rf"\bthe\s+{_ORD}\s+one\b|\b(?:the\s+)?{_ORD}\s+(?:items?|steps?|milestones?|rows?|lines?|points?"
+    r"|activit(?:y|ies)|entr(?:y|ies)|tasks?)\b",
+    re.IGNORECASE,
+)
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’&-]*")
+# A sentence that opens with the answer itself: "Confirmed.", "Agreed, thanks", "Approved - see you Tuesday".
+_ANSWER = re.compile(
+    r"^\W*(confirmed|agreed|approved|accepted|confirm)\b(?=\s*(?:[-–—.,!:;]|$|(?:thanks|thank you|from|by|on)\b))",
+    re.IGNORECASE,
+)
 
 _STOP = {
     "the", "a", "an", "of", "for", "with", "on", "and", "to", "in", "by", "at", "from", "our", "your", "their",
@@ -92,6 +108,9 @@ class Matcher:
         self.plan = plan
         self.ids = tuple(m.id for m in plan.milestones)
         company = {_norm_word(w) for w in _WORD.findall(f"{plan.prospect.company} {plan.seller.company}")}
+        people = " ".join(c.name for c in plan.prospect.contacts) + f" {plan.seller.name or ''}"
+        # Who may do a step, as the word before "can demo" / "will pilot": the activity said as a verb.
+        self.subjects = company | {w.lower() for w in people.split()} | {"we", "i", "you", "they"}
         self.keys: dict[str, set[str]] = {}
         for m in plan.milestones:
             words = {_norm_word(w) for w in _WORD.findall(m.title.replace("/", " "))}
@@ -123,6 +142,12 @@ class Matcher:
             # "The first three" are the first three rows of the timeline, whatever their ids.
             ids = [int(i[1:]) for i in self.ids[:n]]
             add(m.start(), m.end(), ids)
+        for m in _ORDINAL.finditer(sentence):
+            word = (m.group(1) or m.group(2)).lower()
+            n = _ORDINALS.get(word) or int(re.sub(r"\D", "", word))
+            row = self.ids[n - 1] if 0 < n <= len(self.ids) else None
+            # An id the plan lacks names nothing: the mention is kept, without ids, so the sentence goes to the seller.
+            add(m.start(), m.end(), [int(row[1:])] if row and row[1:].isdigit() else [0])
         for m in _NOUN_IDS.finditer(sentence):
             add(m.start(), m.end(), [int(n) for n in re.findall(r"\d{1,3}", m.group(1))])
         for pattern in (_ID, _HASH):
@@ -194,15 +219,20 @@ class Matcher:
                 score.setdefault(mid, set()).add(key)
         best = max(len(keys) for keys in score.values())
         ids = tuple(mid for mid, keys in score.items() if len(keys) == best)
+        exact = tuple(mid for mid in ids if len(self.keys[mid]) == best)
+        if len(ids) > 1 and len(exact) == 1:
+            ids = exact  # "the pilot" is the step called "Pilot", not "Pilot readout": the title said in full
         first = group[0]
         # One loose word names an activity only when it is used as a noun for something known:
         # "the pilot", "Pilot is fine", "skip reference call"; "a call" is something new.
         if len(group) == 1 and best == 1:
             before = [tokens[k][2] for k in range(max(0, first - 2), first)]
             previous = before[-1] if before else ""
-            if previous in ("a", "an", "another", "i", "we", "they", "you", "to", "will", "ll", "can"):
-                return None
-            if not (first == 0 or set(before) & _DETERMINERS or previous in _ACTION_WORDS):
+            party_does = previous in ("will", "ll", "can", "could") and len(before) == 2 and before[0] in self.subjects
+            # "<seller> can demo on the 12th": the step said as what its owner does.
+            loose = previous in ("a", "an", "another", "i", "we", "they", "you", "to", "will", "ll", "can")
+            noun = first == 0 or set(before) & _DETERMINERS or previous in _ACTION_WORDS
+            if not party_does and (loose or not noun):
                 return None
         start, end = tokens[group[0]][0], tokens[group[-1]][1]
         return Mention(start, end, sentence[start:end], ids, False)
@@ -210,7 +240,11 @@ class Matcher:
     def mentions(self, sentence: str) -> list[Mention]:
         """Every mention, by id first, then by name where no id was written."""
         explicit = self.explicit(sentence)
-        named = self.named(sentence, skip=[(m.start, m.end) for m in explicit])
+        skip = [(m.start, m.end) for m in explicit]
+        answer = _ANSWER.match(sentence)
+        if answer:
+            skip.append(answer.span(1))  # "Confirmed." answers; it is not the step "Confirmed VisionMatch"
+        named = self.named(sentence, skip=skip)
         return sorted([*explicit, *named], key=lambda m: m.start)
 
     def in_quote(self, line: str) -> str | None:

@@ -11,7 +11,7 @@ from rapidfuzz.fuzz import ratio
 from pipeline.plan.identity import short_company
 from pipeline.plan.model import Contact, Plan
 from pipeline.plan.names import name_key
-from pipeline.replies.lexicon import WEAK_CONFIRM, confirm_pattern, sign_will_pattern
+from pipeline.replies.lexicon import STATUS_DONE, WEAK_CONFIRM, confirm_pattern, sign_will_pattern
 
 _ME = {"i", "me", "myself"}
 _BUYER = {"we", "us", "our team", "our side", "ourselves", "my team", "our company"}
@@ -114,11 +114,13 @@ def resolve_person(text: str, plan: Plan, sender: str | None) -> str | None:
             if plan.seller.email and plan.seller.email.lower() == sender.lower():
                 return plan.seller.name or "seller"
         return None
-    buyer_words = _BUYER | company_names(plan.prospect.company) | company_names(plan.prospect.short_name)
-    seller_words = _SELLER | company_names(plan.seller.company)
-    if word in buyer_words or (word.endswith(" team") and word.split()[0] in buyer_words):
+    # Companies compare folded, so "Societe" is "Société" and "ACME" is "Acme".
+    buyer_words = _folded(_BUYER | company_names(plan.prospect.company) | company_names(plan.prospect.short_name))
+    seller_words = _folded(_SELLER | company_names(plan.seller.company))
+    key = name_key(word)
+    if key in buyer_words or (key.endswith(" team") and key.split()[0] in buyer_words):
         return "buyer"
-    if word in seller_words or (word.endswith(" team") and word.split()[0] in seller_words):
+    if key in seller_words or (key.endswith(" team") and key.split()[0] in seller_words):
         return "seller"
     if word in _JOINT:
         return "joint"
@@ -134,6 +136,10 @@ def resolve_person(text: str, plan: Plan, sender: str | None) -> str | None:
     if re.fullmatch(r"[A-Z][a-zA-Z'’-]+(?: [A-Z][a-zA-Z'’-]+){0,2}", raw):
         return raw
     return None
+
+
+def _folded(names: set[str] | frozenset[str]) -> set[str]:
+    return {name_key(n) for n in names}
 
 
 def _names(full: str, text: str) -> bool:
@@ -181,8 +187,8 @@ def is_name_line(sentence: str, parties: Parties) -> bool:
     words = sentence.strip(" .,!").split()
     if not words or len(words) > 3:
         return False
-    if parties.confirm.search(sentence) or WEAK_CONFIRM.match(sentence):
-        return False
+    if parties.confirm.search(sentence) or WEAK_CONFIRM.match(sentence) or STATUS_DONE.search(sentence):
+        return False  # "Done." under a quoted step is an answer, not a name
     return all(
         w.lower().strip(".,") in parties.people or (w[:1].isupper() and len(words) <= 2 and w.isalpha()) for w in words
     )

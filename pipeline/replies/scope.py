@@ -24,6 +24,7 @@ class Scope:
     changes: list[Change] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)  # the sentence each change was read from
     sentence: str = ""  # the sentence being read
+    month: int | None = None  # the month named nearby (in the sentence or the quoted line), for "the 20th"
 
     def __post_init__(self) -> None:
         self.matcher = Matcher(self.plan)

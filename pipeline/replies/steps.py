@@ -107,13 +107,51 @@ def read_reassign(scope: Scope, clause: str, default: str | None, context: str |
     return None
 
 
+_QUOTED_TITLE = re.compile(r"[\"“”]([^\"“”]{3,120})[\"“”]|(?:^|\s)['‘]([^'‘’]{3,120}?)['’](?=[\s.,;!?)]|$)")
+_RENAME = re.compile(
+    r"\b(?:rename|retitle|re-title)\b(?P<what>.*?)\b(?:to|as|into)\s+(?P<title>.+)$"
+    r"|\b(?:call|name)\b(?P<what2>.*?)(?P<title2>[\"“'‘].+)$"
+    r"|(?P<what3>.*?)\b(?:should|could|can|would)\s+be\s+(?:called|named|renamed|titled)\s+(?P<title3>.+)$"
+    r"|\bchange\s+the\s+(?:title|name)\s+of\b(?P<what4>.*?)\bto\s+(?P<title4>.+)$",
+    re.IGNORECASE,
+)
+
+
+def read_rename(scope: Scope, clause: str, default: str | None, context: str | None) -> bool | None:
+    """A step given a new title: "can we call the pilot 'Pilot on Q4 and Q1 data' instead?", "rename M5 to X"."""
+    m = _RENAME.search(clause)
+    if not m:
+        return None
+    what = next(g for g in (m.group("what"), m.group("what2"), m.group("what3"), m.group("what4")) if g is not None)
+    said = next(g for g in (m.group("title"), m.group("title2"), m.group("title3"), m.group("title4")) if g)
+    quoted = _QUOTED_TITLE.search(said)
+    if quoted:
+        title = (quoted.group(1) or quoted.group(2)).strip()
+    elif m.group("title2") is not None:
+        return None  # "call" without a quoted title is a phone call
+    else:
+        title = re.split(r"\s+(?:instead|please|if possible|as well)\b|[?!;]|\.(?:\s|$)", said, maxsplit=1)[0]
+        title = title.strip(" .,:")
+    ids, unclear = scope.targets(what, context, allow_default=bool(context and PRONOUN.search(what)))
+    if unclear or len(ids) != 1 or not title or CONDITIONAL_START.search(clause) or UNSURE_QUESTION.search(clause):
+        return False
+    milestone = scope.plan.milestone(ids[0])
+    if milestone is None:
+        return False
+    if milestone.title.strip().lower() != title.lower():
+        scope.emit(Change(op="rename", milestone=ids[0], title=title))
+    return True
+
+
 def read_add(scope: Scope, clause: str, default: str | None, context: str | None) -> bool | None:
     """A new step: "add a security review before the pilot", "we need a budget approval on March 3"."""
     m = ADD.search(clause)
     if not m or ADD_NEGATED.search(clause):
         return None
-    dates = find_dates(clause, scope.today, day_first=scope.day_first)
+    dates = find_dates(clause, scope.today, day_first=scope.day_first, month=scope.month)
     title, article, title_end = _new_title(m, dates)
+    if re.match(r"(?:days?|weeks?|months?)\b", title, re.IGNORECASE):
+        return None  # "we need another week": more time for a step, not a new step
     if not title:
         return False
     if (

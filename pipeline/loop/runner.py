@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import MailboxError
-from pipeline.loop import act, deliver, policy, receive
+from pipeline.loop import act, deliver, policy, receive, status
 from pipeline.loop.act import Outcome
 from pipeline.loop.parts import Parts, PollReport, parse_time
 from pipeline.mailbox.base import HELD, PROCESSED
@@ -55,7 +55,7 @@ def process(parts: Parts, report: PollReport) -> None:
     for entry in parts.spool.claimed():
         try:
             received = parse_time(entry.meta.get("received")) or parts.clock()
-            outcome = handle(parts, entry.raw, received)
+            outcome = handle(parts, entry.raw, received, report)
         except Exception as exc:
             where = parts.spool.fail(entry.name, "".join(traceback.format_exception_only(exc)).strip())
             detail = f"{entry.name}: {type(exc).__name__}: {exc}"
@@ -78,10 +78,12 @@ def process(parts: Parts, report: PollReport) -> None:
         report.handled.append((outcome.message_id or entry.name, outcome.disposition, outcome.reason))
 
 
-def handle(parts: Parts, raw: bytes, received: Any) -> Outcome:
+def handle(parts: Parts, raw: bytes, received: Any, report: PollReport | None = None) -> Outcome:
     """Everything one message causes, committed at once; a second call with the same bytes does nothing."""
     msg = receive.Received.read(raw, received, own_domains=parts.settings.own_domains,
                                 limit=parts.settings.policy.max_message_bytes)
+    if not parts.settings.policy.trusted_authserv_ids:
+        status.note_authserv_id(parts.store, msg.incoming.raw_headers, report)
     try:
         outcome = _commit(parts, msg)
     except act.Handled as done:

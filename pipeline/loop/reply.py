@@ -8,7 +8,7 @@ from email.policy import compat32
 from typing import TYPE_CHECKING
 
 from pipeline.errors import ChangeError, PipelineError
-from pipeline.loop import policy, reminders, service
+from pipeline.loop import loops, policy, reminders, service
 from pipeline.loop.act import Effects, NewVersion, Notice, Outcome
 from pipeline.loop.parts import parse_time
 from pipeline.mailbox.base import with_brackets
@@ -41,8 +41,13 @@ def reply(parts: Parts, msg: Received, thread: ThreadRef) -> Effects:
     assert sender is not None  # _held holds a message with no single sender
     contact = plan.contact(sender)
     is_seller = sender == plan.seller.email.lower() or sender in parts.settings.seller_addresses
+    # Our own words coming back (a robot echoing our email) are never a request; all of them, an echo.
+    echoed = loops.echo(parts, msg, current)
+    if echoed is not None:
+        return echoed
     # An answer to a reminder is about the reminder's step ("done", "we need another week").
-    interpretation = reminders.read_answer(store, incoming, base.plan, received=msg.received)
+    interpretation = reminders.read_answer(store, incoming, base.plan, received=msg.received,
+                                           ours=loops.our_words(parts, msg, plan.id))
     state = store.plan_state(plan.id)
     # Released by the seller (`mutualplan release`): changing the agreed plan is their call, made.
     reopen = state == "agreed" and "agreed" in msg.lifted
@@ -63,6 +68,8 @@ def reply(parts: Parts, msg: Received, thread: ThreadRef) -> Effects:
         crossed=base.number != current.number and msg.received <= (parse_time(current.created) or msg.received),
     )
     decision = policy.decide(facts)
+    if decision.disposition == policy.APPLIED and (stop := loops.runaway(parts, msg, current)) is not None:
+        return stop
     if reopen and decision.disposition == policy.APPLIED:
         decision = replace(decision, reopen=True)
     # A forged From (dmarc=fail) is held whatever it says; an unproven one only when it would change the plan.

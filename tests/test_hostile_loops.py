@@ -4,6 +4,9 @@ many watchers run at once."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import multiprocessing
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -151,3 +154,79 @@ def test_replies_sent_at_once_in_a_row_stop_the_thread_and_the_seller_is_told(bo
     result = CliRunner().invoke(main, ["--home", str(box.root), "release", held[0][0]])
     assert result.exit_code == 0, result.output
     assert versions(box) == 5
+
+
+# --- three watchers at once -----------------------------------------------------------------------------
+
+SELLER_PASS = "mx.northwind.example; dmarc=pass header.from=northwind.example"
+
+
+def _watch(root: str, start: float, barrier) -> None:  # type: ignore[no-untyped-def]
+    """One watcher, as `mutualplan watch --once` runs it: a poll, then reminders and the digest."""
+    from datetime import UTC, datetime
+
+    from pipeline.demo import SimulatedClock
+    from pipeline.home import Home
+    from pipeline.loop.service import Service
+
+    barrier.wait()
+    with Service.open(Home(Path(root)), SimulatedClock(datetime.fromtimestamp(start, UTC))) as watcher:
+        report = watcher.poll()
+        watcher.remind(report)
+
+
+def test_three_watchers_at_once_send_each_email_to_the_seller_once(box: Loop) -> None:
+    # The digest is due (a Tuesday, 14:00 in the seller's time zone), and three emails to the seller wait to be made.
+    box.home.settings_path.write_text(SETTINGS + '\n[reminders]\ndigest = true\ndigest_day = "tuesday"\n',
+                                      encoding="utf-8")
+    box.clock.now = box.clock.now.replace(hour=14)
+    question = EmailMessage()
+    question["Authentication-Results"] = PASS
+    question["From"] = f"Dana Whitfield <{DANA}>"
+    question["To"] = SELLER
+    question["Subject"] = "RE: Mutual Plan: Acme Corp and Northwind Analytics (version 1)"
+    question["Date"] = format_datetime(box.clock())
+    question["Message-ID"] = "<q.dana@acme.example>"
+    question["In-Reply-To"] = "<plan.acme-northwind-2027.v1@northwind.example>"
+    question["References"] = "<plan.acme-northwind-2027.v1@northwind.example>"
+    question.set_content("Who from your side joins the pilot?")
+    box.deliver(bytes(question))  # noted: a notice to the seller
+    plan = EmailMessage()
+    plan["Authentication-Results"] = SELLER_PASS
+    plan["From"] = f"Jordan Lee <{SELLER}>"
+    plan["To"] = "Pat Buyer <pat@globex.example>"
+    plan["Subject"] = "[Mutual Plan] Globex: our plan"
+    plan["Date"] = format_datetime(box.clock())
+    plan["Message-ID"] = "<plan.typed@northwind.example>"
+    plan.set_content("Target: someday\n\nNo timeline here.\n")
+    box.deliver(bytes(plan))  # does not parse: the seller gets a note naming the line
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(3)
+    workers = [context.Process(target=_watch, args=(str(box.root), box.clock().timestamp(), barrier))
+               for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    to_seller = [m for m in box.emails("Sent").values() if str(m["To"]).endswith(f"<{SELLER}>") or
+                 str(m["To"]) == SELLER]
+    sent_ids = [str(m["Message-ID"]) for m in map(_parse, box.mail.messages("Sent"))]
+    assert len(sent_ids) == len(set(sent_ids)), sent_ids  # nothing in Sent twice
+    outbox_files = sorted(p.name for p in (box.root / "outbox").glob("*.eml"))
+    assert len(outbox_files) == len(set(outbox_files))
+    kinds = sorted(_kind(m) for m in to_seller)
+    assert kinds == ["digest", "notice", "plan_error"], kinds
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def _kind(msg: EmailMessage) -> str:
+    """What an email to the seller is, by its Message-ID (the outbox names each kind in it)."""
+    mid = str(msg["Message-ID"])
+    for kind in ("digest", "notice", "plan_error", "not-a-plan", "error"):
+        if kind.replace("_", "") in mid.replace("_", "").replace("-", ""):
+            return kind
+    return mid

@@ -6,6 +6,8 @@ whose names the settings give (`password_env = "MUTUALPLAN_IMAP_PASSWORD"`), nev
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -82,6 +84,9 @@ class Settings:
         return out
 
 
+# The kinds of change [policy.asks] may name (loop/policy.py DEFAULT_ASKS has one sentence for each).
+ASK_KINDS = ("later", "remove", "add-seller", "add-buyer", "retarget", "reassign")
+
 # The settings each section knows; a misspelt one would otherwise be ignored and its default used in silence.
 _KNOWN = {
     "seller": ("company", "name", "title", "email", "address", "timezone", "aliases"),
@@ -106,8 +111,28 @@ def _table(data: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
 def _only_known(table: Mapping[str, Any], name: str, known: tuple[str, ...], where: str) -> None:
     unknown = sorted(set(table) - set(known))
     if unknown:
+        close = [f"{u} -> {m[0]}" for u in unknown if (m := difflib.get_close_matches(u, known, n=1, cutoff=0.6))]
+        guess = f"did you mean {', '.join(c.split(' -> ')[1] for c in close)}? " if close else ""
         raise ConfigError(f"{where}: [{name}] has unknown setting(s) {', '.join(unknown)}",
-                          hint=f"known: {', '.join(known)}; config/mutualplan.toml documents each")
+                          hint=f"{guess}known: {', '.join(known)}; config/mutualplan.toml documents each")
+
+
+def _text(section: Mapping[str, Any], name: str, key: str, default: str, where: str) -> str:
+    """A setting that is a piece of text: a number or a flag there is a mistake, not something to turn into text."""
+    value = section.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: [{name}] {key} must be text in quotes, not {value!r}",
+                          hint=f'write {key} = "..."')
+    return value
+
+
+def _texts(section: Mapping[str, Any], name: str, key: str, where: str, what: str = "texts") -> list[str]:
+    """A setting that is a list of texts."""
+    value = section.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: [{name}] {key} must be a list of {what}, not {value!r}",
+                          hint=f'write {key} = ["..."]')
+    return value
 
 
 def _flag(section: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
@@ -132,6 +157,10 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
         if key not in known:
             raise ConfigError(f"{where}: unknown section [{key}]", hint=f"known sections: {', '.join(sorted(known))}")
     seller = _table(data, "seller", where)
+    for key in ("company", "name", "title", "email", "address", "timezone"):
+        if key in seller and not (key == "address" and isinstance(seller[key], list)):
+            _text(seller, "seller", key, "", where)
+    _texts(seller, "seller", "aliases", where, "email addresses")
     timezone = str(seller.get("timezone", "UTC"))
     try:
         ZoneInfo(timezone)
@@ -155,12 +184,14 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
     asks = raw_policy.get("asks", {})
     if not isinstance(asks, Mapping) or not all(isinstance(v, str) for v in asks.values()):
         raise ConfigError(f"{where}: [policy.asks] maps a kind of change to a sentence")
+    _only_known(asks, "policy.asks", ASK_KINDS, where)
     max_mb = raw_policy.get("max_message_mb", 25)
-    if not isinstance(max_mb, int | float) or max_mb <= 0:
-        raise ConfigError(f"{where}: [policy] max_message_mb must be a positive number")
-    trusted = raw_policy.get("trusted_authserv_ids", [])
-    if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
-        raise ConfigError(f"{where}: [policy] trusted_authserv_ids is a list of host names")
+    # nan and inf are TOML floats too; neither is a size.
+    if isinstance(max_mb, bool) or not isinstance(max_mb, int | float) or not math.isfinite(max_mb) or max_mb <= 0 \
+            or max_mb > 1024 * 1024:
+        raise ConfigError(f"{where}: [policy] max_message_mb must be a positive number of megabytes, not {max_mb!r}",
+                          hint="write e.g. max_message_mb = 25, without quotes")
+    trusted = _texts(raw_policy, "policy", "trusted_authserv_ids", where, "host names")
     rate = _count(raw_policy.get("max_messages_per_sender_per_hour", 20),
                   "[policy] max_messages_per_sender_per_hour", where, least=1)
     reminders = _table(data, "reminders", where)
@@ -176,8 +207,8 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
         digest_weekday=_weekday(reminders.get("digest_day", "monday"), where),
     )
     letter = _table(data, "letter", where)
-    return Settings(seller=dict(seller), letterhead=str(letter.get("letterhead", "default")), mailbox=mailbox,
-                    policy=policy, inbound=_inbound(_table(data, "inbound", where), where),
+    return Settings(seller=dict(seller), letterhead=_text(letter, "letter", "letterhead", "default", where),
+                    mailbox=mailbox, policy=policy, inbound=_inbound(_table(data, "inbound", where), where),
                     tsa_url=_tsa_url(_table(data, "archive", where), where))
 
 
@@ -212,17 +243,15 @@ def _weekday(value: Any, where: str) -> int:
 
 
 def _inbound(raw: Mapping[str, Any], where: str) -> Inbound:
-    unknown = set(raw) - {"addresses", "subject_tag", "category"}
-    if unknown:
-        raise ConfigError(f"{where}: [inbound] has unknown setting(s) {', '.join(sorted(unknown))}",
-                          hint="known: addresses, subject_tag, category")
+    _only_known(raw, "inbound", ("addresses", "subject_tag", "category"), where)
     addresses = raw.get("addresses", [])
     if isinstance(addresses, str):
         addresses = [addresses]
     if not isinstance(addresses, list) or not all(isinstance(a, str) and "@" in a for a in addresses):
         raise ConfigError(f"{where}: [inbound] addresses is a list of email addresses")
     return Inbound(addresses=tuple(a.strip().lower() for a in addresses),
-                   subject_tag=str(raw.get("subject_tag", "[Mutual Plan]")), category=str(raw.get("category", "")))
+                   subject_tag=_text(raw, "inbound", "subject_tag", "[Mutual Plan]", where),
+                   category=_text(raw, "inbound", "category", "", where))
 
 
 def _secret(options: Mapping[str, Any], key: str, env: Mapping[str, str], backend: str) -> str | None:

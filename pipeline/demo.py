@@ -40,6 +40,8 @@ backend = "maildir"
 
 [policy]
 changes = "review"
+# The demo's mail server: it stamps each reply it delivers with the result of its checks (see reply()).
+trusted_authserv_ids = ["mx.northwind.example"]
 
 [letter]
 letterhead = "northwind"
@@ -62,8 +64,10 @@ class SimulatedClock:
 
 def reply(*, sender: tuple[str, str], to: str, subject: str, in_reply_to: str, references: list[str],
           when: datetime, body: str, message_id: str) -> bytes:
-    """A prospect's plain-text reply, the way a mail client writes it."""
+    """A prospect's plain-text reply, the way a mail client writes it and the seller's server delivers it."""
     msg = EmailMessage()
+    domain = sender[1].rpartition("@")[2]
+    msg["Authentication-Results"] = f"mx.northwind.example; dmarc=pass header.from={domain}"
     msg["From"] = f"{sender[0]} <{sender[1]}>"
     msg["To"] = to
     msg["Subject"] = f"RE: {subject}"

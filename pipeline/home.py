@@ -90,6 +90,11 @@ class Home:
             raise ConfigError(
                 f"{self.settings_path}: {exc}", hint="fix the file, or compare it with `mutualplan init` output"
             ) from None
+        except UnicodeDecodeError as exc:
+            # TOML is UTF-8; a file saved in a legacy code page is named with the line of its first odd byte.
+            line = exc.object[:exc.start].count(b"\n") + 1
+            raise ConfigError(f"{self.settings_path}: not UTF-8 (line {line}, byte {exc.object[exc.start]:#04x})",
+                              hint="save it as UTF-8 in your editor") from None
 
     def store_url(self, env: Mapping[str, str] = os.environ) -> str:
         """$MUTUALPLAN_STORE_URL, else [store] url, else the SQLite file in this home."""

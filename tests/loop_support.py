@@ -53,6 +53,8 @@ email = "{SELLER}"
 
 [policy]
 changes = "{changes}"
+# Our server stamps each reply it receives (reply() below): with no server trusted, every change would wait.
+trusted_authserv_ids = ["mx.northwind.example"]
 
 [letter]
 letterhead = "northwind"
@@ -76,9 +78,13 @@ def reply(
     to: str = SELLER,
     headers: dict[str, str] | None = None,
     re: bool = True,
+    authenticated: bool = True,
 ) -> bytes:
     """A plain-text reply as a mail client writes it: RE: subject, In-Reply-To, References, the quote below."""
     msg = EmailMessage()
+    if authenticated and "Authentication-Results" not in (headers or {}):
+        # The seller's server (trusted in settings_toml) found the sender's domain passing DMARC.
+        msg["Authentication-Results"] = f"mx.northwind.example; dmarc=pass header.from={sender.rpartition('@')[2]}"
     name = NAMES.get(sender, sender.split("@")[0].title())
     msg["From"] = f"{name} <{sender}>"
     msg["To"] = f"{NAMES.get(to, '')} <{to}>"

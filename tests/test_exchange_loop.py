@@ -71,6 +71,7 @@ timeout = 10
 
 [policy]
 changes = "{changes}"
+trusted_authserv_ids = ["mx.northwind.example"]  # the seller's server, which stamps each reply (reply() below)
 
 [letter]
 letterhead = "northwind"
@@ -81,6 +82,7 @@ letterhead = "northwind"
 def answer(sender: tuple[str, str], to: Item, message_id: str, body: str, when: datetime) -> bytes:
     """The prospect's answer to `to` as their mail client writes it: In-Reply-To its id, References its chain."""
     msg = EmailMessage()
+    msg["Authentication-Results"] = f"mx.northwind.example; dmarc=pass header.from={sender[1].rpartition('@')[2]}"
     msg["From"] = f"{sender[0]} <{sender[1]}>"
     msg["To"] = f"Jordan Lee <{SELLER}>"
     msg["Subject"] = f"RE: {to.subject}"

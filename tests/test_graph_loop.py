@@ -54,6 +54,7 @@ ca_bundle = "{server.tls.ca_path}"
 
 [policy]
 changes = "{changes}"
+trusted_authserv_ids = ["mx.northwind.example"]  # the seller's server, which stamps each reply (reply() below)
 
 [letter]
 letterhead = "northwind"
@@ -64,6 +65,7 @@ def reply(
     sender: tuple[str, str], subject: str, message_id: str, thread: list[str], body: str, when: datetime
 ) -> bytes:
     msg = EmailMessage()
+    msg["Authentication-Results"] = f"mx.northwind.example; dmarc=pass header.from={sender[1].rpartition('@')[2]}"
     msg["From"] = f"{sender[0]} <{sender[1]}>"
     msg["To"] = f"Jordan Lee <{SELLER}>"
     msg["Subject"] = f"RE: {subject}"

@@ -90,6 +90,11 @@ def _prepare(root: Path, scene: str) -> None:
     (root / "reply.eml").write_bytes(_email("<r1.dana@acme.example>", CHANGE))
     home = root / "home"
     _cli(home, "init", str(home))
+    # The replies below are stamped by the demo's mail server (pipeline.demo.reply): trusted, they are acted on.
+    settings = home / "mutualplan.toml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace(
+        '# trusted_authserv_ids = ["mx.example.com"]', 'trusted_authserv_ids = ["mx.northwind.example"]', 1),
+        encoding="utf-8")
     if scene == "fresh":
         return
     _cli(home, "add", str(root / "acme.md"))

@@ -218,7 +218,12 @@ def canary() -> Iterator[tuple[str, list[str]]]:
 
 
 def _setup(loop: Loop, setup: dict[str, Any]) -> int:
-    """Versions and plan states a case starts from; returns the version it starts at."""
+    """Versions, plan states and settings a case starts from; returns the version it starts at."""
+    if "trusted_authserv_ids" in setup:
+        # The default home trusts no server: nothing is authenticated.
+        trusted = json.dumps(setup["trusted_authserv_ids"])
+        text = SETTINGS.replace('trusted_authserv_ids = ["mx.northwind.example"]', f"trusted_authserv_ids = {trusted}")
+        loop.home.settings_path.write_text(text, encoding="utf-8")
     with loop.store() as store:
         if setup.get("versions", 1) >= 2:
             # Version 2 moves the demo (M2), version 3 the pilot (M3); both went out the day before the replies.

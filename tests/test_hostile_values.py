@@ -69,6 +69,7 @@ def _broken_plan(plan: Plan, sep: str) -> Plan:
 def _reply(subject: str, body: str, message_id: str, when: datetime, in_reply_to: str = V1) -> bytes:
     """Dana's reply, its subject an RFC 2047 encoded word: the only way a line break can travel in one."""
     msg = EmailMessage()
+    msg["Authentication-Results"] = "mx.northwind.example; dmarc=pass header.from=acme.example"  # settings_toml's
     msg["From"] = f"Dana Whitfield <{DANA}>"
     msg["To"] = SELLER
     msg["Subject"] = "SUBJECT"

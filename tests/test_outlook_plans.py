@@ -68,6 +68,8 @@ changes = "review"
 letterhead = "northwind"
 """
 
+TRUSTED = 'trusted_authserv_ids = ["mx.northwind.example"]\n'
+
 
 def settings():
     return load_settings(SETTINGS)
@@ -282,8 +284,18 @@ class Clock:
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     home = init_home(tmp_path / "home")
-    home.settings_path.write_text(SETTINGS_TOML.format(extra=""), encoding="utf-8")
+    home.settings_path.write_text(SETTINGS_TOML.format(extra=TRUSTED), encoding="utf-8")
     return home
+
+
+class Stamped(MaildirMailbox):
+    """The Inbox as the seller's server fills it: each message stamped with its DMARC result, which `home` trusts
+    (a plan email with no trusted pass is held: test_an_unauthenticated_plan_email_makes_no_plan)."""
+
+    def deliver(self, raw: bytes) -> str:
+        sender = email.message_from_bytes(raw, policy=email.policy.default)["From"].addresses[0].domain
+        return super().deliver(f"Authentication-Results: mx.northwind.example; dmarc=pass header.from={sender}\r\n"
+                               .encode() + raw)
 
 
 @contextmanager
@@ -350,7 +362,7 @@ def outlook_reply(sender: tuple[str, str], body: str, *, message_id: str, when: 
 
 def test_a_plan_email_becomes_version_1_and_its_letter_answers_in_the_thread(home: Home) -> None:
     clock = Clock()
-    inbox = MaildirMailbox(home.mail_dir)
+    inbox = Stamped(home.mail_dir)
     inbox.deliver(fixture("desktop-table"))
     with loop(home, clock) as watcher:
         report = watcher.poll()
@@ -384,7 +396,7 @@ def test_a_plan_email_becomes_version_1_and_its_letter_answers_in_the_thread(hom
 
 def test_a_plan_email_that_does_not_parse_answers_the_seller_alone(home: Home) -> None:
     clock = Clock()
-    MaildirMailbox(home.mail_dir).deliver(fixture("desktop-bad-due"))
+    Stamped(home.mail_dir).deliver(fixture("desktop-bad-due"))
     with loop(home, clock) as watcher:
         report = watcher.poll()
         assert [d for _, d, _ in report.handled] == [policy.HELD]
@@ -420,7 +432,7 @@ def test_the_seller_answers_the_note_with_the_plan_corrected(home: Home) -> None
     # This plan names no `Prospect:`: the company comes from the contacts' domain, "Globex".
     plan_id = "globex-northwind-2027"
     v1 = f"<plan.{plan_id}.v1@northwind.example>"
-    inbox = MaildirMailbox(home.mail_dir)
+    inbox = Stamped(home.mail_dir)
     inbox.deliver(fixture("desktop-bad-due"))
     with loop(home, clock) as watcher:
         [note_id] = watcher.poll().sent
@@ -466,7 +478,7 @@ def test_the_seller_answers_the_note_with_the_plan_corrected(home: Home) -> None
 
 def test_the_prospect_answering_the_sellers_email_is_in_the_plans_thread(home: Home) -> None:
     clock = Clock()
-    inbox = MaildirMailbox(home.mail_dir)
+    inbox = Stamped(home.mail_dir)
     inbox.deliver(fixture("desktop-table"))
     subject = "Globex + Northwind: our plan to a decision by April 30"
     with loop(home, clock) as watcher:
@@ -489,7 +501,7 @@ def test_the_prospect_answering_the_sellers_email_is_in_the_plans_thread(home: H
 
 def test_the_sellers_later_email_changes_the_plan_and_needs_the_prospect_again(home: Home) -> None:
     clock = Clock()
-    inbox = MaildirMailbox(home.mail_dir)
+    inbox = Stamped(home.mail_dir)
     inbox.deliver(fixture("desktop-table"))
     subject = "Globex + Northwind: our plan to a decision by April 30"
     with loop(home, clock) as watcher:
@@ -528,10 +540,10 @@ def test_the_sellers_later_email_changes_the_plan_and_needs_the_prospect_again(h
 
 
 def test_the_sellers_change_to_an_agreed_plan_reopens_it(home: Home) -> None:
-    home.settings_path.write_text(SETTINGS_TOML.format(extra="").replace('changes = "review"', 'changes = "auto"'),
+    home.settings_path.write_text(SETTINGS_TOML.format(extra=TRUSTED).replace('changes = "review"', 'changes = "auto"'),
                                   encoding="utf-8")
     clock = Clock()
-    inbox = MaildirMailbox(home.mail_dir)
+    inbox = Stamped(home.mail_dir)
     inbox.deliver(fixture("desktop-table"))
     subject = "Globex + Northwind: our plan to a decision by April 30"
     with loop(home, clock) as watcher:

@@ -67,6 +67,7 @@ timezone = "America/Los_Angeles"
 
 [policy]
 changes = "{changes}"
+trusted_authserv_ids = ["mx.northwind.example"]  # the seller's server, which stamps each answer (answer() below)
 
 [reminders]
 {reminders_section}
@@ -128,6 +129,7 @@ def answer(sender: tuple[str, str], body: str, *, message_id: str, when: datetim
            subject: str = SUBJECT) -> bytes:
     """A plain-text answer, quoting nothing (top-posted, as a phone writes it)."""
     msg = EmailMessage()
+    msg["Authentication-Results"] = f"mx.northwind.example; dmarc=pass header.from={sender[1].rpartition('@')[2]}"
     msg["From"] = f"{sender[0]} <{sender[1]}>"
     msg["To"] = SELLER
     msg["Subject"] = f"RE: {subject}"

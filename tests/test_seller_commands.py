@@ -86,6 +86,8 @@ class Loop:
     def settings(self, changes: str = "review", **policy: object) -> None:
         extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in policy.items())
         text = settings_toml(changes).replace(f'changes = "{changes}"\n', f'changes = "{changes}"\n{extra}')
+        if "trusted_authserv_ids" in policy:  # in place of the helper's own line
+            text = text.replace('trusted_authserv_ids = ["mx.northwind.example"]\n', "", 1)
         self.home.settings_path.write_text(text, encoding="utf-8")
 
     def deliver(self, sender: str, body: str, message_id: str, **kwargs: object) -> None:
@@ -327,7 +329,7 @@ def test_a_throttled_message_released_is_acted_on(loop: Loop) -> None:
 
 def test_an_unauthenticated_sender_released_is_acted_on(loop: Loop) -> None:
     loop.settings(trusted_authserv_ids=["mx.northwind.example"])
-    loop.deliver(RAJ, "Confirmed.", "<c1.raj@acme.example>")  # no Authentication-Results at all
+    loop.deliver(RAJ, "Confirmed.", "<c1.raj@acme.example>", authenticated=False)  # no Authentication-Results
     loop.poll()
     held = loop.record("<c1.raj@acme.example>")
     assert held.disposition == "held" and (held.reason or "").startswith("not authenticated")
@@ -511,8 +513,8 @@ def test_preview_with_nothing_waiting_says_so(loop: Loop) -> None:
 def test_a_message_held_again_for_a_second_reason_is_released_with_both_lifted(loop: Loop) -> None:
     # Throttled and, read again, unauthenticated: the first release lifts one, the second both.
     loop.settings(max_messages_per_sender_per_hour=1, trusted_authserv_ids=["mx.northwind.example"])
-    loop.deliver(RAJ, "Thanks, I will read it tonight.", "<m1.raj@acme.example>")
-    loop.deliver(RAJ, "Confirmed.", "<c1.raj@acme.example>")
+    loop.deliver(RAJ, "Thanks, I will read it tonight.", "<m1.raj@acme.example>", authenticated=False)
+    loop.deliver(RAJ, "Confirmed.", "<c1.raj@acme.example>", authenticated=False)
     loop.poll()
     assert (loop.record("<c1.raj@acme.example>").reason or "").startswith("throttled:")
     first = json.loads(loop.cli("release", "<c1.raj@acme.example>", "--json").output)

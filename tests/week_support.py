@@ -80,6 +80,9 @@ timezone = "America/Chicago"
 
 [policy]
 changes = "review"
+# Authentication is on: Priya names her mail server, which stamps each message it receives (_head below). Without
+# it every change and every agreeing confirmation would wait for her review (tests/test_hostile_default.py).
+trusted_authserv_ids = ["mx.lumenmetrics.example"]
 
 [letter]
 letterhead = "default"
@@ -297,6 +300,8 @@ _CLIENT = email.policy.default.clone(max_line_length=998)
 
 def _head(sender: str, when: datetime, message_id: str, to: str = SELLER) -> EmailMessage:
     msg = EmailMessage(policy=_CLIENT)
+    # What the seller's server writes on top of each message it receives: the sender's domain passed DMARC.
+    msg["Authentication-Results"] = f"mx.lumenmetrics.example; dmarc=pass header.from={sender.rpartition('@')[2]}"
     msg["From"] = _address(sender)
     msg["To"] = _address(to)
     msg["Date"] = format_datetime(when)

@@ -60,6 +60,8 @@ def _print_report(report: PollReport) -> None:
         console.print(f"drafted {message_id}  (waits in the seller's Drafts: `mutualplan approve`)")
     for name in report.shunted:
         console.print(f"[red]shunted[/] {name}: failed 3 times, kept in spool/shunt for a person")
+    for note in report.notes:
+        console.print(f"note    {escape(note)}", soft_wrap=True)
     for error in report.errors:
         err_console.print(f"[yellow]warning:[/] {escape(error)}", soft_wrap=True)
 
@@ -136,7 +138,8 @@ def _fmt(d: str | None) -> str:
 @click.pass_context
 @handles_errors
 def status(ctx: click.Context, plan_id: str | None, today: datetime | None, as_json: bool) -> None:
-    """Per plan: the current version, agreed or waiting on whom, the next milestones, held messages.
+    """Per plan: the current version, agreed or waiting on whom, the next milestones, held messages; and whether
+    replies are authenticated (if not, how to turn it on, with the authserv-id seen on received mail).
 
     \b
     Example:
@@ -148,9 +151,13 @@ def status(ctx: click.Context, plan_id: str | None, today: datetime | None, as_j
     with Service.open(home) as service:
         ids = [plan_id] if plan_id else service.store.plan_ids()
         statuses = [service.status(pid, now) for pid in ids]
+        auth = service.authentication()
     if as_json:
-        emit_json({"plans": statuses} if not plan_id else statuses[0])
+        # The home's authentication is shown with every plan's status (one plan's JSON is that plan alone).
+        emit_json({"plans": statuses, "authentication": auth} if not plan_id else statuses[0])
         return
+    if auth["hint"]:
+        console.print(f"[yellow]{escape(auth['hint'])}[/]", soft_wrap=True)
     if not statuses:
         console.print("No plans yet: `mutualplan add PLAN.md`, then `mutualplan send PLAN_ID`.")
     for s in statuses:

@@ -107,7 +107,9 @@ def release(ctx: click.Context, message_id: str, as_json: bool) -> None:
     """Act on a message the watcher held, with the hold that stopped it lifted.
 
     MESSAGE_ID is as `mutualplan status` lists it. A release lifts a hold that waits on you: throttled,
-    unauthenticated sender, changes that crossed a newer version, a change to the agreed plan. A sender
+    unauthenticated sender (with no trusted_authserv_ids set, every change, decline and agreeing
+    confirmation waits here, and a plan typed in an email not proven yours), changes that crossed a newer
+    version, a change to the agreed plan, a suspected loop of replies sent at once. A sender
     outside the plan, or a declined plan, is released once you added them or reopened it. Other holds
     are refused with what to do instead. The message is handled as if new and the release audited.
 

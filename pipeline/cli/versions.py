@@ -45,6 +45,10 @@ def init(ctx: click.Context, directory: Path | None) -> None:
     for folder, what in ((home.archive_dir, "letters and emails, by SHA-256"), (home.mail_dir, "the local mailbox"),
                          (home.spool_dir, "mail fetched, not yet handled")):
         console.print(f"  {folder.name + '/':<16} {what}")
+    # Off until the seller names their server: until then every change a reply asks for waits for them.
+    console.print("Authentication is off: every change, and a confirmation that would agree a plan, waits for your "
+                  "review (`mutualplan release`). To turn it on, set trusted_authserv_ids in \\[policy] to your mail "
+                  "server's name; `mutualplan status` shows the one it sees on received mail.", soft_wrap=True)
 
 
 @click.command("history", short_help="Every version of a plan: when, who, why, its hash.")

@@ -195,7 +195,8 @@ def accept(
         original = _Original(**first.data["original"])
     if refused is not None:
         _queue_error(store, settings, incoming, mail, reason=refused, line=None, line_text="",
-                     hint="send it again from your own mailbox; a copy that fails authentication is never acted on",
+                     hint=f"if you wrote it, `mutualplan release {incoming.message_id}` makes the plan; if you did "
+                     "not, someone wrote it in your name: nothing was sent to anyone",
                      now=now)
         return Accepted(policy.HELD, f"a plan email ({how}) whose sender is not proven: {refused}")
     try:

@@ -67,6 +67,7 @@ class PollReport:
     withdrawn: list[str] = field(default_factory=list)  # drafts taken out of Drafts: a newer version replaced them
     shunted: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # for the seller's eye, not errors (the authserv-id seen)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for `watch --json`."""
@@ -78,6 +79,7 @@ class PollReport:
             "withdrawn": self.withdrawn,
             "shunted": self.shunted,
             "errors": self.errors,
+            "notes": self.notes,
         }
 
 

@@ -59,6 +59,7 @@ class Facts:
     conflicts: tuple[str, ...] = ()  # changes touching milestones changed since the replied version
     crossed: bool = False  # the reply was already in the mailbox when the current version was made
     requests: tuple[str, ...] = ()  # of `unresolved`, those that asked to change the plan (the rest: questions)
+    sender_decides: bool = False  # the plan's decision-maker (role decision-maker or economic-buyer)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ def decide(facts: Facts) -> Decision:
         if facts.sender_is_seller:
             # Only the prospect can withdraw; the seller's own words about it change nothing by themselves.
             return Decision(NOTED, "the seller's own message does not withdraw the prospect; nothing changed")
+        if not (facts.sender_confirms or facts.sender_decides):
+            # Anyone in Cc could end the plan otherwise; the seller hears of it and the plan stays open.
+            return Decision(NOTED, f"{facts.sender} wrote that they will not go on, but is not one who can decline "
+                            "the plan (a confirming contact or the decision-maker); nothing changed",
+                            notify_seller=True, notes=facts.unresolved)
         return Decision(DECLINED, "the prospect withdrew from the plan", decline=True, notify_seller=True)
     if facts.intent == "confirm":
         return _confirmation(facts, older)

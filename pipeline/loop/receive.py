@@ -195,10 +195,14 @@ def unmatched(parts: Parts, msg: Received) -> Effects | None:
     how = inbound_plan.recognize(msg.incoming, parts.settings, parts.store)
     if how is None:
         return Effects(Outcome(policy.UNRELATED, "answers none of our messages"), keep=False)
-    from pipeline.loop.reply import authentication
+    from pipeline.loop.reply import authentication, seller_unproven
 
-    return Effects(Outcome(policy.CREATED, "a plan the seller wrote in an email"), plan_email=how,
-                   refused=None if "unauthenticated" in msg.lifted else authentication(parts, msg.incoming),
+    # A plan typed in mail is the seller's only when proven theirs: else anyone could have us mail a letter from
+    # their mailbox to an address of their choosing.
+    refused = None if "unauthenticated" in msg.lifted else authentication(parts, msg.incoming)
+    if refused is not None:
+        refused = seller_unproven(parts, msg, refused)
+    return Effects(Outcome(policy.CREATED, "a plan the seller wrote in an email"), plan_email=how, refused=refused,
                    sender=msg.incoming.sender)
 
 

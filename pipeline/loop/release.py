@@ -5,7 +5,8 @@ A release says "act on it". The seller can lift the holds that wait on their jud
 - throttled: the sender was over the hourly limit;
 - unauthenticated: the sender's identity was not proven (or a plan email from the seller was not);
 - conflict: changes to an older version touching what changed since (they apply to the current version);
-- agreed: a change to the mutually agreed plan (it makes the next version, which the prospect confirms again).
+- agreed: a change to the mutually agreed plan (it makes the next version, which the prospect confirms again);
+- loop: versions in a row made from replies and sent at once (loop/loops.py).
 
 Two holds are released once what caused them changed: a sender outside the plan (after the seller adds them as a
 contact) and a declined plan (after `mutualplan reopen`). The rest are refused with what to do instead: a message
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from pipeline.loop.parts import Parts
     from pipeline.store import MessageRecord
 
-LIFTABLE = ("throttled", "unauthenticated", "conflict", "agreed")
+LIFTABLE = ("throttled", "unauthenticated", "conflict", "agreed", "loop")
 
 
 class ReleaseError(PipelineError):
@@ -51,6 +52,7 @@ class Hold:
 # The held reasons the loop writes (receive.py, reply.py, act.py, inbound_plan.py, replies/auth.py), first match.
 _HOLDS: tuple[tuple[re.Pattern[str], Hold], ...] = tuple((re.compile(p), h) for p, h in (
     (r"^throttled:", Hold("throttled", lift=True)),
+    (r"^loop suspected:", Hold("loop", lift=True)),
     (r"^not authenticated:|reports dmarc=fail|whose sender is not proven", Hold("unauthenticated", lift=True)),
     (r"^replied to version \d+; the changes touch", Hold("conflict", lift=True)),
     (r"^the plan is mutually agreed on version \d+; a change to it waits", Hold("agreed", lift=True)),

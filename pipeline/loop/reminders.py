@@ -339,11 +339,12 @@ def queue_digest(store: Store, settings: Settings, now: datetime) -> str | None:
 # --- answers to reminders -------------------------------------------------------------------------
 
 
-def read_answer(store: Store, incoming: Incoming, plan: Plan, *, received: datetime) -> Interpretation:
-    """A reply read against its plan; an answer to a reminder is read as about the reminder's step."""
+def read_answer(store: Store, incoming: Incoming, plan: Plan, *, received: datetime, ours: str = "") -> Interpretation:
+    """A reply read against its plan; an answer to a reminder is read as about the reminder's step. `ours`: the
+    text of the emails we sent (replies/echo.py), never read as the sender's words."""
     entry = answered(store, incoming)
     entry = entry if entry is not None and entry.kind == "reminder" else None
     milestone = plan.milestone(str(entry.data.get("milestone"))) if entry is not None else None
     if milestone is None:
-        return read_reply(incoming, plan, received=received)
-    return read_reminder_answer(incoming, plan, milestone.id, received=received)
+        return read_reply(incoming, plan, received=received, ours=ours)
+    return read_reminder_answer(incoming, plan, milestone.id, received=received, ours=ours)

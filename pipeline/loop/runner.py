@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.archive.objects import FULL, write_failed
 from pipeline.errors import MailboxError, StorageFull
-from pipeline.loop import act, deliver, policy, receive
+from pipeline.loop import act, deliver, policy, receive, status
 from pipeline.loop.act import Outcome
 from pipeline.loop.parts import Parts, PollReport, parse_time
 from pipeline.mailbox.base import HELD, PROCESSED
@@ -63,7 +63,7 @@ def process(parts: Parts, report: PollReport) -> None:
     for entry in parts.spool.claimed():
         try:
             received = parse_time(entry.meta.get("received")) or parts.clock()
-            outcome = handle(parts, entry.raw, received)
+            outcome = handle(parts, entry.raw, received, report)
         except StorageFull:
             # The machine's fault, not the message's: back in the queue uncounted, and the poll stops here.
             parts.spool.put_back(entry.name)
@@ -90,10 +90,12 @@ def process(parts: Parts, report: PollReport) -> None:
         report.handled.append((outcome.message_id or entry.name, outcome.disposition, outcome.reason))
 
 
-def handle(parts: Parts, raw: bytes, received: Any) -> Outcome:
+def handle(parts: Parts, raw: bytes, received: Any, report: PollReport | None = None) -> Outcome:
     """Everything one message causes, committed at once; a second call with the same bytes does nothing."""
     msg = receive.Received.read(raw, received, own_domains=parts.settings.own_domains,
                                 limit=parts.settings.policy.max_message_bytes)
+    if not parts.settings.policy.trusted_authserv_ids:
+        status.note_authserv_id(parts.store, msg.incoming.raw_headers, report)
     try:
         outcome = _commit(parts, msg)
     except act.Handled as done:

@@ -246,6 +246,12 @@ class Service:
         self.current(plan_id)
         return plan_status(self.store, plan_id, today)
 
+    def authentication(self) -> dict[str, Any]:
+        """Whether replies are authenticated and, if not, how to turn it on (`status`)."""
+        from pipeline.loop.status import authentication
+
+        return authentication(self.store, self.parts.settings)
+
     def reminders(self, plan_id: str, on: bool | None = None) -> dict[str, Any]:
         """Whether a plan's reminders are on (switched first when `on` is given), and what they owe today."""
         from pipeline.loop import reminders

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.loop.service import agreed_version
 from pipeline.plan.timeline import days_left, resolve
+from pipeline.replies.auth import topmost_authserv_id
 from pipeline.store import Store
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from pipeline.loop.parts import PollReport
+
+SEEN = "auth.seen_authserv_id"  # the store's `state` row of the authserv-id last seen on top of received mail
 
 
 def plan_status(store: Store, plan_id: str, today: date, *, upcoming: int = 3) -> dict[str, Any]:
@@ -71,3 +79,29 @@ def plan_status(store: Store, plan_id: str, today: date, *, upcoming: int = 3) -
         "outbox": [{"message_id": e.message_id, "kind": e.kind, "version": e.version, "state": e.state}
                    for e in store.outbox_entries(plan_id)],
     }
+
+
+def note_authserv_id(store: Store, raw_headers: Sequence[tuple[str, str]], report: PollReport | None) -> None:
+    """Remember the authserv-id on top of a received message (the seller's own server, most likely) and say it in
+    the poll's report when it is new: the value that turns authentication on."""
+    seen = topmost_authserv_id(raw_headers)
+    if not seen or seen == store.cursor(SEEN):
+        return
+    store.set_cursor(SEEN, seen)
+    if report is not None:
+        report.notes.append(f"authentication is off; received mail is stamped by {seen!r}: if that is your mail "
+                            f'server, set trusted_authserv_ids = ["{seen}"] in [policy] of mutualplan.toml')
+
+
+def authentication(store: Store, settings: Settings) -> dict[str, Any]:
+    """Whether replies are authenticated, and if not, how to turn it on (with the authserv-id the watcher saw)."""
+    trusted = list(settings.policy.trusted_authserv_ids)
+    seen = store.cursor(SEEN)
+    if trusted:
+        return {"on": True, "trusted_authserv_ids": trusted, "seen_authserv_id": seen, "hint": None}
+    how = (f'set trusted_authserv_ids = ["{seen}"] in [policy] of mutualplan.toml ({seen!r} stamped the mail '
+           "received so far)" if seen else "set trusted_authserv_ids in [policy] of mutualplan.toml to the name your "
+           "mail server writes first in the Authentication-Results headers of mail you receive")
+    return {"on": False, "trusted_authserv_ids": [], "seen_authserv_id": seen,
+            "hint": f"authentication is off: every change, and a confirmation that would agree a plan, waits for "
+                    f"your review (`mutualplan release MESSAGE_ID`); to turn it on, {how}"}

@@ -210,3 +210,26 @@ def verdict(
         return f"not authenticated: no Authentication-Results from a trusted host ({hosts})"
     return (f"not authenticated: no dmarc=pass, or SPF or DKIM pass aligned with {sender_domain or 'the From domain'},"
             f" from {hosts}")
+
+
+def topmost_authserv_id(raw_headers: Sequence[tuple[str, str]]) -> str | None:
+    """The authserv-id of the topmost Authentication-Results header: the host that received the message last, which
+    for mail in the seller's mailbox is the seller's own server, the likely value of trusted_authserv_ids."""
+    for name, value in list(raw_headers)[:MAX_HEADERS]:
+        if name.lower() == HEADER:
+            return authserv_id(value) or None
+    return None
+
+
+# Exchange stamps these on mail its own users send, and strips them from mail that arrives from outside the
+# organization: on an Exchange mailbox they say the message was sent by a signed-in user of the seller's own tenant.
+_AUTH_AS = "x-ms-exchange-organization-authas"
+_AUTH_SOURCE = "x-ms-exchange-organization-authsource"
+
+
+def exchange_internal(raw_headers: Sequence[tuple[str, str]]) -> bool:
+    """Whether Exchange marked the message as sent from inside the organization (AuthAs: Internal, with its
+    AuthSource), once each: only meaningful on a mailbox Exchange delivered, where outsiders cannot write them."""
+    auth_as = [v.strip().lower() for n, v in raw_headers if n.lower() == _AUTH_AS]
+    source = [v.strip() for n, v in raw_headers if n.lower() == _AUTH_SOURCE]
+    return auth_as == ["internal"] and len(source) == 1 and bool(source[0])

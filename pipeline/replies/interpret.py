@@ -110,8 +110,10 @@ def read_reply(
     *,
     received: datetime | None = None,
     due: Mapping[str, date | None] | None = None,
+    ours: str = "",
 ) -> Interpretation:
-    """Interpret a received message against the plan it answers."""
+    """Interpret a received message against the plan it answers; `ours` (echo.corpus of the emails we sent) is never
+    read as the sender's words."""
     when = message.date or received
     reply_date = local_date(when, plan.timezone) if when else None
     sender = message.sender
@@ -124,6 +126,10 @@ def read_reply(
         extraction = Extraction(
             text=message.text[:5000], blocks=(Block(message.text[:5000]),), inline=False, removed=()
         )
+    if ours:
+        from pipeline.replies.echo import without_ours
+
+        extraction = without_ours(extraction, ours).extraction
     made = partial(
         Interpretation,
         sender=sender,

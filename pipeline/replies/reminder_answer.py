@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 from pipeline.plan.model import Change, Plan
 from pipeline.plan.timeline import resolve
+from pipeline.replies.echo import without_ours
 from pipeline.replies.extract import Block, Extraction, extract
 from pipeline.replies.interpret import Interpretation, interpret, read_reply
 from pipeline.replies.message import Incoming
@@ -21,17 +22,19 @@ _NOT = re.compile(r"\b(?:not|no|never|without)\b|n't\b|n’t\b", re.IGNORECASE)
 _WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "a couple of": 2}
 
 
-def read_reminder_answer(incoming: Incoming, plan: Plan, milestone_id: str, *, received: datetime) -> Interpretation:
+def read_reminder_answer(incoming: Incoming, plan: Plan, milestone_id: str, *, received: datetime,
+                         ours: str = "") -> Interpretation:
     """An answer to the reminder about `milestone_id`: "done" marks it done, "we need another week" moves it a
-    week from its date (or from the answer's day, when that is later); anything else is read as any reply."""
-    base = read_reply(incoming, plan, received=received)
+    week from its date (or from the answer's day, when that is later); anything else is read as any reply.
+    `ours`: the emails we sent (echo.corpus), never read as the sender's words."""
+    base = read_reply(incoming, plan, received=received, ours=ours)
     if base.kind != "human":
         return base
     milestone = plan.milestone(milestone_id)
     if milestone is None:
         return base
     try:
-        extraction = extract(incoming)
+        extraction = without_ours(extract(incoming), ours).extraction
     except Exception:  # read_reply has already read what could be read
         return base
     # As if every sentence answered the reminder's quoted line: "done" and "it" are about that step.

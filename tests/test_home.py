@@ -33,7 +33,7 @@ def test_init_makes_every_part_of_a_home(tmp_path: Path) -> None:
     # The settings a new home starts with are the documented example, byte for byte.
     assert home.settings_path.read_bytes() == (REPO / "config" / "mutualplan.toml").read_bytes()
     assert EXAMPLE_SETTINGS == REPO / "config" / "mutualplan.toml"
-    sections = {"seller", "store", "mailbox", "policy", "letter", "inbound", "reminders"}
+    sections = {"seller", "store", "mailbox", "policy", "letter", "inbound", "reminders", "archive"}
     assert set(tomllib.loads(home.settings_path.read_text())) == sections
     assert home.store_url({}) == f"sqlite:///{tmp_path / 'deals' / 'mutualplan.db'}"
     with home.open_store({}) as store:

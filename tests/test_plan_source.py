@@ -170,7 +170,8 @@ def test_bad_input_is_named_by_file_and_line(case: str, example_text: str, tmp_p
     path = tmp_path / "plan.md"
     path.write_text(text, encoding="utf-8")
     for command in ("show", "check"):
-        result = CliRunner().invoke(main, [command, str(path)])
+        # Outside any home, as parse_plan is called above: a home's settings would fill what the file leaves out.
+        result = CliRunner().invoke(main, [command, str(path)], env={"MUTUALPLAN_HOME": str(tmp_path / "no-home")})
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output
         assert f"{path}:{err.line}: " in result.output

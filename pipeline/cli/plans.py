@@ -40,11 +40,11 @@ def read_plan_file(path: str) -> Plan:
     return parse_plan(read_plan_text(path), file=path, defaults=home_plan_defaults())
 
 
-def home_plan_defaults() -> dict[str, Any]:
+def home_plan_defaults() -> dict[str, Any] | None:
     """What the home's settings give a plan's front matter to fall back on ([seller], the letterhead), as `add`
-    and the watcher use them; nothing outside a command or when there is no home yet."""
+    and the watcher use them; None outside a command or when there is no home yet (front matter required)."""
     settings = _home_settings(click.get_current_context(silent=True))
-    return settings.plan_defaults() if settings is not None else {}
+    return settings.plan_defaults() if settings is not None else None
 
 
 def _home_settings(ctx: click.Context | None) -> Settings | None:

@@ -32,7 +32,7 @@ def make_team(root: Path, url: str, sellers: dict[str, str]) -> Team:
         add_seller(root / "team" / TEAM_FILE, {
             "id": seller_id, "seller": {"name": seller_id.title(), "email": email, "company": "Northwind Analytics"},
             "policy": {"changes": "auto"}, "reminders": {"enabled": False, "digest": False},
-            "mailbox": {"backend": "maildir", "path": str(root / "mail" / seller_id)}})
+            "mailbox": {"backend": "maildir", "path": str(root / "mail" / seller_id / "box")}})
     return load_team(root / "team" / TEAM_FILE)
 
 
@@ -42,8 +42,9 @@ def example(plan_id: str = PLAN) -> str:
 
 
 def deliver(root: Path, seller: str, name: str, raw: bytes) -> None:
-    (root / "mail" / seller / "new").mkdir(parents=True, exist_ok=True)
-    (root / "mail" / seller / "new" / name).write_bytes(raw)
+    # The Maildir is mail/<seller>/box, so each seller's outbox (beside it) is their own.
+    (root / "mail" / seller / "box" / "new").mkdir(parents=True, exist_ok=True)
+    (root / "mail" / seller / "box" / "new" / name).write_bytes(raw)
 
 
 @pytest.fixture

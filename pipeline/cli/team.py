@@ -197,7 +197,7 @@ def status(seller_id: str | None, admin: bool, today: datetime | None, team_dir:
 @click.command()
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Jobs this process runs at once (each mailbox is still polled by one job at a time).")
-@click.option("--once", is_flag=True, help="Run the jobs that are ready, then exit.")
+@click.option("--once", is_flag=True, help="Run the mailbox jobs already queued, then exit (schedules nothing).")
 @click.option("--work-dir", type=click.Path(file_okay=False), default=None,
               help="This machine's working folder for spools (default: the team folder).")
 @team_dir_option

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 STALLED_AFTER = float(os.environ.get("MUTUALPLAN_STALLED_AFTER", "30"))  # seconds without a worker's heartbeat
 HEARTBEAT = min(10.0, STALLED_AFTER / 3)
 
+MAILBOXES = "mailboxes"  # polls and sends: the work on the sellers' mailboxes
+SCHEDULE = "schedule"  # the periodic tick that queues polls and requeues stalled jobs
 app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 
@@ -64,7 +66,7 @@ def conninfo(store_url: str) -> str:
 # --- tasks -----------------------------------------------------------------------------------------------------
 
 
-@app.task(name="mutualplan.poll")
+@app.task(name="mutualplan.poll", queue=MAILBOXES)
 def poll(seller: str) -> dict[str, Any]:
     """One poll of one seller's mailbox: fetch, handle, send, remind; its health recorded for `team status`."""
     runtime = _current()
@@ -93,7 +95,7 @@ def poll(seller: str) -> dict[str, Any]:
         team_store.close()
 
 
-@app.task(name="mutualplan.send")
+@app.task(name="mutualplan.send", queue=MAILBOXES)
 def send(seller: str, plan_id: str) -> dict[str, Any]:
     """Send the current version of one plan from its seller's mailbox (a job of its own, under the mailbox lock)."""
     runtime = _current()
@@ -108,7 +110,7 @@ def send(seller: str, plan_id: str) -> dict[str, Any]:
 
 
 @app.periodic(cron="* * * * * */5", periodic_id="schedule")
-@app.task(name="mutualplan.schedule", queueing_lock="schedule")
+@app.task(name="mutualplan.schedule", queue=SCHEDULE, queueing_lock="schedule")
 async def schedule(timestamp: int) -> dict[str, Any]:
     """Defer the polls that are due and requeue the jobs of workers that stopped beating."""
     recovered = await recover_stalled()
@@ -166,9 +168,24 @@ async def recover_stalled(after: float | None = None) -> list[int]:
     stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=after or STALLED_AFTER)
     ids = []
     for job in stalled:
-        await app.job_manager.retry_job(job)
+        try:
+            await app.job_manager.retry_job(job)
+        except procrastinate.exceptions.UniqueViolation:
+            # A poll of that mailbox waits already (its queueing lock): that one replays the work; this one is
+            # closed, which also frees the mailbox's lock it held.
+            await app.job_manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
         ids.append(int(job.id or 0))
     return ids
+
+
+def recover_stalled_now(team: Team, after: float) -> list[int]:
+    """Requeue stalled jobs at once, outside a worker (the tests; an operator after losing a machine)."""
+    async def recover() -> list[int]:
+        async with app.open_async():
+            return await recover_stalled(after)
+
+    with app.replace_connector(procrastinate.PsycopgConnector(conninfo=conninfo(team.store_url))):
+        return asyncio.run(recover())
 
 
 # --- running ---------------------------------------------------------------------------------------------------
@@ -200,7 +217,9 @@ def run(team_path: Path, work_dir: Path, *, concurrency: int, once: bool) -> Non
     _runtime = Runtime(team_path=team_path, work_dir=work_dir)
     connector = procrastinate.PsycopgConnector(conninfo=conninfo(team.store_url))
     with app.replace_connector(connector):
-        app.run_worker(concurrency=concurrency, wait=not once, install_signal_handlers=True,
+        # Once: the mailbox jobs already queued, and no scheduling (a tick would queue more polls while it runs).
+        app.run_worker(queues=[MAILBOXES] if once else None, concurrency=concurrency, wait=not once,
+                       install_signal_handlers=True,
                        update_heartbeat_interval=HEARTBEAT, stalled_worker_timeout=STALLED_AFTER,
                        fetch_job_polling_interval=1.0)
 

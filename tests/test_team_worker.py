@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from pipeline.cli import main
 from pipeline.team.parts import seller_service
 from pipeline.team.settings import Team, add_seller, load_team
 from pipeline.team.store import TeamStore
@@ -125,3 +128,31 @@ def test_a_worker_killed_in_a_send_loses_nothing_and_sends_nothing_twice(url: st
         counts = sent_ids(tmp_path, seller)
         assert set(counts.values()) == {1}, counts  # the retried poll found the email in Sent: not sent again
         assert counts[f"<plan.acme-{seller}-2027.v1.agreed@northwind.example>"] == 1
+
+
+@pytest.mark.slow
+def test_a_running_worker_schedules_the_polls_and_sends_a_queued_plan(url: str, tmp_path: Path) -> None:
+    team = make_team(tmp_path, url, {"jo": "jo@northwind.example", "sam": "sam@northwind.example"})
+    start_sending(team, tmp_path, ["sam"])
+    team_store = TeamStore(team.store_url)
+    with seller_service(team_store, team.seller("jo"), tmp_path) as jo:
+        jo.add_source(example(plan_id("jo")), file="jo.md")
+    team_store.close()
+    queued = CliRunner().invoke(main, ["team", "send", "jo", plan_id("jo"), "--json"],
+                                env={"MUTUALPLAN_TEAM": str(tmp_path / "team")})
+    assert queued.exit_code == 0, queued.output
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "worker", "--concurrency", "2", "--team",
+                             str(tmp_path / "team")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (agreed(team, "sam") and sent_ids(tmp_path, "jo")):
+            time.sleep(1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0].decode()
+    assert agreed(team, "sam"), out[-3000:]  # nobody queued sam's poll: the worker's schedule did
+    assert sent_ids(tmp_path, "jo") == Counter({f"<plan.{plan_id('jo')}.v1@northwind.example>": 1})
+    team_store = TeamStore(team.store_url)
+    assert team_store.health("sam").state == "ok" and team_store.health("sam").next_poll
+    team_store.close()

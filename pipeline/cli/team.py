@@ -194,6 +194,30 @@ def status(seller_id: str | None, admin: bool, today: datetime | None, team_dir:
                           + (f"  [yellow]slipping: {escape(slipping)}[/]" if slipping else ""), soft_wrap=True)
 
 
+@team.command("send")
+@click.argument("seller_id")
+@click.argument("plan_id")
+@team_dir_option
+@json_option
+@handles_errors
+def send(seller_id: str, plan_id: str, team_dir: str | None, as_json: bool) -> None:
+    """Queue the sending of a seller's plan: a worker sends it from their mailbox (under its lock).
+
+    \b
+    Example:
+      mutualplan team send jo acme-northwind-2027 --json
+    """
+    from pipeline.team.settings import load_team
+    from pipeline.team.worker import defer_send, open_sync
+
+    team_settings = load_team(_path(team_dir))
+    team_settings.seller(seller_id)  # an unknown seller is named before anything is queued
+    with open_sync(team_settings):
+        job = defer_send(seller_id, plan_id)
+    emit_json({"seller": seller_id, "plan_id": plan_id, "job": job}) if as_json else console.print(
+        f"Queued: {plan_id} goes out from {seller_id}'s mailbox with the next free worker (job {job})")
+
+
 @click.command()
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Jobs this process runs at once (each mailbox is still polled by one job at a time).")

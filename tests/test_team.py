@@ -132,3 +132,23 @@ def test_status_of_a_new_team_lists_each_seller_with_no_plans(pg_team: Path) -> 
         ("jo", [], "ok"), ("sam", [], "ok")]
     code, out = cli(pg_team, "team", "status", "--json", env={"MUTUALPLAN_SELLER": "sam"})
     assert [s["seller"] for s in json.loads(out)["sellers"]] == ["sam"]
+
+
+def test_a_failing_mailbox_backs_off_doubling_to_an_hour_and_a_success_resets_it(pg_team: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.team.store import TeamStore
+
+    store = TeamStore(load_team(pg_team / TEAM_FILE).store_url)
+    at = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
+    waits = []
+    for n in range(8):
+        health = store.poll_done("jo", at, 60, f"fetching mail: refused {n}")
+        waits.append(int((datetime.fromisoformat(health.next_poll.replace("Z", "+00:00")) - at).total_seconds()))
+    # 1, 2, 4 ... minutes, never more than an hour; never sooner than the mailbox's own interval.
+    assert waits == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert not store.due("jo", at + timedelta(minutes=59)) and store.due("jo", at + timedelta(hours=1))
+    health = store.poll_done("jo", at, 90, None)
+    assert (health.state, health.failures, health.last_error) == ("ok", 0, None)
+    assert health.next_poll == "2027-01-11T09:01:30Z"  # the seller's 90 seconds
+    store.close()

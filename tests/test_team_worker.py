@@ -86,6 +86,10 @@ def test_two_workers_share_the_mailboxes_and_a_bad_one_backs_off_alone(url: str,
     add_seller(team.path, {"id": "bad", "seller": {"email": "bad@northwind.example"},
                            "mailbox": {"backend": "imap", "host": "127.0.0.1", "port": port, "security": "plain",
                                        "username": "bad", "password_env": "MP_BAD_PASSWORD", "timeout": 5}})
+    # Credentials that are not there: the variable the settings name is not set where the workers run.
+    add_seller(team.path, {"id": "unset", "seller": {"email": "unset@northwind.example"},
+                           "mailbox": {"backend": "imap", "host": "127.0.0.1", "port": port, "security": "plain",
+                                       "username": "unset", "password_env": "MP_UNSET_PASSWORD"}})
     team = load_team(team.path)
     start_sending(team, tmp_path, names)
     with open_sync(team):
@@ -103,6 +107,8 @@ def test_two_workers_share_the_mailboxes_and_a_bad_one_backs_off_alone(url: str,
     bad = team_store.health("bad")
     assert bad.state == "failing" and bad.failures == 1 and "fetching mail" in (bad.last_error or "")
     assert not team_store.due("bad", datetime.now(UTC))  # it waits out its back-off
+    unset = team_store.health("unset")
+    assert unset.state == "failing" and "$MP_UNSET_PASSWORD, which is not set" in (unset.last_error or "")
     assert all(team_store.health(n).state == "ok" for n in names)
     team_store.close()
 
@@ -156,3 +162,44 @@ def test_a_running_worker_schedules_the_polls_and_sends_a_queued_plan(url: str, 
     team_store = TeamStore(team.store_url)
     assert team_store.health("sam").state == "ok" and team_store.health("sam").next_poll
     team_store.close()
+
+
+def restart_postgres(server: object) -> None:
+    """Restart the cluster as an operator would (fast: open connections are cut), on the same port."""
+    root = server.root  # type: ignore[attr-defined]
+    # The new postmaster keeps any pipe it is given open: its output goes to the log, ours to nothing.
+    subprocess.run(["runuser", "-u", "postgres", "--", str(server.bin_dir / "pg_ctl"),  # type: ignore[attr-defined]
+                    "-D", str(root / "data"), "-l", str(root / "postgres.log"), "-m", "fast", "-w", "-t", "60",
+                    "restart"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root,
+                   timeout=90)
+
+
+@pytest.mark.slow
+def test_a_running_worker_survives_a_postgresql_restart(url: str, tmp_path: Path, postgres_server: object) -> None:
+    team = make_team(tmp_path, url, {"jo": "jo@northwind.example", "sam": "sam@northwind.example"})
+    start_sending(team, tmp_path, ["sam"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "worker", "--concurrency", "2", "--team",
+                             str(tmp_path / "team")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not agreed(team, "sam"):
+            time.sleep(1)
+        assert agreed(team, "sam")
+        restart_postgres(postgres_server)
+        time.sleep(3)
+        team_store = TeamStore(team.store_url)
+        with seller_service(team_store, team.seller("jo"), tmp_path) as jo:
+            jo.add_source(example(plan_id("jo")), file="jo.md")
+        team_store.close()
+        queued = CliRunner().invoke(main, ["team", "send", "jo", plan_id("jo")],
+                                    env={"MUTUALPLAN_TEAM": str(tmp_path / "team")})
+        assert queued.exit_code == 0, queued.output
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not sent_ids(tmp_path, "jo"):
+            time.sleep(1)
+        assert proc.poll() is None, "the worker stopped when PostgreSQL restarted"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0].decode()
+    assert sent_ids(tmp_path, "jo") == Counter({f"<plan.{plan_id('jo')}.v1@northwind.example>": 1}), out[-3000:]

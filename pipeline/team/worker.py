@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from pipeline.team.store import TeamStore
 log = logging.getLogger(__name__)
 STALLED_AFTER = float(os.environ.get("MUTUALPLAN_STALLED_AFTER", "30"))  # seconds without a worker's heartbeat
 HEARTBEAT = min(10.0, STALLED_AFTER / 3)
+RECONNECT = 5.0  # seconds between attempts to reach PostgreSQL again
 
 MAILBOXES = "mailboxes"  # polls and sends: the work on the sellers' mailboxes
 SCHEDULE = "schedule"  # the periodic tick that queues polls and requeues stalled jobs
@@ -215,13 +218,43 @@ def run(team_path: Path, work_dir: Path, *, concurrency: int, once: bool) -> Non
     team = load_team(team_path)
     prepare(team)
     _runtime = Runtime(team_path=team_path, work_dir=work_dir)
-    connector = procrastinate.PsycopgConnector(conninfo=conninfo(team.store_url))
-    with app.replace_connector(connector):
-        # Once: the mailbox jobs already queued, and no scheduling (a tick would queue more polls while it runs).
-        app.run_worker(queues=[MAILBOXES] if once else None, concurrency=concurrency, wait=not once,
-                       install_signal_handlers=True,
-                       update_heartbeat_interval=HEARTBEAT, stalled_worker_timeout=STALLED_AFTER,
-                       fetch_job_polling_interval=1.0)
+    # Once: the mailbox jobs already queued, and no scheduling (a tick would queue more polls while it runs).
+    options: dict[str, Any] = {
+        "queues": [MAILBOXES] if once else None, "concurrency": concurrency, "wait": not once,
+        "update_heartbeat_interval": HEARTBEAT, "stalled_worker_timeout": STALLED_AFTER,
+        "fetch_job_polling_interval": 1.0,
+    }
+    with app.replace_connector(procrastinate.PsycopgConnector(conninfo=conninfo(team.store_url))):
+        if once:
+            app.run_worker(install_signal_handlers=True, **options)
+        else:
+            asyncio.run(_serve(options))
+
+
+async def _serve(options: dict[str, Any]) -> None:
+    """Work until SIGTERM or SIGINT; when PostgreSQL goes away (a restart, a failover), connect again and go on.
+
+    procrastinate stops a worker whose connection is cut; its jobs are found stalled by the others (or by this
+    one when it is back), so starting it again loses nothing."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        try:
+            async with app.open_async():
+                worker = asyncio.create_task(app.run_worker_async(install_signal_handlers=False, **options))
+                stopping = asyncio.create_task(stop.wait())
+                await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
+                    worker.cancel()  # procrastinate's graceful stop: the jobs in hand finish first
+                stopping.cancel()
+                await asyncio.gather(worker, return_exceptions=True)
+        except Exception as exc:  # a connection refused while PostgreSQL restarts: wait, then try again
+            log.warning("worker stopped (%s); connecting again in %s s", exc, RECONNECT)
+        if not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RECONNECT)
 
 
 @contextmanager

@@ -40,6 +40,9 @@ _TABLES = (
         data BYTEA NOT NULL
     )""",
 )
+# What this process has made or upgraded already (the team's tables; each seller's schema).
+_READY: set[str] = set()
+_READY_SCOPES: set[tuple[str, str]] = set()
 BACKOFF_BASE = 60  # seconds; doubled on each failed poll in a row
 BACKOFF_MAX = 3600
 
@@ -62,10 +65,13 @@ class TeamStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = _engine(url)
+        if url in _READY:
+            return  # made already by this process: a poll job need not take the team-wide lock again
         with self._conn() as conn:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK})")
             for sql in _TABLES:
                 conn.exec_driver_sql(sql)
+        _READY.add(url)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -82,8 +88,13 @@ class TeamStore:
             raise
 
     def seller_store(self, scope: str) -> Store:
-        """One seller's store: their own schema, made and brought up to date on first use."""
-        return Store.open(self.url, scope=scope)
+        """One seller's store: their own schema, made and brought up to date on its first use in this process."""
+        if (self.url, scope) in _READY_SCOPES:
+            # Migrating takes a database-wide lock: once per process is enough (a release upgrades at restart).
+            return Store(_engine(self.url, scope))
+        store = Store.open(self.url, scope=scope)
+        _READY_SCOPES.add((self.url, scope))
+        return store
 
     # --- mailbox health -------------------------------------------------------------------------------------
 

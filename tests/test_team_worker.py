@@ -114,15 +114,19 @@ def test_two_workers_share_the_mailboxes_and_a_bad_one_backs_off_alone(url: str,
 
 
 @pytest.mark.slow
-def test_a_worker_killed_in_a_send_loses_nothing_and_sends_nothing_twice(url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("point", ["spooled", "committed", "rendered", "sent"])
+def test_a_worker_killed_in_a_poll_loses_nothing_and_sends_nothing_twice(url: str, tmp_path: Path,
+                                                                          point: str) -> None:
     team = make_team(tmp_path, url, {"jo": "jo@northwind.example", "sam": "sam@northwind.example"})
     start_sending(team, tmp_path, ["jo", "sam"])
     with open_sync(team):
         defer_poll("jo")
-    # The first worker dies the moment the mailbox has sent the "agreed" email, before the queue is marked.
-    [(code, out)] = finish(workers(tmp_path, 1, {"MUTUALPLAN_CRASH_AT": "sent"}))
+    # The first worker dies in jo's poll: a reply spooled, a reply's effects committed before the mailbox heard,
+    # the "agreed" email rendered and not handed over, or handed over and the queue not yet told.
+    [(code, out)] = finish(workers(tmp_path, 1, {"MUTUALPLAN_CRASH_AT": point}))
     assert code == -9, out
-    assert sent_ids(tmp_path, "jo")["<plan.acme-jo-2027.v1.agreed@northwind.example>"] == 1, sent_ids(tmp_path, "jo")
+    agreed_id = "<plan.acme-jo-2027.v1.agreed@northwind.example>"
+    assert sent_ids(tmp_path, "jo")[agreed_id] == (1 if point == "sent" else 0), sent_ids(tmp_path, "jo")
     time.sleep(4)  # the dead worker's heartbeat goes stale
     assert len(recover_stalled_now(team, after=3)) == 1
     with open_sync(team):

@@ -207,3 +207,23 @@ def test_a_running_worker_survives_a_postgresql_restart(url: str, tmp_path: Path
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=60)[0].decode()
     assert sent_ids(tmp_path, "jo") == Counter({f"<plan.{plan_id('jo')}.v1@northwind.example>": 1}), out[-3000:]
+
+
+def test_a_poll_that_breaks_unexpectedly_backs_its_mailbox_off_too(url: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.team import worker
+
+    team = make_team(tmp_path, url, {"jo": "jo@northwind.example"})
+    monkeypatch.setattr(worker, "_runtime", worker.Runtime(team_path=team.path, work_dir=tmp_path))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(worker, "seller_service", broken)
+    with pytest.raises(RuntimeError):
+        worker.poll("jo")  # the job fails, as procrastinate records it
+    team_store = TeamStore(team.store_url)
+    health = team_store.health("jo")
+    assert health.state == "failing" and health.last_error == "RuntimeError: the disk is full"
+    assert not team_store.due("jo", datetime.now(UTC))  # not queued again at every tick
+    team_store.close()

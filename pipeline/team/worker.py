@@ -91,6 +91,11 @@ def poll(seller: str) -> dict[str, Any]:
             # Bad settings or credentials of this one mailbox: it backs off; the others go on.
             error = str(exc)
             result = {"seller": seller, "error": error}
+        except Exception as exc:
+            # A fault nobody foresaw: the job fails (procrastinate keeps it, with its trace) and the mailbox backs
+            # off like any failing one, rather than being polled into the same fault at every tick.
+            team_store.poll_done(seller, datetime.now(UTC), record.poll_interval, f"{type(exc).__name__}: {exc}")
+            raise
         health = team_store.poll_done(seller, datetime.now(UTC), record.poll_interval, error)
         log.info("polled %s: %s (next %s)", seller, health.state, health.next_poll)
         return result

@@ -227,3 +227,9 @@ def test_a_poll_that_breaks_unexpectedly_backs_its_mailbox_off_too(url: str, tmp
     assert health.state == "failing" and health.last_error == "RuntimeError: the disk is full"
     assert not team_store.due("jo", datetime.now(UTC))  # not queued again at every tick
     team_store.close()
+
+
+def test_workers_starting_at_once_on_a_new_database_make_the_queue_once(url: str, tmp_path: Path) -> None:
+    make_team(tmp_path, url, {"jo": "jo@northwind.example"})
+    results = finish(workers(tmp_path, 3))
+    assert [code for code, _ in results] == [0, 0, 0], results

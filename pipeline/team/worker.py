@@ -34,6 +34,7 @@ from pipeline.team.store import TeamStore
 log = logging.getLogger(__name__)
 STALLED_AFTER = float(os.environ.get("MUTUALPLAN_STALLED_AFTER", "30"))  # seconds without a worker's heartbeat
 HEARTBEAT = min(10.0, STALLED_AFTER / 3)
+_SCHEMA_LOCK = 7235891  # the advisory lock under which one process applies procrastinate's schema
 RECONNECT = 5.0  # seconds between attempts to reach PostgreSQL again
 
 MAILBOXES = "mailboxes"  # polls and sends: the work on the sellers' mailboxes
@@ -203,16 +204,20 @@ def prepare(team: Team) -> None:
     """Create the team's tables and procrastinate's, once (idempotent; safe from several machines at once)."""
     team_store = TeamStore(team.store_url)
     try:
-        with team_store.engine.begin() as conn:
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7235891)")
-            exists = conn.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')").scalar()
-        if exists is None:
-            with app.replace_connector(procrastinate.SyncPsycopgConnector(conninfo=conninfo(team.store_url))):
-                app.open()
-                try:
-                    app.schema_manager.apply_schema()
-                finally:
-                    app.close()
+        with team_store.engine.connect() as conn:
+            # A session lock, held while procrastinate's schema is applied on its own connection: a second
+            # worker starting at the same moment waits, then finds the tables made.
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_SCHEMA_LOCK})")
+            try:
+                if conn.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')").scalar() is None:
+                    with app.replace_connector(procrastinate.SyncPsycopgConnector(conninfo=conninfo(team.store_url))):
+                        app.open()
+                        try:
+                            app.schema_manager.apply_schema()
+                        finally:
+                            app.close()
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_SCHEMA_LOCK})")
     finally:
         team_store.close()
 

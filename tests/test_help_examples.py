@@ -23,6 +23,7 @@ SUBJECT = "Mutual Plan: Acme and Northwind Analytics"
 # Lines that cannot finish in a test, and why; every other example line must run and succeed.
 SKIPPED = {
     "mutualplan watch --interval 120": "polls until stopped: the loop runs forever by design",
+    "mutualplan worker --concurrency 8": "runs jobs until stopped, as a service does",
 }
 # The state each command's examples start from (default "sent": version 1 added and sent).
 SCENES = {
@@ -164,14 +165,29 @@ def _run_line(line: str, root: Path, exits: set[int], monkeypatch: pytest.Monkey
             (root / out).write_text(result.output)
 
 
+def _team(root: Path, path: list[str], request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A team on the test PostgreSQL in root/team (seller jo in it, but for add-seller's examples, which add jo)."""
+    from pipeline.team.settings import TEAM_FILE, add_seller, init_team
+
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database(f"help_{'_'.join(path).replace('-', '_')}")
+    init_team(root / "team", url)
+    if path != ["team", "add-seller"]:
+        add_seller(root / "team" / TEAM_FILE, {"id": "jo", "seller": {"name": "Jo Park", "email": "jo@seller.example"},
+                                               "mailbox": {"backend": "maildir", "path": str(root / "mail-jo")}})
+    monkeypatch.setenv("MUTUALPLAN_TEAM", str(root / "team"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", commands(), ids=" ".join)
 def test_every_help_example_runs(path: list[str], scenes: dict[str, Path], tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                 monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     root = tmp_path / "scratch"
     shutil.copytree(scenes[SCENES.get(path[0], "sent")], root)
     monkeypatch.chdir(root)
     monkeypatch.setenv("HOME", str(root))
+    if path[0] in ("team", "worker"):
+        _team(root, path, request, monkeypatch)
     for name in WRITES.get(path[0], []):
         (root / name).unlink()
     for args in BEFORE.get(" ".join(path), []):

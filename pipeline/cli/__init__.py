@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("seller", "Act on a message the watcher held, with the hold that stopped it lifted."),
     "preview": ("seller", "Show the emails of a plan that wait for your review; edit or drop the ask."),
     "outbox": ("outbox", "List the emails that wait or failed; cancel one that can never go."),
+    "team": ("team", "Run many sellers' mailboxes on one deployment: sellers, their status, on PostgreSQL."),
+    "worker": ("team", "Run the team's jobs: poll each seller's mailbox at its interval, send, recover stalled jobs."),
 }
 
 

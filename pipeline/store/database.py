@@ -49,10 +49,13 @@ class Database:
     # --- opening --------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str) -> Self:
-        """Connect to `url` (sqlite:///PATH or postgresql+psycopg://...) and bring its schema up to date."""
-        store = cls(_engine(url))
-        store._migrate()
+    def open(cls, url: str, scope: str | None = None) -> Self:
+        """Connect to `url` (sqlite:///PATH or postgresql+psycopg://...) and bring its schema up to date.
+
+        `scope` (PostgreSQL only) is a team seller's schema: every table is looked up there, so one seller's
+        store never reads another's plans, messages or cursors."""
+        store = cls(_engine(url, scope))
+        store._migrate(scope)
         return store
 
     def close(self) -> None:
@@ -71,12 +74,14 @@ class Database:
         with self._read() as conn:
             return _schema_version(conn)
 
-    def _migrate(self) -> None:
+    def _migrate(self, scope: str | None = None) -> None:
         dialect = self.engine.dialect.name
         with self._errors(), self.engine.begin() as conn:
             if dialect == "postgresql":
                 # Two processes opening a fresh database at once: one migrates, the other waits, then sees it done.
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                if scope:
+                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{scope}"')
             current = _schema_version(conn)
             if current > schema.LATEST:
                 raise StoreError(
@@ -140,7 +145,7 @@ class Database:
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, scope: str | None = None) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -154,9 +159,13 @@ def _engine(url: str) -> Engine:
             # The driver the project installs; plain postgresql:// would ask for psycopg2.
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return create_engine(parsed, pool_pre_ping=True)
+            # A scope is the schema searched first: the same unqualified SQL then reads one seller's tables.
+            args = {"options": f"-c search_path={scope}"} if scope else {}
+            return create_engine(parsed, pool_pre_ping=True, connect_args=args)
         except (NoSuchModuleError, ModuleNotFoundError) as exc:
             raise StoreError(f"cannot use {parsed.drivername}: {exc}", hint="install psycopg[binary]") from None
+    if scope:
+        raise StoreError("a seller's scope needs a PostgreSQL store", hint="a team runs on PostgreSQL")
     if backend == "sqlite":
         # A long busy timeout: writers queue behind each other instead of failing.
         engine = create_engine(parsed, connect_args={"timeout": 60})

@@ -226,8 +226,35 @@ def _v6(dialect: str) -> list[str]:
     ]
 
 
+def _v7(dialect: str) -> list[str]:
+    """Team mode: a plan id is unique across the team. On PostgreSQL, each new plan registers its id in the team's
+    registry (mutualplan_team.plan_ids, made by `mutualplan team`) under the seller's scope, and an id another
+    seller holds is refused. A home that is no team has no registry, and nothing changes for it; SQLite has none."""
+    if dialect != "postgresql":
+        return []
+    return [
+        """CREATE FUNCTION mutualplan_team_plan_id() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE owner TEXT;
+        BEGIN
+            IF to_regclass('mutualplan_team.plan_ids') IS NULL THEN
+                RETURN NEW;
+            END IF;
+            INSERT INTO mutualplan_team.plan_ids (plan_id, scope) VALUES (NEW.id, TG_TABLE_SCHEMA)
+                ON CONFLICT (plan_id) DO NOTHING;
+            SELECT scope INTO owner FROM mutualplan_team.plan_ids WHERE plan_id = NEW.id;
+            IF owner IS DISTINCT FROM TG_TABLE_SCHEMA THEN
+                RAISE EXCEPTION USING MESSAGE = 'plan id ' || NEW.id || ' is taken by another seller of the team',
+                    HINT = 'give the plan another id (its id: line)';
+            END IF;
+            RETURN NEW;
+        END $$""",
+        "CREATE TRIGGER plans_team_plan_id BEFORE INSERT ON plans "
+        "FOR EACH ROW EXECUTE FUNCTION mutualplan_team_plan_id()",
+    ]
+
+
 # Step n (1-based) upgrades a database at schema n-1 to schema n. Append only; never edit a released step.
-MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 LATEST = len(MIGRATIONS)
 
 

@@ -1,0 +1,279 @@
+"""The team's workers on procrastinate: one poll of one mailbox is one job, locked per mailbox.
+
+- `poll` jobs carry the lock ``mailbox:<seller>``: two workers, on any machines, never read one mailbox at once
+  (sending from it is inside that lock too), and the queueing lock ``poll:<seller>`` keeps one waiting poll per
+  mailbox, so a slow mailbox does not pile up polls.
+- `send` jobs send one plan from its seller's mailbox, under the same mailbox lock.
+- `schedule` runs every few seconds (a periodic task: one worker defers it per tick): it defers a poll for each
+  mailbox whose time has come (a failing mailbox waits out its back-off alone) and puts the jobs of a worker that
+  stopped beating (killed, machine lost) back in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import procrastinate
+from sqlalchemy.engine import make_url
+
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.team.parts import seller_service
+from pipeline.team.settings import Team, load_team
+from pipeline.team.store import TeamStore
+
+log = logging.getLogger(__name__)
+STALLED_AFTER = float(os.environ.get("MUTUALPLAN_STALLED_AFTER", "30"))  # seconds without a worker's heartbeat
+HEARTBEAT = min(10.0, STALLED_AFTER / 3)
+_SCHEMA_LOCK = 7235891  # the advisory lock under which one process applies procrastinate's schema
+RECONNECT = 5.0  # seconds between attempts to reach PostgreSQL again
+
+MAILBOXES = "mailboxes"  # polls and sends: the work on the sellers' mailboxes
+SCHEDULE = "schedule"  # the periodic tick that queues polls and requeues stalled jobs
+app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+
+
+@dataclass
+class Runtime:
+    """What a worker process was started with: the team file and its local working folder."""
+
+    team_path: Path
+    work_dir: Path
+
+    def team(self) -> Team:
+        return load_team(self.team_path)
+
+
+_runtime: Runtime | None = None
+
+
+def _current() -> Runtime:
+    if _runtime is None:
+        raise ConfigError("the worker was not started with a team", hint="run `mutualplan worker --team DIR`")
+    return _runtime
+
+
+def conninfo(store_url: str) -> str:
+    """The libpq address procrastinate connects with, from the store's SQLAlchemy URL."""
+    return make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+# --- tasks -----------------------------------------------------------------------------------------------------
+
+
+@app.task(name="mutualplan.poll", queue=MAILBOXES)
+def poll(seller: str) -> dict[str, Any]:
+    """One poll of one seller's mailbox: fetch, handle, send, remind; its health recorded for `team status`."""
+    runtime = _current()
+    team = runtime.team()
+    record = team.seller(seller)
+    if not record.active:
+        return {"seller": seller, "skipped": "removed"}
+    team_store = TeamStore(team.store_url)
+    try:
+        error: str | None = None
+        try:
+            with seller_service(team_store, record, runtime.work_dir) as service:
+                report = service.poll()
+                service.remind(report)
+            fetch_errors = [e for e in report.errors if e.startswith("fetching mail")]
+            error = fetch_errors[0] if fetch_errors else None
+            result = {"seller": seller, **report.to_dict()}
+        except PipelineError as exc:
+            # Bad settings or credentials of this one mailbox: it backs off; the others go on.
+            error = str(exc)
+            result = {"seller": seller, "error": error}
+        except Exception as exc:
+            # A fault nobody foresaw: the job fails (procrastinate keeps it, with its trace) and the mailbox backs
+            # off like any failing one, rather than being polled into the same fault at every tick.
+            team_store.poll_done(seller, datetime.now(UTC), record.poll_interval, f"{type(exc).__name__}: {exc}")
+            raise
+        health = team_store.poll_done(seller, datetime.now(UTC), record.poll_interval, error)
+        log.info("polled %s: %s (next %s)", seller, health.state, health.next_poll)
+        return result
+    finally:
+        team_store.close()
+
+
+@app.task(name="mutualplan.send", queue=MAILBOXES)
+def send(seller: str, plan_id: str) -> dict[str, Any]:
+    """Send the current version of one plan from its seller's mailbox (a job of its own, under the mailbox lock)."""
+    runtime = _current()
+    team = runtime.team()
+    team_store = TeamStore(team.store_url)
+    try:
+        with seller_service(team_store, team.seller(seller), runtime.work_dir) as service:
+            entry, report = service.send_plan(plan_id)
+        return {"seller": seller, "message_id": entry.message_id, **report.to_dict()}
+    finally:
+        team_store.close()
+
+
+@app.periodic(cron="* * * * * */5", periodic_id="schedule")
+@app.task(name="mutualplan.schedule", queue=SCHEDULE, queueing_lock="schedule")
+async def schedule(timestamp: int) -> dict[str, Any]:
+    """Defer the polls that are due and requeue the jobs of workers that stopped beating."""
+    recovered = await recover_stalled()
+    deferred = await asyncio.to_thread(due_sellers, _current().team(), datetime.now(UTC))
+    for seller in deferred:
+        await defer_poll_async(seller)
+    return {"deferred": deferred, "recovered": recovered}
+
+
+# --- scheduling ------------------------------------------------------------------------------------------------
+
+
+def due_sellers(team: Team, now: datetime) -> list[str]:
+    """The active sellers whose next poll has come (a backed-off mailbox is not yet due)."""
+    team_store = TeamStore(team.store_url)
+    try:
+        return [s.id for s in team.active if team_store.due(s.id, now)]
+    finally:
+        team_store.close()
+
+
+def _configured_poll(seller: str) -> Any:
+    return poll.configure(lock=f"mailbox:{seller}", queueing_lock=f"poll:{seller}")
+
+
+async def defer_poll_async(seller: str) -> bool:
+    """Queue a poll of one mailbox, unless one waits already; True when queued."""
+    try:
+        await _configured_poll(seller).defer_async(seller=seller)
+    except procrastinate.exceptions.AlreadyEnqueued:
+        return False
+    return True
+
+
+def defer_poll(seller: str) -> bool:
+    """Queue a poll of one mailbox from synchronous code (the CLI, tests); True when queued."""
+    try:
+        _configured_poll(seller).defer(seller=seller)
+    except procrastinate.exceptions.AlreadyEnqueued:
+        return False
+    return True
+
+
+def defer_send(seller: str, plan_id: str) -> int:
+    """Queue the sending of one plan under its seller's mailbox lock; the job's id."""
+    return int(send.configure(lock=f"mailbox:{seller}").defer(seller=seller, plan_id=plan_id))
+
+
+async def recover_stalled(after: float | None = None) -> list[int]:
+    """Put the jobs of workers with no heartbeat for `after` seconds back in the queue; their ids.
+
+    A job retried this way replays its poll: every step of the loop is keyed (the message's record by its
+    Message-ID, an email by its fixed Message-ID and the look in Sent before any retry), so nothing is done twice.
+    """
+    stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=after or STALLED_AFTER)
+    ids = []
+    for job in stalled:
+        try:
+            await app.job_manager.retry_job(job)
+        except procrastinate.exceptions.UniqueViolation:
+            # A poll of that mailbox waits already (its queueing lock): that one replays the work; this one is
+            # closed, which also frees the mailbox's lock it held.
+            await app.job_manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
+        ids.append(int(job.id or 0))
+    return ids
+
+
+def recover_stalled_now(team: Team, after: float) -> list[int]:
+    """Requeue stalled jobs at once, outside a worker (the tests; an operator after losing a machine)."""
+    async def recover() -> list[int]:
+        async with app.open_async():
+            return await recover_stalled(after)
+
+    with app.replace_connector(procrastinate.PsycopgConnector(conninfo=conninfo(team.store_url))):
+        return asyncio.run(recover())
+
+
+# --- running ---------------------------------------------------------------------------------------------------
+
+
+def prepare(team: Team) -> None:
+    """Create the team's tables and procrastinate's, once (idempotent; safe from several machines at once)."""
+    team_store = TeamStore(team.store_url)
+    try:
+        with team_store.engine.connect() as conn:
+            # A session lock, held while procrastinate's schema is applied on its own connection: a second
+            # worker starting at the same moment waits, then finds the tables made.
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_SCHEMA_LOCK})")
+            try:
+                if conn.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')").scalar() is None:
+                    with app.replace_connector(procrastinate.SyncPsycopgConnector(conninfo=conninfo(team.store_url))):
+                        app.open()
+                        try:
+                            app.schema_manager.apply_schema()
+                        finally:
+                            app.close()
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_SCHEMA_LOCK})")
+    finally:
+        team_store.close()
+
+
+def run(team_path: Path, work_dir: Path, *, concurrency: int, once: bool) -> None:
+    """Run a worker until stopped (or, with `once`, until no job is ready)."""
+    global _runtime
+    team = load_team(team_path)
+    prepare(team)
+    _runtime = Runtime(team_path=team_path, work_dir=work_dir)
+    # Once: the mailbox jobs already queued, and no scheduling (a tick would queue more polls while it runs).
+    options: dict[str, Any] = {
+        "queues": [MAILBOXES] if once else None, "concurrency": concurrency, "wait": not once,
+        "update_heartbeat_interval": HEARTBEAT, "stalled_worker_timeout": STALLED_AFTER,
+        "fetch_job_polling_interval": 1.0,
+    }
+    with app.replace_connector(procrastinate.PsycopgConnector(conninfo=conninfo(team.store_url))):
+        if once:
+            app.run_worker(install_signal_handlers=True, **options)
+        else:
+            asyncio.run(_serve(options))
+
+
+async def _serve(options: dict[str, Any]) -> None:
+    """Work until SIGTERM or SIGINT; when PostgreSQL goes away (a restart, a failover), connect again and go on.
+
+    procrastinate stops a worker whose connection is cut; its jobs are found stalled by the others (or by this
+    one when it is back), so starting it again loses nothing."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        try:
+            async with app.open_async():
+                worker = asyncio.create_task(app.run_worker_async(install_signal_handlers=False, **options))
+                stopping = asyncio.create_task(stop.wait())
+                await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
+                    worker.cancel()  # procrastinate's graceful stop: the jobs in hand finish first
+                stopping.cancel()
+                await asyncio.gather(worker, return_exceptions=True)
+        except Exception as exc:  # a connection refused while PostgreSQL restarts: wait, then try again
+            log.warning("worker stopped (%s); connecting again in %s s", exc, RECONNECT)
+        if not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RECONNECT)
+
+
+@contextmanager
+def open_sync(team: Team) -> Iterator[procrastinate.App]:
+    """The app connected for deferring jobs from synchronous code (the CLI, tests)."""
+    prepare(team)
+    with app.replace_connector(procrastinate.SyncPsycopgConnector(conninfo=conninfo(team.store_url))):
+        app.open()
+        try:
+            yield app
+        finally:
+            app.close()

@@ -295,3 +295,9 @@ def test_conflicts_on_target_and_removed_milestones(plan):
         "change 2 (remove M5): M5 has changed since the version replied to (removed)",
     ]
     assert conflicts(plan, plan, [Change("remove", milestone="M5")]) == []
+
+
+def test_the_reply_specs_done_reads_as_a_step_marked_done() -> None:
+    from pipeline.plan.model import Change
+
+    assert Change.from_dict({"op": "done", "milestone": "M3"}) == Change(op="status", milestone="M3", status="done")

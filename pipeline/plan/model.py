@@ -275,8 +275,10 @@ class Change:
                 f"{where} is not an object", hint='write e.g. {"op": "move", "milestone": "M3", "due": "2027-03-08"}'
             )
         op = data.get("op")
+        if op == "done" and "status" not in data:  # the reply spec's `done`: a status of done
+            data, op = {**data, "op": "status", "status": "done"}, "status"
         if op not in CHANGE_OPS:
-            raise ChangeError(f"{where}: unknown op {op!r}", hint=f"use one of: {', '.join(CHANGE_OPS)}")
+            raise ChangeError(f"{where}: unknown op {op!r}", hint=f"use one of: done, {', '.join(CHANGE_OPS)}")
         unknown = set(data) - {"op", *_CHANGE_FIELDS}
         if unknown:
             raise ChangeError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")

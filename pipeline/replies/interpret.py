@@ -92,7 +92,7 @@ class Interpretation:
             "kind": self.kind,
             "intent": self.intent,
             "confirms": self.confirms if isinstance(self.confirms, str) else list(self.confirms),
-            "changes": [c.to_dict() for c in self.changes],
+            "changes": [_spec_change(c) for c in self.changes],
             "unresolved": list(self.unresolved),
             "text": self.text,
             "message_id": self.message_id,
@@ -396,3 +396,10 @@ def _looks_like_change(sentence: str) -> bool:
             re.IGNORECASE,
         )
     )
+
+
+def _spec_change(change: Change) -> dict[str, Any]:
+    """A change as the reply spec writes it: a step marked done is the op `done`."""
+    if change.op == "status" and change.status == "done":
+        return {"op": "done", "milestone": change.milestone}
+    return change.to_dict()

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from pipeline.errors import StoreError
+from pipeline.errors import StorageFull, StoreError
 from pipeline.store import schema
 
 # Any fixed number: the PostgreSQL advisory lock that lets one process at a time migrate a database.
@@ -133,6 +133,10 @@ class Database:
         try:
             yield
         except OperationalError as exc:
+            if _disk_full(exc):
+                # The machine's trouble, not the data's: the transaction rolled back and is retried once there is room.
+                raise StorageFull(f"the disk is full: the database at {self.where} cannot grow",
+                                  hint="free some space; nothing was written, and the next try carries on") from exc
             raise StoreError(
                 f"the database at {self.where} cannot be used: {_first_line(exc.orig)}",
                 hint="check that the database is reachable (for SQLite, that its folder exists and is writable) "
@@ -143,6 +147,11 @@ class Database:
 
 
 # --- helpers ----------------------------------------------------------------------------------------
+
+
+def _disk_full(exc: OperationalError) -> bool:
+    """Whether the database refused a write for want of space (SQLite's SQLITE_FULL, PostgreSQL's 53100)."""
+    return "disk is full" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "53100"
 
 
 def _engine(url: str, scope: str | None = None) -> Engine:

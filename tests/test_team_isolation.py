@@ -32,7 +32,8 @@ def make_team(root: Path, url: str, sellers: dict[str, str]) -> Team:
     for seller_id, email in sellers.items():
         add_seller(root / "team" / TEAM_FILE, {
             "id": seller_id, "seller": {"name": seller_id.title(), "email": email, "company": "Northwind Analytics"},
-            "policy": {"changes": "auto", "trusted_authserv_ids": [TRUSTED]}, "reminders": {"enabled": False, "digest": False},
+            "policy": {"changes": "auto", "trusted_authserv_ids": [TRUSTED]},
+            "reminders": {"enabled": False, "digest": False},
             "mailbox": {"backend": "maildir", "path": str(root / "mail" / seller_id / "box")}})
     return load_team(root / "team" / TEAM_FILE)
 

@@ -114,15 +114,16 @@ def test_two_workers_share_the_mailboxes_and_a_bad_one_backs_off_alone(url: str,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["spooled", "committed", "rendered", "sent"])
-def test_a_worker_killed_in_a_poll_loses_nothing_and_sends_nothing_twice(url: str, tmp_path: Path,
+@pytest.mark.parametrize("point", ["spooled", "committed", "letters", "rendered", "sent"])
+def test_a_worker_killed_in_a_job_loses_nothing_and_sends_nothing_twice(url: str, tmp_path: Path,
                                                                           point: str) -> None:
     team = make_team(tmp_path, url, {"jo": "jo@northwind.example", "sam": "sam@northwind.example"})
     start_sending(team, tmp_path, ["jo", "sam"])
     with open_sync(team):
         defer_poll("jo")
-    # The first worker dies in jo's poll: a reply spooled, a reply's effects committed before the mailbox heard,
-    # the "agreed" email rendered and not handed over, or handed over and the queue not yet told.
+    # The first worker dies in jo's poll (a reply spooled, a reply's effects committed before the mailbox heard), in
+    # its render (the letters kept, the send not yet queued) or in its send (the "agreed" email rendered and not
+    # handed over, or handed over and the queue not yet told).
     [(code, out)] = finish(workers(tmp_path, 1, {"MUTUALPLAN_CRASH_AT": point}))
     assert code == -9, out
     agreed_id = "<plan.acme-jo-2027.v1.agreed@northwind.example>"
@@ -233,3 +234,34 @@ def test_workers_starting_at_once_on_a_new_database_make_the_queue_once(url: str
     make_team(tmp_path, url, {"jo": "jo@northwind.example"})
     results = finish(workers(tmp_path, 3))
     assert [code for code, _ in results] == [0, 0, 0], results
+
+
+def test_a_render_holds_no_mailbox_and_a_send_waits_for_the_poll(url: str, tmp_path: Path) -> None:
+    """The locks as PostgreSQL hands out jobs: a seller's render runs beside a poll of their mailbox; their send
+    (which uses the mailbox) waits until the poll is done; another seller's poll is not held by either."""
+    import asyncio
+
+    import procrastinate
+
+    from pipeline.team import worker
+
+    team = make_team(tmp_path, url, {"jo": "jo@northwind.example", "sam": "sam@northwind.example"})
+    with open_sync(team):
+        assert worker.defer_render("jo") is not None
+        assert worker.defer_render("jo") is None  # one waiting render per seller
+        assert defer_poll("jo")
+        assert worker.defer_deliver("jo") is not None
+        assert defer_poll("sam")
+
+    async def hand_out() -> list[tuple[str, str]]:
+        async with worker.app.open_async():
+            taken = []
+            me = await worker.app.job_manager.register_worker()
+            while (job := await worker.app.job_manager.fetch_job(queues=None, worker_id=me)) is not None:
+                taken.append((job.task_name.rsplit(".", 1)[-1], job.task_kwargs["seller"]))
+            return taken
+
+    with worker.app.replace_connector(procrastinate.PsycopgConnector(conninfo=worker.conninfo(team.store_url))):
+        taken = asyncio.run(hand_out())
+    # Nothing finished: every job handed out is still running, yet jo's render and jo's poll run together.
+    assert sorted(taken) == [("poll", "jo"), ("poll", "sam"), ("render", "jo")], taken

@@ -201,21 +201,23 @@ def status(seller_id: str | None, admin: bool, today: datetime | None, team_dir:
 @json_option
 @handles_errors
 def send(seller_id: str, plan_id: str, team_dir: str | None, as_json: bool) -> None:
-    """Queue the sending of a seller's plan: a worker sends it from their mailbox (under its lock).
+    """Queue the sending of a seller's plan: a worker renders its letter, then sends it from their mailbox.
 
     \b
     Example:
       mutualplan team send jo acme-northwind-2027 --json
     """
     from pipeline.team.settings import load_team
-    from pipeline.team.worker import defer_send, open_sync
+    from pipeline.team.worker import open_sync, send_plan
 
-    team_settings = load_team(_path(team_dir))
+    path = _path(team_dir)
+    team_settings = load_team(path)
     team_settings.seller(seller_id)  # an unknown seller is named before anything is queued
     with open_sync(team_settings):
-        job = defer_send(seller_id, plan_id)
-    emit_json({"seller": seller_id, "plan_id": plan_id, "job": job}) if as_json else console.print(
-        f"Queued: {plan_id} goes out from {seller_id}'s mailbox with the next free worker (job {job})")
+        message_id, job = send_plan(team_settings, seller_id, plan_id, path.parent)
+    emit_json({"seller": seller_id, "plan_id": plan_id, "message_id": message_id, "job": job}) if as_json else \
+        console.print(f"Queued: {plan_id} ({message_id}) goes out from {seller_id}'s mailbox once a worker has "
+                      f"rendered its letter" + (f" (job {job})" if job is not None else ""))
 
 
 @click.command()

@@ -115,6 +115,30 @@ def approve(parts: Parts, plan_id: str) -> list[str]:
     return report.sent
 
 
+# The kinds whose email carries a letter (or a certificate): the slow part of sending, worth rendering ahead.
+LETTER_KINDS = ("plan", "update", "agreed")
+
+
+def prerender(parts: Parts, report: PollReport) -> int:
+    """Render and keep the letters the queued emails will carry, without the mailbox; how many emails are ready.
+
+    A team's render job runs this away from the mailbox lock, so the send after it finds every letter kept and only
+    composes the message. What fails here is left for the send, which marks it failed and tells the seller once."""
+    ready = 0
+    for entry in parts.store.outbox_pending():
+        if entry.kind in LETTER_KINDS and entry.state != "sending":
+            try:
+                compose.compose(entry, parts.store, parts.archive, letterhead=parts.settings.letterhead,
+                                at=parts.clock())
+            except StorageFull:
+                raise
+            except Exception as exc:  # the send says it to the seller; here it only must not stop the others
+                report.errors.append(f"rendering {entry.message_id}: {type(exc).__name__}: {exc}")
+                continue
+        ready += 1
+    return ready
+
+
 def render_and_archive(parts: Parts, entry: OutboxEntry) -> EmailMessage:
     """The email of a queued entry, rendered the same way every time, and archived once (as its plan's evidence)."""
     if entry.plan_id is None:

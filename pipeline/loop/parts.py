@@ -33,6 +33,8 @@ CRASH_POINTS = (
     "rendered",  # an email is rendered and marked sending, not yet handed to the mailbox (deliver)
     "sent",  # the mailbox sent (or drafted) it, the queue not yet marked (deliver)
 )
+# Only in a team's worker, whose render is a job of its own: the letters kept, the seller's send not yet queued.
+TEAM_CRASH_POINTS = ("letters",)
 
 
 def system_clock() -> datetime:

@@ -24,8 +24,9 @@ from pipeline.mailbox.base import HELD, PROCESSED
 from pipeline.store import VersionConflict, utc_iso
 
 
-def poll(parts: Parts) -> PollReport:
-    """Fetch new mail into the spool, handle every spooled message, then send what is queued."""
+def poll(parts: Parts, *, send: bool = True) -> PollReport:
+    """Fetch new mail into the spool, handle every spooled message, then send what is queued (unless not `send`: a
+    team's worker renders and sends in jobs of their own, so a slow letter does not hold the mailbox)."""
     report = PollReport()
     for name in parts.spool.recover():
         # Killed MAX_ATTEMPTS times while handling it: kept in spool/bad, and out of the seller's Inbox.
@@ -54,7 +55,8 @@ def poll(parts: Parts) -> PollReport:
     deliver.find_sent(parts, [*parts.store.outbox_drafted(), *interrupted], report)
     deliver.learn_aliases(parts, report)
     process(parts, report)
-    deliver.flush(parts, report, drafts=False)
+    if send:
+        deliver.flush(parts, report, drafts=False)
     return report
 
 

@@ -211,6 +211,22 @@ class Service:
 
     # --- sending --------------------------------------------------------------------------------
 
+    def queue_plan(self, plan_id: str) -> OutboxEntry:
+        """Queue the current version's plan email, to be sent by the next flush (a team's send job)."""
+        self.current(plan_id)
+        return queue_plan(self.store, plan_id, at=self.now())
+
+    def outgoing(self) -> bool:
+        """Whether anything waits to go out or to be taken out of Drafts (a send job has work)."""
+        return bool(self.store.outbox_pending() or self.store.outbox_in_state("superseding"))
+
+    def prerender(self) -> tuple[int, PollReport]:
+        """Render and keep the letters of everything queued (no mailbox needed); how many emails wait, and errors."""
+        from pipeline.loop.deliver import prerender
+
+        report = PollReport()
+        return prerender(self.parts, report), report
+
     def send_plan(self, plan_id: str) -> tuple[OutboxEntry, PollReport]:
         """Queue the current version's plan email and send what is queued."""
         self.current(plan_id)
@@ -263,21 +279,22 @@ class Service:
 
     # --- the watcher ----------------------------------------------------------------------------
 
-    def poll(self) -> PollReport:
-        """Fetch new mail, handle it, and send what follows from it."""
+    def poll(self, *, send: bool = True) -> PollReport:
+        """Fetch new mail, handle it, and send what follows from it (`send=False`: only queue it)."""
         from pipeline.loop.runner import poll
 
-        return poll(self.parts)
+        return poll(self.parts, send=send)
 
-    def remind(self, report: PollReport) -> None:
-        """Queue, by policy, the reminders due now and this week's digest, and send them."""
+    def remind(self, report: PollReport, *, send: bool = True) -> None:
+        """Queue, by policy, the reminders due now and this week's digest, and send them (unless not `send`)."""
         from pipeline.loop import reminders
         from pipeline.loop.deliver import flush
 
         now = self.now()
         reminders.queue_reminders(self.store, self.parts.settings, now)
         reminders.queue_digest(self.store, self.parts.settings, now)
-        flush(self.parts, report, drafts=False)
+        if send:
+            flush(self.parts, report, drafts=False)
 
     # --- the seller's own word --------------------------------------------------------------------
 

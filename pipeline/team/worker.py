@@ -1,9 +1,12 @@
 """The team's workers on procrastinate: one poll of one mailbox is one job, locked per mailbox.
 
-- `poll` jobs carry the lock ``mailbox:<seller>``: two workers, on any machines, never read one mailbox at once
-  (sending from it is inside that lock too), and the queueing lock ``poll:<seller>`` keeps one waiting poll per
-  mailbox, so a slow mailbox does not pile up polls.
-- `send` jobs send one plan from its seller's mailbox, under the same mailbox lock.
+- `poll` jobs carry the lock ``mailbox:<seller>``: two workers, on any machines, never read one mailbox at once,
+  and the queueing lock ``poll:<seller>`` keeps one waiting poll per mailbox, so a slow mailbox does not pile up
+  polls. A poll fetches and handles the mail and queues what follows; it renders and sends nothing.
+- `render` jobs (lock ``letters:<seller>``, no mailbox) render and keep the letters the queued emails carry, then
+  queue a `deliver`: a slow letter holds a worker slot, never the mailbox.
+- `deliver` jobs send (or draft) what is queued, under the mailbox lock; their letters are kept already, so they
+  only compose and hand over. A retried one looks in Sent first, as every send does.
 - `schedule` runs every few seconds (a periodic task: one worker defers it per tick): it defers a poll for each
   mailbox whose time has come (a failing mailbox waits out its back-off alone) and puts the jobs of a worker that
   stopped beating (killed, machine lost) back in the queue.
@@ -38,6 +41,7 @@ _SCHEMA_LOCK = 7235891  # the advisory lock under which one process applies proc
 RECONNECT = 5.0  # seconds between attempts to reach PostgreSQL again
 
 MAILBOXES = "mailboxes"  # polls and sends: the work on the sellers' mailboxes
+LETTERS = "letters"  # rendering the letters of queued emails: no mailbox, only CPU and the store
 SCHEDULE = "schedule"  # the periodic tick that queues polls and requeues stalled jobs
 app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
@@ -83,8 +87,11 @@ def poll(seller: str) -> dict[str, Any]:
         error: str | None = None
         try:
             with seller_service(team_store, record, runtime.work_dir) as service:
-                report = service.poll()
-                service.remind(report)
+                report = service.poll(send=False)
+                service.remind(report, send=False)
+                outgoing = service.outgoing()
+            if outgoing:
+                defer_render(seller)
             fetch_errors = [e for e in report.errors if e.startswith("fetching mail")]
             error = fetch_errors[0] if fetch_errors else None
             result = {"seller": seller, **report.to_dict()}
@@ -104,16 +111,36 @@ def poll(seller: str) -> dict[str, Any]:
         team_store.close()
 
 
-@app.task(name="mutualplan.send", queue=MAILBOXES)
-def send(seller: str, plan_id: str) -> dict[str, Any]:
-    """Send the current version of one plan from its seller's mailbox (a job of its own, under the mailbox lock)."""
+@app.task(name="mutualplan.render", queue=LETTERS)
+def render(seller: str) -> dict[str, Any]:
+    """Render and keep the letters of a seller's queued emails, then queue their sending."""
     runtime = _current()
     team = runtime.team()
     team_store = TeamStore(team.store_url)
     try:
         with seller_service(team_store, team.seller(seller), runtime.work_dir) as service:
-            entry, report = service.send_plan(plan_id)
-        return {"seller": seller, "message_id": entry.message_id, **report.to_dict()}
+            ready, report = service.prerender()
+            service.parts.crash_point("letters")
+            outgoing = service.outgoing()
+    finally:
+        team_store.close()
+    if outgoing:
+        # Killed before this line, the letters are kept and nothing is lost: the next poll finds the queue and
+        # queues a render again, which finds them kept.
+        defer_deliver(seller)
+    return {"seller": seller, "ready": ready, "errors": report.errors}
+
+
+@app.task(name="mutualplan.deliver", queue=MAILBOXES)
+def deliver(seller: str) -> dict[str, Any]:
+    """Send (or draft) what a seller's queue holds, from their mailbox, under its lock."""
+    runtime = _current()
+    team = runtime.team()
+    team_store = TeamStore(team.store_url)
+    try:
+        with seller_service(team_store, team.seller(seller), runtime.work_dir) as service:
+            report = service.flush(drafts=False)
+        return {"seller": seller, **report.to_dict()}
     finally:
         team_store.close()
 
@@ -163,9 +190,33 @@ def defer_poll(seller: str) -> bool:
     return True
 
 
-def defer_send(seller: str, plan_id: str) -> int:
-    """Queue the sending of one plan under its seller's mailbox lock; the job's id."""
-    return int(send.configure(lock=f"mailbox:{seller}").defer(seller=seller, plan_id=plan_id))
+def defer_render(seller: str) -> int | None:
+    """Queue a render of a seller's queued letters (one waiting per seller); the job's id, None if one waits."""
+    try:
+        return int(render.configure(lock=f"letters:{seller}", queueing_lock=f"render:{seller}").defer(seller=seller))
+    except procrastinate.exceptions.AlreadyEnqueued:
+        return None  # the waiting one renders everything queued by then
+
+
+def defer_deliver(seller: str) -> int | None:
+    """Queue the sending of a seller's queue under the mailbox lock (one waiting per seller); its id or None."""
+    try:
+        return int(deliver.configure(lock=f"mailbox:{seller}", queueing_lock=f"deliver:{seller}")
+                   .defer(seller=seller))
+    except procrastinate.exceptions.AlreadyEnqueued:
+        return None
+
+
+def send_plan(team: Team, seller: str, plan_id: str, work_dir: Path) -> tuple[str, int | None]:
+    """Queue a plan's email in its seller's store (an unknown plan is said now) and a render of it; the email's
+    Message-ID and the render job's id (None when one waits already and will render it)."""
+    team_store = TeamStore(team.store_url)
+    try:
+        with seller_service(team_store, team.seller(seller), work_dir) as service:
+            entry = service.queue_plan(plan_id)
+    finally:
+        team_store.close()
+    return entry.message_id, defer_render(seller)
 
 
 async def recover_stalled(after: float | None = None) -> list[int]:
@@ -230,15 +281,40 @@ def run(team_path: Path, work_dir: Path, *, concurrency: int, once: bool) -> Non
     _runtime = Runtime(team_path=team_path, work_dir=work_dir)
     # Once: the mailbox jobs already queued, and no scheduling (a tick would queue more polls while it runs).
     options: dict[str, Any] = {
-        "queues": [MAILBOXES] if once else None, "concurrency": concurrency, "wait": not once,
+        "queues": [MAILBOXES, LETTERS] if once else None, "concurrency": concurrency, "wait": not once,
         "update_heartbeat_interval": HEARTBEAT, "stalled_worker_timeout": STALLED_AFTER,
         "fetch_job_polling_interval": 1.0,
     }
     with app.replace_connector(procrastinate.PsycopgConnector(conninfo=conninfo(team.store_url))):
         if once:
-            app.run_worker(install_signal_handlers=True, **options)
+            _run_once(team, options)
         else:
             asyncio.run(_serve(options))
+
+
+def _run_once(team: Team, options: dict[str, Any]) -> None:
+    """Run the queued mailbox jobs and those they queue (a poll queues a render, a render a send), until a round
+    finds nothing it can run: what is left waits on a lock a job elsewhere holds."""
+    team_store = TeamStore(team.store_url)
+    try:
+        while True:
+            before = _counts(team_store)
+            app.run_worker(install_signal_handlers=True, **options)
+            after = _counts(team_store)
+            if after[1] == 0 or after[0] == before[0]:
+                return
+    finally:
+        team_store.close()
+
+
+def _counts(team_store: TeamStore) -> tuple[int, int]:
+    """Of the mailbox and letter jobs: how many have finished, how many wait."""
+    with team_store.engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'cancelled', 'aborted')),"
+            " count(*) FILTER (WHERE status = 'todo') FROM procrastinate_jobs WHERE queue_name IN (%(m)s, %(l)s)",
+            {"m": MAILBOXES, "l": LETTERS}).one()
+    return int(row[0]), int(row[1])
 
 
 async def _serve(options: dict[str, Any]) -> None:

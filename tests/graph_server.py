@@ -44,6 +44,8 @@ PS_INTERNET_HEADERS = "{00020386-0000-0000-C000-000000000046}"
 # under it stays under either reading.
 MAX_REQUEST = 4_000_000
 WELL_KNOWN = ("msgfolderroot", "inbox", "drafts", "sentitems", "deleteditems")
+# The key of max_in_flight that counts requests to every mailbox together.
+ALL_MAILBOXES = "*"
 
 
 # TLS ---------------------------------------------------------------------------------------------
@@ -558,14 +560,16 @@ class GraphServer:
         if not key:
             return
         with self.lock:
-            self.in_flight[key] = self.in_flight.get(key, 0) + 1
-            self.max_in_flight[key] = max(self.max_in_flight.get(key, 0), self.in_flight[key])
+            for k in (key, ALL_MAILBOXES):  # each mailbox's count, and the app's over them all
+                self.in_flight[k] = self.in_flight.get(k, 0) + 1
+                self.max_in_flight[k] = max(self.max_in_flight.get(k, 0), self.in_flight[k])
 
     def _leave(self, key: str | None) -> None:
         if not key:
             return
         with self.lock:
             self.in_flight[key] -= 1
+            self.in_flight[ALL_MAILBOXES] -= 1
 
     def _mailbox_key(self, path: str, headers: dict[str, str]) -> str | None:
         match = re.match(r"^/v1\.0/users/([^/]+)", path)

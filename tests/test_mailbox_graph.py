@@ -22,7 +22,7 @@ from pipeline.errors import ConfigError, MailboxError
 from pipeline.mailbox.base import HELD, MemoryCursors
 from pipeline.mailbox.graph import GraphMailbox, GraphSettings, sign_in
 from pipeline.mailbox.graph.payload import attachments, custom_headers, message_json, recipients
-from tests.graph_server import GraphServer, Tls, make_client_certificate, make_tls
+from tests.graph_server import ALL_MAILBOXES, GraphServer, Tls, make_client_certificate, make_tls
 
 SELLER = "sam@seller.example"
 OTHER = "olga@seller.example"
@@ -769,6 +769,45 @@ def test_at_most_four_requests_are_in_flight_per_mailbox(server, state):
     # Two adapters of one mailbox share the limit; downloads ran four at a time, never five.
     assert server.max_in_flight[SELLER] == 4
     assert first.max_in_flight == 4
+
+
+def test_the_apps_requests_in_flight_are_bounded_over_all_its_mailboxes(server, state):
+    server.register_app("team-app", secret=SECRET, mailboxes={SELLER, OTHER})
+    for n in range(12):
+        server.deliver(SELLER, inbound(f"M{n}", f"<s{n}@buyer.example>"))
+        server.deliver(OTHER, inbound(f"M{n}", f"<o{n}@buyer.example>"))
+    server.delay = 0.05
+    boxes = [GraphMailbox(settings(server, client_id="team-app", mailbox=who, app_max_concurrency=3),
+                          MemoryCursors()) for who in (SELLER, OTHER)]
+    results: dict[int, int] = {}
+
+    def poll(n: int) -> None:
+        results[n] = len(list(boxes[n].fetch()))
+
+    threads = [threading.Thread(target=poll, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for mailbox in boxes:
+        mailbox.close()
+    assert results == {0: 12, 1: 12}
+    # Each mailbox alone would take 4; the two together never pass the app's 3, and they did reach it.
+    assert server.max_in_flight[ALL_MAILBOXES] == 3
+    assert max(server.max_in_flight[SELLER], server.max_in_flight[OTHER]) <= 3
+
+
+def test_mailboxes_of_one_app_share_its_token(server):
+    server.register_app("team-app", secret=SECRET, mailboxes={SELLER, OTHER})
+    for _ in range(3):
+        for who in (SELLER, OTHER):
+            with GraphMailbox(settings(server, client_id="team-app", mailbox=who), MemoryCursors()) as mailbox:
+                assert list(mailbox.fetch()) == []
+    # Six polls of two mailboxes, as a team's worker makes them: one sign-in, its token kept until near expiry.
+    assert [f["client_id"] for f in server.token_requests] == ["team-app"]
+    rotated = settings(server, client_id="team-app", client_secret="rotated")
+    with GraphMailbox(rotated, MemoryCursors()) as mailbox, pytest.raises(MailboxError, match="gave no Graph token"):
+        list(mailbox.fetch())  # a changed secret is a new sign-in, not the old token
 
 
 # Errors ------------------------------------------------------------------------------------------

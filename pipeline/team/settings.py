@@ -28,7 +28,7 @@ SELLER_ID = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 SECRET_KEYS = ("password", "smtp_password", "client_secret", "certificate_password", "access_token")
 # The Graph app registration's settings, given once in [graph] and shared by every graph seller.
 GRAPH_APP_KEYS = ("tenant", "client_id", "client_secret_env", "certificate_path", "certificate_password_env",
-                  "base_url", "authority_url", "ca_bundle")
+                  "base_url", "authority_url", "ca_bundle", "app_max_concurrency")
 _TOP = ("store", "graph", "worker", "sellers")
 _SELLER_KEYS = ("id", "removed", "seller", "letter", "policy", "reminders", "inbound", "mailbox", "poll_interval")
 

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline.mailbox.graph.auth import token_source
-from pipeline.mailbox.graph.http import GraphHttp, gate_for
+from pipeline.mailbox.graph.http import GraphHttp, app_gate_for, gate_for
 from pipeline.mailbox.graph.settings import GraphSettings
 
 
@@ -26,6 +26,7 @@ class GraphApi:
         self.http = GraphHttp(
             token=token or token_source(settings),
             gate=gate_for(self._base, gate_key, settings.max_concurrency),
+            app_gate=app_gate_for(self._base, settings.client_id, settings.app_max_concurrency),
             verify=verify,
             timeout=settings.timeout,
             max_retries=settings.max_retries,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import stat
 import threading
@@ -270,8 +271,14 @@ def _certificate_block(pem: str, path: str) -> str:
     return pem[start : pem.index(end, start) + len(end)] + "\n"
 
 
+# One AppToken per app credential in this process: msal keeps the token in memory until close to its expiry, so
+# a worker polling a thousand mailboxes of one app asks Entra for a token about once an hour, not once a poll.
+_app_tokens: dict[tuple[str, ...], AppToken] = {}
+_app_tokens_lock = threading.Lock()
+
+
 def token_source(settings: GraphSettings) -> AppToken | DeviceCodeToken:
-    """The msal-backed token provider the settings ask for."""
+    """The msal-backed token provider the settings ask for (an app's, shared by all its mailboxes here)."""
     verify: bool | str = settings.ca_bundle or True
     if settings.auth == "device_code":
         return DeviceCodeToken(
@@ -283,16 +290,24 @@ def token_source(settings: GraphSettings) -> AppToken | DeviceCodeToken:
             verify=verify,
             timeout=settings.timeout,
         )
-    return AppToken(
-        client_id=settings.client_id,
-        authority=settings.authority,
-        resource=settings.resource,
-        client_secret=settings.client_secret,
-        certificate_path=settings.certificate_path,
-        certificate_password=settings.certificate_password,
-        verify=verify,
-        timeout=settings.timeout,
-    )
+    # The secret is in the key only as a digest: a changed secret is a new token source, and no secret is kept
+    # in a second place in memory longer than the settings keep it.
+    secret = hashlib.sha256(f"{settings.client_secret}\0{settings.certificate_password}".encode()).hexdigest()
+    key = (settings.client_id, settings.authority, settings.resource, secret, settings.certificate_path or "",
+           str(verify), str(settings.timeout))
+    with _app_tokens_lock:
+        if key not in _app_tokens:
+            _app_tokens[key] = AppToken(
+                client_id=settings.client_id,
+                authority=settings.authority,
+                resource=settings.resource,
+                client_secret=settings.client_secret,
+                certificate_path=settings.certificate_path,
+                certificate_password=settings.certificate_password,
+                verify=verify,
+                timeout=settings.timeout,
+            )
+        return _app_tokens[key]
 
 
 def sign_in(settings: GraphSettings, show: Callable[[str], None]) -> str:

@@ -85,6 +85,11 @@ def gate_for(service: str, mailbox: str, limit: int) -> Gate:
         return _gates[key]
 
 
+def app_gate_for(service: str, client_id: str, limit: int) -> Gate:
+    """The one Gate of an app registration in this process: its requests in flight over all its mailboxes."""
+    return gate_for(service, f"app:{client_id}", limit)
+
+
 class GraphHttp:
     """Requests to Graph with a bearer token, bounded concurrency, and Retry-After honoured (bounded)."""
 
@@ -93,6 +98,7 @@ class GraphHttp:
         *,
         token: Callable[[], str],
         gate: Gate,
+        app_gate: Gate | None = None,
         verify: Any = True,
         timeout: float = 60.0,
         max_retries: int = 5,
@@ -100,6 +106,7 @@ class GraphHttp:
     ) -> None:
         self._token = token
         self.gate = gate
+        self.app_gate = app_gate
         self._max_retries = max_retries
         self._max_retry_after = max_retry_after
         self._client = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False)
@@ -126,13 +133,19 @@ class GraphHttp:
             if authorized:
                 sent["Authorization"] = f"Bearer {self._token()}"
             self.gate.wait()
+            # The mailbox's slot first, then the app's: a request never holds an app slot while it waits for its
+            # mailbox, so one busy mailbox cannot starve the others of the app's share.
             self.gate.enter()
+            if self.app_gate is not None:
+                self.app_gate.enter()
             failure: httpx.TransportError | None = None
             try:
                 response = self._client.request(method, url, json=json, content=content, params=params, headers=sent)
             except httpx.TransportError as exc:
                 failure = exc
             finally:
+                if self.app_gate is not None:
+                    self.app_gate.leave()
                 self.gate.leave()
             retries_left = attempt < self._max_retries
             attempt += 1

@@ -33,6 +33,9 @@ class GraphSettings:
     category: str = "Mutual Plan"
     first_sync_days: int = 14
     max_concurrency: int = 4
+    # Requests in flight for the whole app registration from this process, over all its mailboxes: Graph limits
+    # an app as well as each mailbox, and a team's worker polls many mailboxes at once.
+    app_max_concurrency: int = 16
     max_retries: int = 5
     max_retry_after: float = 120.0
     page_size: int = 50
@@ -65,6 +68,9 @@ class GraphSettings:
             )
         if not 1 <= self.max_concurrency <= 4:
             raise ConfigError("graph max_concurrency must be between 1 and 4 (Exchange Online's limit per mailbox)")
+        if not 1 <= self.app_max_concurrency <= 256:
+            raise ConfigError("graph app_max_concurrency must be between 1 and 256",
+                              hint="the requests one process has in flight for the app, over all its mailboxes")
 
     @classmethod
     def from_options(

@@ -116,3 +116,22 @@ def test_a_sellers_status_shows_their_plans_and_the_admins_all(team: Team, tmp_p
 def test_a_seller_scope_needs_postgresql(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="a seller's scope needs a PostgreSQL store"):
         Store.open(f"sqlite:///{tmp_path / 'x.db'}", scope="seller_jo")
+
+
+def test_sellers_stores_share_one_pool_and_each_reads_only_its_schema(team: Team, tmp_path: Path) -> None:
+    from pipeline.store.database import scoped_engine
+
+    team_store = TeamStore(team.store_url)
+    with seller_service(team_store, team.seller("jo"), tmp_path) as jo:
+        jo.add_source(example(), file="acme.md")
+    with seller_service(team_store, team.seller("sam"), tmp_path) as sam:
+        sam.add_source(example(OTHER), file="globex.md")
+    pool = scoped_engine(team.store_url, "any").pool
+    opened = pool.checkedin()
+    # Turn by turn, as a worker's jobs take them: the pooled connections serve both scopes, each read sees its own.
+    for _ in range(3):
+        for seller, plans in (("jo", [PLAN]), ("sam", [OTHER])):
+            with team_store.seller_store(team.seller(seller).scope) as store:
+                assert store.plan_ids() == plans
+    assert pool.checkedin() == opened  # no connection was opened for the turns: the pool's own served them
+    team_store.close()

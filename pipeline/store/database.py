@@ -41,10 +41,11 @@ class Database:
     """The engine, its connections and transactions, and the schema's upgrade on open: what every table family
     of the store builds on."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, shared: bool = False) -> None:
         self.engine = engine
         self.where = engine.url.render_as_string(hide_password=True)
         self._local = threading.local()
+        self._shared = shared  # a view of a pool other stores use: closing it releases nothing
 
     # --- opening --------------------------------------------------------------------------------
 
@@ -59,8 +60,9 @@ class Database:
         return store
 
     def close(self) -> None:
-        """Release the connections."""
-        self.engine.dispose()
+        """Release the connections (those of a shared pool go back to it for the next store)."""
+        if not self._shared:
+            self.engine.dispose()
 
     def __enter__(self) -> Self:
         return self
@@ -76,6 +78,11 @@ class Database:
 
     def _migrate(self, scope: str | None = None) -> None:
         dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            # A team's workers open every seller's store: one already up to date needs no database-wide lock.
+            with self._errors(), self.engine.connect() as conn:
+                if _schema_version(conn) == schema.LATEST:
+                    return
         with self._errors(), self.engine.begin() as conn:
             if dialect == "postgresql":
                 # Two processes opening a fresh database at once: one migrates, the other waits, then sees it done.
@@ -152,6 +159,45 @@ class Database:
 def _disk_full(exc: OperationalError) -> bool:
     """Whether the database refused a write for want of space (SQLite's SQLITE_FULL, PostgreSQL's 53100)."""
     return "disk is full" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "53100"
+
+
+# One pool per database for the seller stores of a team's worker: a job opens a store per poll, and a connection
+# (a PostgreSQL backend forked) per job would cost more than the poll. Each store is a view of it with its scope.
+_pools: dict[str, Engine] = {}
+_pools_lock = threading.Lock()
+_SCOPE = "mutualplan_scope"
+
+
+def scoped_engine(url: str, scope: str) -> Engine:
+    """A view of the process's pool on `url` whose connections search `scope` (a team seller's schema) first."""
+    with _pools_lock:
+        base = _pools.get(url)
+        if base is None:
+            base = _engine(url)
+            if base.dialect.name != "postgresql":
+                raise StoreError("a seller's scope needs a PostgreSQL store", hint="a team runs on PostgreSQL")
+            event.listen(base, "engine_connect", _apply_scope)
+            _pools[url] = base
+    return base.execution_options(**{_SCOPE: scope})
+
+
+def _apply_scope(conn: Connection) -> None:
+    """Point a pooled connection at the store's scope when it served another one last."""
+    scope = conn.get_execution_options().get(_SCOPE)
+    pooled = conn.connection
+    if pooled.info.get(_SCOPE) == scope:
+        return
+    raw = pooled.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        # set_config takes the name as a value, so a scope is never spliced into SQL; the session setting outlives
+        # this transaction, which commits before the store's own begins.
+        cursor.execute("SELECT set_config('search_path', %s, false)", (scope or '"$user", public',))
+    finally:
+        cursor.close()
+    raw.commit()
+    pooled.info[_SCOPE] = scope
 
 
 def _engine(url: str, scope: str | None = None) -> Engine:

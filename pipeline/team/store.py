@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, text
 from pipeline.archive import Archive, sha256
 from pipeline.errors import ArchiveError, StoreError
 from pipeline.store import Store, utc_iso
-from pipeline.store.database import _engine, _first_line
+from pipeline.store.database import _engine, _first_line, scoped_engine
 
 SCHEMA = "mutualplan_team"
 _LOCK = 0x6D707465  # the advisory lock under which one process creates the team's tables
@@ -88,12 +88,12 @@ class TeamStore:
             raise
 
     def seller_store(self, scope: str) -> Store:
-        """One seller's store: their own schema, made and brought up to date on its first use in this process."""
-        if (self.url, scope) in _READY_SCOPES:
-            # Migrating takes a database-wide lock: once per process is enough (a release upgrades at restart).
-            return Store(_engine(self.url, scope))
-        store = Store.open(self.url, scope=scope)
-        _READY_SCOPES.add((self.url, scope))
+        """One seller's store: their own schema, over the process's shared pool; made and brought up to date on its
+        first use in this process (a release upgrades at restart)."""
+        store = Store(scoped_engine(self.url, scope), shared=True)
+        if (self.url, scope) not in _READY_SCOPES:
+            store._migrate(scope)
+            _READY_SCOPES.add((self.url, scope))
         return store
 
     # --- mailbox health -------------------------------------------------------------------------------------
@@ -123,6 +123,13 @@ class TeamStore:
         if row is None:
             return MailboxHealth(seller, "ok", 0, None, None, None)
         return MailboxHealth(*row)
+
+    def not_due(self, now: datetime) -> set[str]:
+        """The mailboxes whose next poll is still to come, in one query (the schedule asks every few seconds)."""
+        with self._conn() as conn:
+            rows = conn.execute(text(f"SELECT seller FROM {SCHEMA}.mailboxes WHERE next_poll > :now"),
+                                {"now": utc_iso(now)}).all()
+        return {str(r[0]) for r in rows}
 
     def due(self, seller: str, now: datetime) -> bool:
         """Whether the mailbox's next poll has come (a backed-off mailbox waits its turn)."""

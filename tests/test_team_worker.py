@@ -265,3 +265,81 @@ def test_a_render_holds_no_mailbox_and_a_send_waits_for_the_poll(url: str, tmp_p
         taken = asyncio.run(hand_out())
     # Nothing finished: every job handed out is still running, yet jo's render and jo's poll run together.
     assert sorted(taken) == [("poll", "jo"), ("poll", "sam"), ("render", "jo")], taken
+
+
+@pytest.mark.slow
+def test_two_workers_over_graph_imap_and_maildir_sellers(url: str, tmp_path: Path, mailserver: object) -> None:
+    """The same team loop over each kind of mailbox a team has: Graph sellers of one app registration on the local
+    Graph endpoint, a seller on the real Dovecot and Postfix, sellers on Maildir; two workers, each reply agreed,
+    each email sent once."""
+    import uuid
+
+    from tests.graph_server import GraphServer, make_tls
+    from tests.test_team_isolation import TRUSTED
+
+    client_id, secret = "33333333-3333-3333-3333-333333333333", "team-secret"
+    tag = uuid.uuid4().hex[:8]
+    imap_seller = f"imap-{tag}@northwind.example"
+    passwords = {imap_seller: mailserver.add_user(imap_seller)}  # type: ignore[attr-defined]
+    (tmp_path / "graph").mkdir()
+    with GraphServer(tmp_path / "graph", tls=make_tls(tmp_path / "graph")) as server:
+        graph_sellers = {f"g{n}": f"g{n}-{tag}@northwind.example" for n in range(2)}
+        for upn in graph_sellers.values():
+            server.add_mailbox(upn)
+        server.register_app(client_id, secret=secret, mailboxes=set(graph_sellers.values()))
+        team = make_team(tmp_path, url, {"m0": "m0@northwind.example", "m1": "m1@northwind.example"})
+        with team.path.open("a", encoding="utf-8") as file:
+            file.write(f'\n[graph]\ntenant = "{server.tenant}"\nclient_id = "{client_id}"\n'
+                       f'client_secret_env = "MP_TEAM_GRAPH_SECRET"\nbase_url = "{server.base_url}"\n'
+                       f'authority_url = "{server.url}"\nca_bundle = "{server.tls.ca_path}"\n')
+        policy = {"changes": "auto", "trusted_authserv_ids": [TRUSTED]}
+        quiet = {"enabled": False, "digest": False}
+        for seller, upn in graph_sellers.items():
+            add_seller(team.path, {"id": seller, "seller": {"email": upn}, "policy": policy, "reminders": quiet,
+                                   "mailbox": {"backend": "graph", "mailbox": upn}}, env={})
+        add_seller(team.path, {"id": "imap", "seller": {"email": imap_seller}, "policy": policy, "reminders": quiet,
+                               "mailbox": {"backend": "imap", "host": mailserver.host,  # type: ignore[attr-defined]
+                                           "port": mailserver.imap_port,  # type: ignore[attr-defined]
+                                           "security": "starttls", "username": imap_seller,
+                                           "password_env": "MP_TEAM_IMAP_PASSWORD",
+                                           "smtp_port": mailserver.smtp_port,  # type: ignore[attr-defined]
+                                           "smtp_security": "starttls",
+                                           "cafile": str(mailserver.cafile), "timeout": 10}},  # type: ignore[attr-defined]
+                   env={})
+        env = {"MP_TEAM_GRAPH_SECRET": secret, "MP_TEAM_IMAP_PASSWORD": passwords[imap_seller]}
+        team = load_team(team.path, env=env)
+        sellers = ["m0", "m1", *graph_sellers, "imap"]
+        team_store = TeamStore(team.store_url)
+        when = datetime.now(UTC)
+        for seller in sellers:
+            with seller_service(team_store, team.seller(seller), tmp_path, env=env) as service:
+                service.add_source(example(plan_id(seller)), file=f"{seller}.md")
+                entry, report = service.send_plan(plan_id(seller))
+                assert report.sent == [entry.message_id], (seller, report.errors)
+            for who in (DANA, RAJ):
+                raw = reply(who, "Confirmed - thanks.", in_reply_to=entry.message_id, when=when,
+                            message_id=f"<{seller}.{who}>")
+                if seller in graph_sellers:
+                    server.deliver(graph_sellers[seller], raw)
+                elif seller == "imap":
+                    import smtplib
+
+                    with smtplib.SMTP(mailserver.host, mailserver.smtp_port, timeout=10) as smtp:  # type: ignore[attr-defined]
+                        smtp.sendmail(who, [imap_seller], raw)
+                    mailserver.wait_for_message(imap_seller, f"<{seller}.{who}>")  # type: ignore[attr-defined]
+                else:
+                    deliver(tmp_path, seller, who.split("@")[0], raw)
+        team_store.close()
+        with open_sync(team):
+            assert all(defer_poll(s) for s in sellers)
+        results = finish(workers(tmp_path, 2, env))
+        assert [code for code, _ in results] == [0, 0], results
+        assert [s for s in sellers if not agreed(team, s)] == []
+        for seller, upn in graph_sellers.items():
+            sent = Counter(i.internet_message_id for i in server.mailboxes[upn].in_folder("sentitems"))
+            assert sent == Counter({f"<plan.{plan_id(seller)}.v1@northwind.example>": 1,
+                                    f"<plan.{plan_id(seller)}.v1.agreed@northwind.example>": 1}), sent
+        imap_sent = Counter(str(email.message_from_bytes(raw)["Message-ID"])
+                            for raw in mailserver.messages(imap_seller, "Sent"))  # type: ignore[attr-defined]
+        assert imap_sent[f"<plan.{plan_id('imap')}.v1.agreed@northwind.example>"] == 1, imap_sent
+        assert all(TeamStore(team.store_url).health(s).state == "ok" for s in sellers)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -271,7 +272,7 @@ def test_a_render_holds_no_mailbox_and_a_send_waits_for_the_poll(url: str, tmp_p
 def test_two_workers_over_graph_imap_and_maildir_sellers(url: str, tmp_path: Path, mailserver: object) -> None:
     """The same team loop over each kind of mailbox a team has: Graph sellers of one app registration on the local
     Graph endpoint, a seller on the real Dovecot and Postfix, sellers on Maildir; two workers, each reply agreed,
-    each email sent once."""
+    each email sent once. A Graph mailbox that Graph throttles for ten minutes backs off alone."""
     import uuid
 
     from tests.graph_server import GraphServer, make_tls
@@ -286,7 +287,9 @@ def test_two_workers_over_graph_imap_and_maildir_sellers(url: str, tmp_path: Pat
         graph_sellers = {f"g{n}": f"g{n}-{tag}@northwind.example" for n in range(2)}
         for upn in graph_sellers.values():
             server.add_mailbox(upn)
-        server.register_app(client_id, secret=secret, mailboxes=set(graph_sellers.values()))
+        throttled = f"slow-{tag}@northwind.example"
+        server.add_mailbox(throttled)
+        server.register_app(client_id, secret=secret, mailboxes={*graph_sellers.values(), throttled})
         team = make_team(tmp_path, url, {"m0": "m0@northwind.example", "m1": "m1@northwind.example"})
         with team.path.open("a", encoding="utf-8") as file:
             file.write(f'\n[graph]\ntenant = "{server.tenant}"\nclient_id = "{client_id}"\n'
@@ -297,6 +300,8 @@ def test_two_workers_over_graph_imap_and_maildir_sellers(url: str, tmp_path: Pat
         for seller, upn in graph_sellers.items():
             add_seller(team.path, {"id": seller, "seller": {"email": upn}, "policy": policy, "reminders": quiet,
                                    "mailbox": {"backend": "graph", "mailbox": upn}}, env={})
+        add_seller(team.path, {"id": "slow", "seller": {"email": throttled}, "policy": policy, "reminders": quiet,
+                               "mailbox": {"backend": "graph", "mailbox": throttled}}, env={})
         add_seller(team.path, {"id": "imap", "seller": {"email": imap_seller}, "policy": policy, "reminders": quiet,
                                "mailbox": {"backend": "imap", "host": mailserver.host,  # type: ignore[attr-defined]
                                            "port": mailserver.imap_port,  # type: ignore[attr-defined]
@@ -330,8 +335,10 @@ def test_two_workers_over_graph_imap_and_maildir_sellers(url: str, tmp_path: Pat
                 else:
                     deliver(tmp_path, seller, who.split("@")[0], raw)
         team_store.close()
+        # Ten minutes of Retry-After on every read of that mailbox: more than the backend waits inside a poll.
+        server.fault("GET", rf"/users/{re.escape(throttled)}/", 429, retry_after="600", times=100)
         with open_sync(team):
-            assert all(defer_poll(s) for s in sellers)
+            assert all(defer_poll(s) for s in [*sellers, "slow"])
         results = finish(workers(tmp_path, 2, env))
         assert [code for code, _ in results] == [0, 0], results
         assert [s for s in sellers if not agreed(team, s)] == []
@@ -342,4 +349,9 @@ def test_two_workers_over_graph_imap_and_maildir_sellers(url: str, tmp_path: Pat
         imap_sent = Counter(str(email.message_from_bytes(raw)["Message-ID"])
                             for raw in mailserver.messages(imap_seller, "Sent"))  # type: ignore[attr-defined]
         assert imap_sent[f"<plan.{plan_id('imap')}.v1.agreed@northwind.example>"] == 1, imap_sent
-        assert all(TeamStore(team.store_url).health(s).state == "ok" for s in sellers)
+        health = TeamStore(team.store_url)
+        assert all(health.health(s).state == "ok" for s in sellers)
+        slow = health.health("slow")
+        assert slow.state == "failing" and "asks us to wait 600 s" in (slow.last_error or ""), slow
+        assert not health.due("slow", datetime.now(UTC))
+        health.close()

@@ -265,7 +265,7 @@ def export(seller_id: str, plan_id: str, out: Path, tsa_url: str | None, team_di
 @handles_errors
 def certificate(seller_id: str, plan_id: str, out: Path | None, team_dir: str | None, as_json: bool) -> None:
     """Write the certificate of agreement of a seller's agreed plan to OUT (default: its own name, here), as
-    `mutualplan archive certificate` writes a home's: the one the plan's bundle exported now would hold.
+    `mutualplan archive certificate` writes a home's: the agreed version, each confirmation, the version chain.
 
     \b
     Example:

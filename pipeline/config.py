@@ -213,10 +213,15 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
 
 
 def _tsa_url(archive: Mapping[str, Any], where: str) -> str:
-    value = archive.get("tsa_url", "")
+    return check_tsa_url(archive.get("tsa_url", ""), f"{where}: [archive] tsa_url",
+                         example='tsa_url = "https://freetsa.org/tsr"')
+
+
+def check_tsa_url(value: Any, what: str, *, example: str) -> str:
+    """A timestamp authority's http(s) address as given ("" for none); a ConfigError naming `what` otherwise."""
     if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
-        raise ConfigError(f"{where}: [archive] tsa_url must be the http(s) address of a timestamp authority, "
-                          f"not {value!r}", hint='write e.g. tsa_url = "https://freetsa.org/tsr", or leave it out')
+        raise ConfigError(f"{what} must be the http(s) address of a timestamp authority, not {value!r}",
+                          hint=f"write e.g. {example}, or leave it out")
     return value
 
 

@@ -176,6 +176,32 @@ def _team(root: Path, path: list[str], request: pytest.FixtureRequest, monkeypat
         add_seller(root / "team" / TEAM_FILE, {"id": "jo", "seller": {"name": "Jo Park", "email": "jo@seller.example"},
                                                "mailbox": {"backend": "maildir", "path": str(root / "mail-jo")}})
     monkeypatch.setenv("MUTUALPLAN_TEAM", str(root / "team"))
+    if path[1:] and path[1] in TEAM_PLAN:
+        _team_plan(root, agreed=TEAM_PLAN[path[1]])
+
+
+# The team commands whose examples work on jo's plan, and whether it must be agreed (a certificate's is).
+TEAM_PLAN = {"send": False, "export": True, "certificate": True}
+
+
+def _team_plan(root: Path, *, agreed: bool) -> None:
+    """Jo's copy of the example plan in the team's store; when `agreed`, sent and confirmed by both its confirming
+    contacts on a call (the seller's word)."""
+    from pipeline.team.parts import seller_service
+    from pipeline.team.settings import TEAM_FILE, load_team
+    from pipeline.team.store import TeamStore
+
+    team = load_team(root / "team" / TEAM_FILE)
+    team_store = TeamStore(team.store_url)
+    try:
+        with seller_service(team_store, team.seller("jo"), root) as jo:
+            jo.add_source((default_templates() / "plans" / "example.md").read_text(encoding="utf-8"), file="acme.md")
+            if agreed:
+                jo.send_plan(PLAN)
+                for contact in ("dana.whitfield@acme.example", "raj.patel@acme.example"):
+                    jo.confirm_on_call(PLAN, contact, note="Confirmed on the call of 12 January")
+    finally:
+        team_store.close()
 
 
 @pytest.mark.slow

@@ -32,6 +32,11 @@ def archive_certificate(ctx: click.Context, plan_id: str, out: Path, as_json: bo
 
     with Service.open(open_home(ctx)) as service:
         name, pdf = service.certificate(plan_id)
+    write_certificate(out, plan_id, name, pdf, as_json)
+
+
+def write_certificate(out: Path, plan_id: str, name: str, pdf: bytes, as_json: bool) -> None:
+    """Write a plan's certificate of agreement to `out` whole, and say so (a home's or a team seller's)."""
     try:
         write_atomic(out, pdf)
     except OSError as exc:

@@ -220,6 +220,68 @@ def send(seller_id: str, plan_id: str, team_dir: str | None, as_json: bool) -> N
                       f"rendered its letter" + (f" (job {job})" if job is not None else ""))
 
 
+@team.command("export")
+@click.argument("seller_id")
+@click.argument("plan_id")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--tsa-url", default=None, metavar="URL",
+              help="A timestamp authority (RFC 3161) to stamp manifest.json's SHA-256 (kept as manifest.json.tsr).")
+@team_dir_option
+@json_option
+@handles_errors
+def export(seller_id: str, plan_id: str, out: Path, tsa_url: str | None, team_dir: str | None,
+           as_json: bool) -> None:
+    """Write a seller's plan's evidence for legal review to OUT (a new directory, or FILE.zip): the bundle
+    `mutualplan archive export` writes for a home, read from the seller's scope and the team's archive.
+
+    It holds every version's plan JSON, letter PDF and redline, every email in and out, the audit log, an agreed
+    plan's certificate of agreement, index.html to open first, and manifest.json; keep the SHA-256 it prints,
+    and check the bundle with `mutualplan archive verify`. A plan of another seller is refused.
+
+    \b
+    Example:
+      mutualplan team export jo acme-northwind-2027 acme-northwind-2027.zip
+      mutualplan team export jo acme-northwind-2027 evidence/ --json   # then open evidence/index.html
+    """
+    from pipeline.archive import export as export_bundle
+    from pipeline.cli.versions import redline_renderer, report_export
+    from pipeline.config import check_tsa_url
+    from pipeline.team.archive import seller_evidence
+    from pipeline.team.settings import load_team
+
+    # Checked before the database is reached, as a home's [archive] tsa_url is when its settings are read.
+    stamp_url = check_tsa_url(tsa_url or "", "--tsa-url", example="--tsa-url https://freetsa.org/tsr")
+    with seller_evidence(load_team(_path(team_dir)), seller_id, plan_id) as (store, archive):
+        result = export_bundle(store, archive, plan_id, out, redline=redline_renderer(), tsa_url=stamp_url or None)
+    report_export(result, plan_id, as_json)
+
+
+@team.command("certificate")
+@click.argument("seller_id")
+@click.argument("plan_id")
+@click.argument("out", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@team_dir_option
+@json_option
+@handles_errors
+def certificate(seller_id: str, plan_id: str, out: Path | None, team_dir: str | None, as_json: bool) -> None:
+    """Write the certificate of agreement of a seller's agreed plan to OUT (default: its own name, here), as
+    `mutualplan archive certificate` writes a home's: the agreed version, each confirmation, the version chain.
+
+    \b
+    Example:
+      mutualplan team certificate jo acme-northwind-2027
+      mutualplan team certificate jo acme-northwind-2027 acme-certificate.pdf --json
+    """
+    from pipeline.cli.certificate import write_certificate
+    from pipeline.loop.certificate import on_demand
+    from pipeline.team.archive import seller_evidence
+    from pipeline.team.settings import load_team
+
+    with seller_evidence(load_team(_path(team_dir)), seller_id, plan_id) as (store, archive):
+        name, pdf = on_demand(store, archive, plan_id)
+    write_certificate(out or Path(name), plan_id, name, pdf, as_json)
+
+
 @click.command()
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Jobs this process runs at once (each mailbox is still polled by one job at a time).")

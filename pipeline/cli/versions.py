@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.archive import RedlineRenderer, export, verify
+from pipeline.archive import ExportResult, RedlineRenderer, export, verify
 from pipeline.cli.certificate import archive_certificate
 from pipeline.cli.common import console, emit_json, handles_errors, home_option, json_option, open_home
 from pipeline.errors import StoreError
@@ -173,6 +173,11 @@ def archive_export(ctx: click.Context, plan_id: str, out: Path, as_json: bool) -
     tsa_url = load_settings(home.settings(), str(home.settings_path)).tsa_url
     with home.open_store() as store:
         result = export(store, home.open_archive(), plan_id, out, redline=redline_renderer(), tsa_url=tsa_url)
+    report_export(result, plan_id, as_json)
+
+
+def report_export(result: ExportResult, plan_id: str, as_json: bool) -> None:
+    """Say where a plan's bundle went and the manifest's SHA-256 to keep on record (a home's or a team seller's)."""
     if as_json:
         emit_json({"out": str(result.out), "manifest_sha256": result.manifest_sha256, "files": result.files,
                    "versions": result.versions})

@@ -13,7 +13,6 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from pipeline.archive.manifest import json_bytes
 from pipeline.errors import ArchiveError
 
 TIMESTAMP = "manifest.json.tsr"  # the timestamp token over manifest.json; outside the manifest it stamps
@@ -25,6 +24,9 @@ def evidence_manifest(manifest: dict[str, Any]) -> bytes:
     name = cert.get("file") if isinstance(cert, dict) else None
     inner = {k: v for k, v in manifest.items() if k != "certificate"}
     inner["files"] = {k: v for k, v in (manifest.get("files") or {}).items() if k != name}
+    # Imported here: the archive package imports this module for its bundle, so a top-level import is a cycle.
+    from pipeline.archive.manifest import json_bytes
+
     return json_bytes(inner)
 
 

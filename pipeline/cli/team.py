@@ -273,12 +273,10 @@ def certificate(seller_id: str, plan_id: str, out: Path | None, team_dir: str | 
       mutualplan team certificate jo acme-northwind-2027 acme-certificate.pdf --json
     """
     from pipeline.cli.certificate import write_certificate
-    from pipeline.loop.certificate import on_demand
-    from pipeline.team.archive import seller_evidence
+    from pipeline.team.archive import seller_certificate
     from pipeline.team.settings import load_team
 
-    with seller_evidence(load_team(_path(team_dir)), seller_id, plan_id) as (store, archive):
-        name, pdf = on_demand(store, archive, plan_id)
+    name, pdf = seller_certificate(load_team(_path(team_dir)), seller_id, plan_id)
     write_certificate(out or Path(name), plan_id, name, pdf, as_json)
 
 

@@ -29,6 +29,14 @@ def seller_evidence(team: Team, seller_id: str, plan_id: str) -> Iterator[tuple[
         team_store.close()
 
 
+def seller_certificate(team: Team, seller_id: str, plan_id: str) -> tuple[str, bytes]:
+    """The file name and PDF of the certificate of agreement of a seller's agreed plan, as a home's is made."""
+    from pipeline.loop.certificate import on_demand  # the loop is imported only by the command that needs it
+
+    with seller_evidence(team, seller_id, plan_id) as (store, archive):
+        return on_demand(store, archive, plan_id)
+
+
 def require_own_plan(team_store: TeamStore, store: Store, seller: Seller, plan_id: str) -> None:
     """A StoreError naming the seller when `plan_id` is not in their scope (another seller's, or no one's)."""
     if store.has_plan(plan_id):

@@ -258,8 +258,17 @@ def test_the_demo_bundle_holds_a_certificate_telling_the_version_chain(tmp_path:
     for confirmation in manifest["confirmations"]:
         assert f"<{confirmation['message_id']}>" in text
     assert "no authentication" not in text
+    # How to check it names the bundle's files as the bundle names them.
+    assert "vNNN-plan.json" in text and "versions/v001-plan.json" in manifest["files"]
     assert text.count("dmarc=pass") == len(manifest["confirmations"]) == 2
     assert verify(bundle).ok
+    # On demand, the certificate is the bundle's byte for byte: a version with a redline, so a manifest hash over
+    # the rendered redlines, as the export's.
+    out = tmp_path / "on-demand.pdf"
+    again = CliRunner().invoke(main, ["--home", str(tmp_path / "demo-home"), "archive", "certificate",
+                                      json.loads(result.output)["plan_id"], "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert out.read_bytes() == (bundle / "certificate-of-agreement-v002.pdf").read_bytes()
 
 
 def test_the_agreed_emails_certificate_is_kept_once_so_a_retry_attaches_the_same_bytes(by_email: Path,

@@ -22,7 +22,8 @@ def archive_certificate(ctx: click.Context, plan_id: str, out: Path, as_json: bo
     (its email's Message-ID, Date, when received, how the sender was authenticated, the words as written, or the
     seller's note when recorded by hand), the version chain, and the SHA-256 of the bundle's manifest.
 
-    It is the certificate `archive export` puts in the bundle today, and the 'agreed' email carries one too.
+    It is byte for byte the certificate `archive export` puts in the bundle today (its manifest hash is that
+    bundle's); the 'agreed' email carries one made when the plan was agreed, over the bundle as it was then.
 
     \b
     Example:

@@ -176,8 +176,10 @@ def agreement_certificate(store: Store, archive: Archive, plan_id: str, version:
 def on_demand(store: Store, archive: Archive, plan_id: str) -> tuple[str, bytes]:
     """The certificate an export would put in the plan's bundle now: its file name and PDF."""
     from pipeline.archive import bundle_contents
+    from pipeline.redline import render_redline
 
     require_agreed(store, plan_id)
-    files, manifest = bundle_contents(store, archive, plan_id)
+    # The redlines rendered as an export renders them, so the manifest hash it states is the bundle's, byte for byte.
+    files, manifest = bundle_contents(store, archive, plan_id, redline=render_redline)
     name = manifest["certificate"]["file"]
     return name, files[name]

@@ -10,7 +10,7 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 # The folders stay at the top of the source tree (where the docs and the letterheads' authors look for them);
-# a build copies them to pipeline/_data/, where pipeline/shipped.py looks first.
+# a build copies them to pipeline/_data/, where pipeline/render/templates.py and pipeline/home.py look first.
 SHIPPED = ("templates", "config")
 
 

@@ -168,7 +168,7 @@ def apply_command(
     Example:
       echo '[{"op": "move", "milestone": "M3", "due": "2027-03-08"}]' > changes.json
       mutualplan apply acme-northwind-2027 changes.json --author dana.whitfield@acme.example
-      mutualplan parse-reply acme.md reply.eml --json > reply.json   # PLAN is the plan's file
+      mutualplan parse-reply acme.md reply.eml --json > reply.json   # PLAN: the plan's file or its id
       mutualplan apply acme-northwind-2027 reply.json --today 2027-01-20
     """
     changes = read_changes(changes_file)

@@ -120,14 +120,14 @@ class DeviceCodeToken:
             if not accounts:
                 raise MailboxError(
                     f"no one has signed in to Microsoft Graph for {self._username or 'this mailbox'} yet",
-                    hint="sign in once with the device code (see docs/graph.md, 'Delegated sign-in')",
+                    hint="sign in once: `mutualplan login` (see docs/graph.md, 'Delegated, as the seller')",
                 )
             result = _guarded(lambda: app.acquire_token_silent(self._scopes, account=accounts[0]), self._authority)
             self._cache_file.save()
         if not result:
             raise MailboxError(
                 "the saved Microsoft Graph sign-in has expired or was revoked",
-                hint="sign in again with the device code (see docs/graph.md, 'Delegated sign-in')",
+                hint="sign in again: `mutualplan login` (see docs/graph.md, 'Delegated, as the seller')",
             )
         return _access_token(result, self._authority)
 

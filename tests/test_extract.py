@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +34,8 @@ WROTE = {
     "it-gmail": "Il giorno mar 3 mar 2027 alle ore 10:02 Jordan Lee <jordan@seller.example> ha scritto:",
     "pt-gmail": "Em ter., 3 de mar. de 2027 às 10:02, Jordan Lee <jordan@seller.example> escreveu:",
     "ja-gmail": "2027年3月3日(火) 10:02 Jordan Lee <jordan@seller.example>:",
+    "ja-apple": "2027/03/03 10:02、Jordan Lee <jordan@seller.example>のメール:",
+    "pl-apple": "Wiadomość napisana przez Jordan Lee <jordan@seller.example> w dniu 3 mar 2027, o godz. 10:02:",
     "zh-gmail": "Jordan Lee <jordan@seller.example> 于2027年3月3日周二 10:02写道：",
     "zh-tw-gmail": "Jordan Lee <jordan@seller.example> 於 2027年3月3日 週二 上午10:02寫道：",
 }
@@ -77,6 +81,53 @@ def test_a_wrapped_header_alone_is_still_cut_whole() -> None:
 def test_wrote_headers_in_many_languages(client: str, gap: str) -> None:
     body = "Please move the pilot to 20 March." + gap + WROTE[client] + "\n\n" + QUOTE
     assert extract(body).text == "Please move the pilot to 20 March."
+
+
+# Apple Mail and iOS Mail in Japanese and Polish, as they write the header over an HTML quote.
+APPLE_HTML = (
+    '<html><head><meta http-equiv="content-type" content="text/html; charset=utf-8"></head>'
+    '<body dir="auto"><div dir="ltr">Please move the pilot to 20 March.</div><div dir="ltr"><br></div>'
+    '<div dir="ltr"><br><blockquote type="cite">{header}<br><br></blockquote></div>'
+    '<blockquote type="cite"><div dir="ltr">Attached is our plan, version 1.<br>Please reply if it matches.</div>'
+    "</blockquote></body></html>"
+)
+APPLE_HEADERS = [
+    "2026/12/01 10:15、山田 太郎 <taro@example.jp>のメール:",
+    "Wiadomość napisana przez Jan Kowalski <jan@example.pl> w dniu 1 gru 2026, o godz. 10:15:",
+]
+
+
+@pytest.mark.parametrize("header", APPLE_HEADERS)
+@pytest.mark.parametrize("gap", ["\n\n", "\n"])
+def test_apple_mail_headers_in_japanese_and_polish_are_cut(header: str, gap: str) -> None:
+    got = extract("Please move the pilot to 20 March." + gap + header + "\n" + QUOTE)
+    assert got.text == "Please move the pilot to 20 March."
+    assert "quote header" in got.removed
+
+
+@pytest.mark.parametrize("header", APPLE_HEADERS)
+def test_apple_mail_html_headers_in_japanese_and_polish_are_cut(header: str) -> None:
+    raw = (
+        "From: Taro <taro@example.jp>\r\nSubject: Re: plan\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        + APPLE_HTML.format(header=escape(header))
+    )
+    got = extract(Incoming.from_bytes(raw.encode()))
+    assert got.text == "Please move the pilot to 20 March."
+
+
+def test_an_inline_reply_under_a_japanese_apple_header_keeps_its_answers() -> None:
+    body = (
+        "Answers below.\n\n2026/12/01 10:15、山田 太郎 <taro@example.jp>のメール:\n\n"
+        "> M2  Technical demo - Wed 10 Feb 2027\nFeb 17 works better.\n\n> M3  Pilot\nFine.\n"
+    )
+    got = extract(body)
+    assert got.inline
+    assert "のメール" not in got.text
+    assert [(b.context, b.text) for b in got.blocks][1:] == [
+        (("M2  Technical demo - Wed 10 Feb 2027",), "Feb 17 works better."),
+        (("M3  Pilot",), "Fine."),
+    ]
 
 
 @pytest.mark.parametrize("language", sorted(OUTLOOK))

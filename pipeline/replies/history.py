@@ -59,14 +59,16 @@ _WROTE_STRONG = re.compile(
     r"^(?:on\s.{4,250}\bwrote|am\s.{4,250}\bschrieb\b.{0,200}|le\s.{4,250}\ba\s+écrit|el\s.{4,250}\bescribió"
     r"|op\s.{4,250}\bschreef\b.{0,200}|il\s.{4,250}\bha\s+scritto|em\s.{4,250}\bescreveu"
     r"|den\s.{4,250}\bskrev\b.{0,200}|på\s.{4,250}\bskrev\b.{0,200}|op\s.{4,250}\bgeschreven"
-    r"|(?:dnia|w dniu)\s.{4,250}\b(?:pisze|napisał(?:\(a\)|a)?))\s?[:：]\s*$",
+    r"|(?:dnia|w dniu)\s.{4,250}\b(?:pisze|napisał(?:\(a\)|a)?)"
+    # Apple Mail and iOS in Polish and Japanese: the verb first, or the date first and "のメール" last.
+    r"|wiadomość napisana przez\s.{4,250}|\d{4}\s?[/年.-]\s?\d{1,2}\s?[/月.-]\s?\d{1,2}.{1,250}のメール)\s?[:：]\s*$",
     re.IGNORECASE,
 )
 _LIBRARY_WROTE_RE = re.compile(_LIBRARY_WROTE)
 # A header by its last words only ("<name> wrote:", "<date> <name> <address>:"): one when quoted lines follow.
 _WROTE_LOOSE = re.compile(
     r"^(?:.{1,250}\b(?:wrote|schrieb|a écrit|escribió|schreef|ha scritto|escreveu|skrev|napisał\(a\)|napisała"
-    r"|napisał|pisze|написал\(а\)|написала|написал|пишет|geschreven)\s?[:：]|.{1,250}(?:写道|寫道)\s?[:：]"
+    r"|napisał|pisze|написал\(а\)|написала|написал|пишет|geschreven)\s?[:：]|.{1,250}(?:写道|寫道|のメール)\s?[:：]"
     r"|.{0,150}\d.{0,150}<[^<>\s]+@[^<>\s]+>\s?[:：]?)\s*$",
     re.IGNORECASE,
 )

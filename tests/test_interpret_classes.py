@@ -127,6 +127,10 @@ def test_a_short_answer_to_the_plan_email_confirms_it(body: str) -> None:
     [
         "Yes",  # to a reminder, not to the plan
         "Perfect, thanks",
+        "Sounds good!",  # to a question of the seller's as much as to the plan
+        "Yes, sounds good.",
+        "Looks good to me.",
+        "Sounds good, talk then.",
     ],
 )
 def test_a_short_answer_to_other_mail_is_no_confirmation(body: str) -> None:

@@ -412,7 +412,7 @@ def test_unmappable_requests_go_to_the_seller() -> None:
     "text",
     [
         "Confirmed.",
-        "Looks good to us.",
+        "The plan looks good to us.",  # "Looks good to us." alone is a short answer: see test_interpret_classes
         "We confirm the plan.",
         "Yes, confirmed.",
         "No changes from our side - approved.",

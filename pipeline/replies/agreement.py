@@ -9,6 +9,7 @@ from datetime import date
 
 from pipeline.replies.dates import find_dates
 from pipeline.replies.lexicon import (
+    CASUAL_CONFIRM,
     CONDITION,
     EVERYTHING_ELSE,
     HEDGE,
@@ -50,7 +51,8 @@ class Agreement:
         found = self.confirm.search(s)
         if question and (found or WEAK_CONFIRM.match(s)):
             return True  # "Yes" under "Can you make Tuesday?" answers that question, not the plan
-        if not found and WEAK_CONFIRM.match(s):
+        casual = CASUAL_CONFIRM.match(s)
+        if casual or (not found and WEAK_CONFIRM.match(s)):
             if context and not RETRACT.search(s):
                 self._agree(context)
                 return True

@@ -53,6 +53,15 @@ WEAK_CONFIRM = re.compile(
     r"(?:\s*[,!.-]?\s*(?:thanks|thank you|thanks a lot|many thanks|thx|please|yes))?\s*[.!]*\s*$",
     re.IGNORECASE,
 )
+# A casual agreement standing alone ("Sounds good", "Yes, looks good to me", "Sounds good, talk then") answers
+# whatever the reply answers: a question of the seller's as well as the plan, so it is a short answer like "Yes".
+CASUAL_CONFIRM = re.compile(
+    r"^\s*(?:(?:yes|yep|yeah|ok|okay|great|perfect)\s*[,!.-]?\s*)?(?:(?:that|this|it|all)\s+)?"
+    r"(?:(?:sounds?|looks?|seems?)\s+(?:good|great|fine|perfect|ok|okay)(?:\s+to\s+(?:me|us))?|all good"
+    r"|works for (?:me|us))(?:\s*[,!.-]?\s*(?:thanks|thank you|thanks a lot|many thanks|thx|cheers"
+    r"|talk (?:then|soon)|see you (?:then|there)))?\s*[.!]*\s*$",
+    re.IGNORECASE,
+)
 RESERVATION = re.compile(
     r"\b(?:but|however|except|although|though|while|whereas|apart from|aside from|other than|besides|save for"
     r"|excluding|most of|some of|part of|parts of|in part|concerns?|concerned|worried|worry|tight|issues?|problems?"

@@ -62,6 +62,7 @@ TITLES = (
     ("demo", "showcase"),
     ("pilot", "trial"),
     ("pliot", "trail"),
+    ("readout", "debrief"),
     ("Q4", "Q3"),
     ("data", "figures"),
     ("reference", "referral"),

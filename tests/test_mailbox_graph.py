@@ -270,7 +270,7 @@ def test_device_code_without_a_sign_in_says_how_to_sign_in(server, tmp_path, sta
     with GraphMailbox(delegated, state) as mailbox, pytest.raises(MailboxError) as caught:
         list(mailbox.fetch())
     assert "signed in" in caught.value.message
-    assert "device code" in (caught.value.hint or "")
+    assert "mutualplan login" in (caught.value.hint or "")
     assert server.graph_requests() == []
 
 

@@ -11,13 +11,13 @@ import math
 import os
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import ConfigError
-from pipeline.mailbox.base import Cursors, Mailbox
+from pipeline.mailbox.base import Cursors, Mailbox, check_option_types
 
 BACKENDS = ("maildir", "imap", "exchange", "graph")
 POLICIES = ("review", "auto")
@@ -95,7 +95,7 @@ _KNOWN = {
     "reminders": ("enabled", "days_before", "digest", "digest_day"),
     "letter": ("letterhead",),
     "archive": ("tsa_url",),
-    "maildir": ("backend", "path"),  # [mailbox] of the maildir backend; the others check their own settings
+    "maildir": ("backend", "path"),  # [mailbox] of the maildir backend; the others' come from their settings class
 }
 
 
@@ -108,13 +108,14 @@ def _table(data: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _only_known(table: Mapping[str, Any], name: str, known: tuple[str, ...], where: str) -> None:
+def _only_known(table: Mapping[str, Any], name: str, known: tuple[str, ...], where: str,
+                documented: str = "config/mutualplan.toml") -> None:
     unknown = sorted(set(table) - set(known))
     if unknown:
         close = [f"{u} -> {m[0]}" for u in unknown if (m := difflib.get_close_matches(u, known, n=1, cutoff=0.6))]
         guess = f"did you mean {', '.join(c.split(' -> ')[1] for c in close)}? " if close else ""
         raise ConfigError(f"{where}: [{name}] has unknown setting(s) {', '.join(unknown)}",
-                          hint=f"{guess}known: {', '.join(known)}; config/mutualplan.toml documents each")
+                          hint=f"{guess}known: {', '.join(known)}; {documented} documents each")
 
 
 def _text(section: Mapping[str, Any], name: str, key: str, default: str, where: str) -> str:
@@ -167,16 +168,14 @@ def load_settings(data: Mapping[str, Any], where: str = "mutualplan.toml") -> Se
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{where}: [seller] timezone {timezone!r} is unknown",
                           hint="use an IANA name such as America/Los_Angeles") from None
-    _table(data, "store", where)
+    store_url(data, where)
     mailbox = dict(_table(data, "mailbox", where))
     backend = mailbox.setdefault("backend", "maildir")
     if backend not in BACKENDS:
         raise ConfigError(
             f"{where}: [mailbox] backend {backend!r} is unknown", hint=f"use one of: {', '.join(BACKENDS)}"
         )
-    if backend == "maildir":
-        _only_known(mailbox, "mailbox", _KNOWN["maildir"], where)
-    _check_mailbox_limits(mailbox, where)
+    _check_mailbox(mailbox, where)
     raw_policy = dict(_table(data, "policy", where))
     changes = raw_policy.get("changes", "review")
     if changes not in POLICIES:
@@ -225,15 +224,48 @@ def check_tsa_url(value: Any, what: str, *, example: str) -> str:
     return value
 
 
-def _check_mailbox_limits(mailbox: Mapping[str, Any], where: str) -> None:
-    """Refuse, at load, a [mailbox] limit the service would refuse on every poll."""
-    if mailbox.get("backend") == "exchange" and "batch_size" in mailbox:
-        from pipeline.mailbox.exchange.settings import check_batch_size
+def store_url(data: Mapping[str, Any], where: str) -> str:
+    """[store] url as written ("" when unset), checked."""
+    return _text(_table(data, "store", where), "store", "url", "", where)
 
-        try:
+
+_BACKEND_DOCS = {"imap": "config/mutualplan.toml", "exchange": "docs/exchange.md", "graph": "docs/graph.md"}
+
+
+def _backend_settings(backend: str) -> tuple[type, tuple[str, ...]]:
+    """The settings class of a backend other than maildir (imported only when named), and its secrets."""
+    if backend == "imap":
+        from pipeline.mailbox.imap import ImapSettings
+
+        return ImapSettings, ImapSettings.SECRETS
+    if backend == "exchange":
+        from pipeline.mailbox.exchange import ExchangeSettings
+
+        return ExchangeSettings, ExchangeSettings.SECRETS
+    from pipeline.mailbox.graph import GraphSettings
+
+    return GraphSettings, GraphSettings.SECRETS
+
+
+def _check_mailbox(mailbox: Mapping[str, Any], where: str) -> None:
+    """Refuse, at load, a [mailbox] setting the backend does not know or could not use on any poll."""
+    if mailbox["backend"] == "maildir":
+        _only_known(mailbox, "mailbox", _KNOWN["maildir"], where)
+        _text(mailbox, "mailbox", "path", "", where)
+        return
+    settings_class, secrets = _backend_settings(mailbox["backend"])
+    # A secret is never written in the file, only the name of the environment variable that holds it.
+    named = (f.name for f in fields(settings_class) if f.name not in secrets)
+    known = ("backend", *named, *(f"{s}_env" for s in secrets))
+    _only_known(mailbox, "mailbox", known, where, _BACKEND_DOCS[mailbox["backend"]])
+    try:
+        check_option_types(settings_class, mailbox)
+        if mailbox["backend"] == "exchange" and "batch_size" in mailbox:
+            from pipeline.mailbox.exchange.settings import check_batch_size
+
             check_batch_size(mailbox["batch_size"])
-        except ConfigError as e:
-            raise ConfigError(f"{where}: {e.message}", hint=e.hint) from None
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e.message}", hint=e.hint) from None
 
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -283,17 +315,16 @@ def open_mailbox(settings: Settings, mail_dir: Path, cursors: Cursors, env: Mapp
     if backend == "imap":
         from pipeline.mailbox.imap import ImapMailbox, ImapSettings
 
-        return ImapMailbox(ImapSettings.from_options(options, password=_secret(options, "password", env, backend),
-                                                     smtp_password=_secret(options, "smtp_password", env, backend)),
-                           cursors)
+        secrets = {k: _secret(options, k, env, backend) for k in ImapSettings.SECRETS}
+        return ImapMailbox(ImapSettings.from_options(options, **secrets), cursors)
     if backend == "exchange":
         from pipeline.mailbox.exchange import ExchangeMailbox, ExchangeSettings
 
-        secrets = {k: _secret(options, k, env, backend) for k in ("password", "client_secret", "access_token")}
+        secrets = {k: _secret(options, k, env, backend) for k in ExchangeSettings.SECRETS}
         return ExchangeMailbox(ExchangeSettings.from_options(options, **secrets), cursors)
     from pipeline.mailbox.graph import GraphMailbox, GraphSettings
 
-    secrets = {k: _secret(options, k, env, backend) for k in ("client_secret", "certificate_password")}
+    secrets = {k: _secret(options, k, env, backend) for k in GraphSettings.SECRETS}
     return GraphMailbox(GraphSettings.from_options(options, **secrets), cursors)
 
 

@@ -100,10 +100,9 @@ class Home:
         """$MUTUALPLAN_STORE_URL, else [store] url, else the SQLite file in this home."""
         if env.get(ENV_STORE_URL):
             return env[ENV_STORE_URL]
-        url = (self.settings().get("store") or {}).get("url")
-        if url is not None and not isinstance(url, str):
-            raise ConfigError(f"{self.settings_path}: [store] url must be a string")
-        return url or f"sqlite:///{self.database_path}"
+        from pipeline.config import store_url
+
+        return store_url(self.settings(), str(self.settings_path)) or f"sqlite:///{self.database_path}"
 
     def open_store(self, env: Mapping[str, str] = os.environ) -> Store:
         """The store this home's settings name, created or upgraded as needed."""

@@ -56,7 +56,7 @@ def test_the_store_url_comes_from_the_variable_else_the_settings(tmp_path: Path)
     env = {"MUTUALPLAN_STORE_URL": f"sqlite:///{tmp_path / 'other.db'}"}
     assert home.store_url(env) == env["MUTUALPLAN_STORE_URL"]
     home.settings_path.write_text("[store]\nurl = 5\n")
-    with pytest.raises(ConfigError, match=r"\[store\] url must be a string"):
+    with pytest.raises(ConfigError, match=r"\[store\] url must be text in quotes, not 5"):
         home.store_url({})
 
 

@@ -237,10 +237,10 @@ def test_the_imap_backend_is_set_up_from_the_mailbox_table() -> None:
 @pytest.mark.parametrize(
     ("change", "env", "message"),
     [
-        ({"pasword": "x"}, {"MP_PW": "p"}, "imap backend does not know: pasword"),
-        ({"password": "in-the-file"}, {"MP_PW": "p"}, "imap backend does not know: password"),
-        ({"port": "1143"}, {"MP_PW": "p"}, "port = '1143' must be a whole number"),
-        ({"append_sent": "yes"}, {"MP_PW": "p"}, "append_sent = 'yes' must be true or false"),
+        ({"pasword": "x"}, {"MP_PW": "p"}, "[mailbox] has unknown setting(s) pasword"),
+        ({"password": "in-the-file"}, {"MP_PW": "p"}, "did you mean password_env?"),
+        ({"port": "1143"}, {"MP_PW": "p"}, "[mailbox] port must be a whole number, 0 or more, not '1143'"),
+        ({"append_sent": "yes"}, {"MP_PW": "p"}, "[mailbox] append_sent must be true or false, not 'yes'"),
         ({"host": ""}, {"MP_PW": "p"}, "host is missing"),
         ({}, {}, "password_env names $MP_PW, which is not set"),
         ({"password_env": None}, {}, "password_env is missing"),

@@ -1,14 +1,16 @@
-"""The Mailbox protocol every backend implements, and the small state store backends keep their place in."""
+"""The Mailbox protocol every backend implements, the small state store backends keep their place in, and the check
+of the [mailbox] settings each backend reads."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 
-from pipeline.errors import MailboxError
+from pipeline.errors import ConfigError, MailboxError
 
 # Folders a processed message can be filed in, by what happened to it.
 PROCESSED = "Processed"
@@ -109,3 +111,38 @@ class MemoryCursors:
 
     def set_cursor(self, name: str, value: str) -> None:
         self.values[name] = value
+
+
+# Settings in seconds where 0 would not wait at all: a socket with a timeout of 0 never connects.
+_ABOVE_ZERO = ("timeout",)
+
+
+def check_option_types(settings_class: type, options: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the first [mailbox] setting whose value is not of the type `settings_class` declares.
+
+    Keys the class does not declare are left to the caller, but for `*_env` names, which are always text.
+    """
+    declared = {f.name: str(f.type) for f in fields(settings_class)}
+    for key, value in options.items():
+        kinds = set(declared.get(key, "str" if key.endswith("_env") else "").replace(" ", "").split("|"))
+        what = _wrong_type(key, value, kinds)
+        if what:
+            raise ConfigError(f"[mailbox] {key} must be {what}, not {value!r}",
+                              hint="write numbers and true/false without quotes, text in quotes")
+
+
+def _wrong_type(key: str, value: Any, kinds: set[str]) -> str | None:
+    """What the value should have been, or None when it is fine (or its key declares no type we check)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if "bool" in kinds:
+        return None if isinstance(value, bool) else "true or false"
+    if "int" in kinds:
+        return None if number and isinstance(value, int) and value >= 0 else "a whole number, 0 or more"
+    if "float" in kinds:  # every such setting of a backend is a number of seconds
+        # nan and inf are TOML floats too; neither is a number of seconds, and nan passes every comparison.
+        above_zero = key in _ABOVE_ZERO
+        fine = number and math.isfinite(value) and (value > 0 if above_zero else value >= 0)
+        return None if fine else f"a number of seconds, {'more than 0' if above_zero else '0 or more'}"
+    if "str" in kinds:
+        return None if isinstance(value, str) else "text in quotes"
+    return None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.errors import ConfigError
+from pipeline.mailbox.base import check_option_types
 
 AUTH_TYPES = ("oauth2-app", "oauth2-delegated", "ntlm", "basic")
 FIRST_SYNC = ("unread", "all")
@@ -25,6 +26,8 @@ def check_batch_size(value: object) -> None:
 @dataclass(frozen=True)
 class ExchangeSettings:
     """Where the seller's Exchange mailbox is and how to sign in to it."""
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("password", "client_secret", "access_token")  # from the environment
 
     endpoint: str
     mailbox: str
@@ -58,12 +61,13 @@ class ExchangeSettings:
         access_token: str | None = None,
     ) -> ExchangeSettings:
         """Settings from the [mailbox] table (secrets come separately, from the environment)."""
-        known = {f.name for f in fields(cls)} - {"password", "client_secret", "access_token"}
+        known = {f.name for f in fields(cls)} - set(cls.SECRETS)
         values = {k: v for k, v in options.items() if k != "backend" and not k.endswith("_env")}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"[mailbox] has settings the exchange backend does not know: {', '.join(unknown)}",
                               hint="see docs/exchange.md for the settings")
+        check_option_types(cls, values)
         for required in ("endpoint", "mailbox"):
             if not values.get(required):
                 raise ConfigError(f"[mailbox] {required} is missing for the exchange backend")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pipeline.errors import ConfigError
+from pipeline.mailbox.base import check_option_types
 
 AUTH_MODES = ("app", "device_code")
 
@@ -15,6 +16,8 @@ AUTH_MODES = ("app", "device_code")
 @dataclass(frozen=True)
 class GraphSettings:
     """How to reach one seller's Exchange Online mailbox through Microsoft Graph (see docs/graph.md)."""
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("client_secret", "certificate_password")  # from the environment
 
     tenant: str
     client_id: str
@@ -81,7 +84,7 @@ class GraphSettings:
         certificate_password: str | None = None,
     ) -> GraphSettings:
         """Settings from the [mailbox] table; secrets come separately, from the environment."""
-        secret_names = {"client_secret", "certificate_password"}
+        secret_names = set(cls.SECRETS)
         known = {f.name for f in fields(cls)} - secret_names
         values = {k: v for k, v in options.items() if k != "backend" and not k.endswith("_env")}
         unknown = sorted(set(values) - known)
@@ -91,6 +94,7 @@ class GraphSettings:
                 f"[mailbox] has settings the graph backend does not know: {', '.join(unknown)}",
                 hint=hint or "see docs/graph.md for the settings",
             )
+        check_option_types(cls, values)
         return cls(**values, client_secret=client_secret, certificate_password=certificate_password)
 
     @property

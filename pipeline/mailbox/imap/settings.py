@@ -6,9 +6,10 @@ import ipaddress
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.errors import ConfigError
+from pipeline.mailbox.base import check_option_types
 
 SECURITY = ("tls", "starttls", "plain")
 FIRST_SYNC = ("unseen", "all")
@@ -19,6 +20,8 @@ SMTP_PORTS = {"tls": 465, "starttls": 587, "plain": 25}
 @dataclass(frozen=True)
 class ImapSettings:
     """Where the seller's IMAP and SMTP servers are and how to sign in to them."""
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("password", "smtp_password")  # from the environment, never the file
 
     host: str
     username: str
@@ -45,25 +48,19 @@ class ImapSettings:
     ) -> ImapSettings:
         """Settings from the [mailbox] table; the passwords come separately, from the environment variables it names
         (`password_env`, `smtp_password_env`)."""
-        types = {f.name: f.type for f in fields(cls)}
         values = {k: v for k, v in options.items() if k != "backend" and not k.endswith("_env")}
-        unknown = sorted(set(values) - set(types) | set(values) & {"password", "smtp_password"})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)} | set(values) & set(cls.SECRETS))
         if unknown:
             raise ConfigError(f"[mailbox] has settings the imap backend does not know: {', '.join(unknown)}",
                               hint="passwords come from environment variables (password_env); see the commented "
                               "[mailbox] section of config/mutualplan.toml")
+        check_option_types(cls, values)
         for required in ("host", "username"):
             if not values.get(required):
                 raise ConfigError(f"[mailbox] {required} is missing for the imap backend")
         if password is None:
             raise ConfigError("[mailbox] password_env is missing for the imap backend",
                               hint='name the environment variable that holds the password: password_env = "..."')
-        kinds: dict[str, tuple[type | tuple[type, ...], str]] = {
-            "int | None": (int, "a whole number"), "float": ((int, float), "a number"), "bool": (bool, "true or false")}
-        for name, value in values.items():
-            wanted, what = kinds.get(str(types[name]), (str, "a string"))
-            if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
-                raise ConfigError(f"[mailbox] {name} = {value!r} must be {what}")
         return cls(**values, password=password, smtp_password=smtp_password)
 
     def check(self) -> None:

@@ -186,8 +186,8 @@ class Spool:
         return out
 
     def _meta(self, name: str) -> dict[str, Any]:
-        """The sidecar; one missing, unreadable or of the wrong shape (`null`, a list, a string count) gives the
-        defaults for what is wrong, so a broken sidecar never stops its message."""
+        """The sidecar; one missing, unreadable or of the wrong shape (`null`, a list, a string count, a number for
+        a key) gives the defaults for what is wrong, so a broken sidecar never stops its message."""
         path = self.queue / f"{name}.json"
         try:
             meta = json.loads(path.read_text())
@@ -197,6 +197,10 @@ class Spool:
         attempts = meta.get("attempts")
         meta["attempts"] = attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else 0
         meta["errors"] = [str(e) for e in meta["errors"]] if isinstance(meta.get("errors"), list) else []
+        for text in ("key", "received"):
+            # A mailbox key or a time that is not text is no key or time: the mailbox offers the message again.
+            if not isinstance(meta.get(text), str):
+                meta.pop(text, None)
         return meta
 
     def _save_meta(self, name: str, meta: dict[str, Any]) -> None:

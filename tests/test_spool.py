@@ -109,3 +109,13 @@ def test_a_corrupt_sidecar_counts_as_a_fresh_one(tmp_path: Path) -> None:
         assert entry is not None and entry.meta["attempts"] == 0 and entry.meta["errors"] == []
         assert spool.fail(name, "boom") == "queue"
         assert spool._meta(name)["attempts"] == 1
+
+
+def test_a_sidecar_key_or_time_that_is_not_text_is_dropped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    name = spool.enqueue(b"raw", key="k", received="2027-01-11T17:02:00Z")
+    (tmp_path / "queue" / f"{name}.json").write_text('{"key": 7, "received": 5}')
+    # A key the mailbox never gave cannot file the message: without one, the mailbox offers it again.
+    assert spool.keys() == set()
+    entry = spool.claim(name)
+    assert entry is not None and "key" not in entry.meta and "received" not in entry.meta

@@ -22,6 +22,7 @@ from pipeline.loop.deliver import render_and_archive
 from pipeline.loop.service import PollReport, Service, queue_plan
 from pipeline.loop.status import plan_status
 from pipeline.mailbox.maildir import MaildirMailbox
+from pipeline.spool import Spool
 from pipeline.store import Store
 from tests.loop_support import (
     DANA,
@@ -615,3 +616,19 @@ def test_status_says_when_an_email_could_not_be_sent_and_send_tries_it_again(fre
     assert json.loads(result.output)["sent"] == [V1]
     check_status(loop, version=1, summary=WAITING_BOTH, waiting=[DANA, RAJ])
     assert sorted(loop.ids_in("Sent")) == sorted([*told, V1])
+
+
+@pytest.mark.parametrize("sidecar", ["null", '{"attempts": "two", "errors": 7, "key": 7, "received": 5}'])
+def test_a_corrupt_spool_sidecar_is_read_as_a_fresh_one(review: Loop, sidecar: str) -> None:
+    confirm(review, DANA, "<c1.dana@acme.example>")
+    # Fetched into the spool and not acknowledged (a crash), then its sidecar broken.
+    fetched = next(iter(review.mail.fetch()))
+    spool = Spool(review.home.spool_dir)
+    name = spool.enqueue(fetched.raw, key=fetched.key, received=START.isoformat())
+    (review.home.spool_dir / "queue" / f"{name}.json").write_text(sidecar)
+    report = review.poll()
+    # Its key lost, it is not filed; still in the Inbox, it is fetched again, a duplicate, and filed then.
+    assert [d for _, d, _ in report.handled] == ["confirmed", "duplicate"] and report.shunted == []
+    assert review.ids_in("Processed") == ["<c1.dana@acme.example>"] and review.ids_in("Inbox") == []
+    assert review.poll().handled == []
+    check_status(review, version=1, summary=f"waiting on {RAJ}", waiting=[RAJ], confirmed=[DANA])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -16,7 +17,10 @@ from pipeline.cli import main
 from pipeline.loop import policy
 from pipeline.loop.receive import Received
 from pipeline.loop.reply import UNPROVEN, seller_unproven
+from pipeline.loop.service import Service
 from pipeline.replies.auth import exchange_internal, topmost_authserv_id
+from tests.loop_support import KIM, V1, example_plan
+from tests.loop_support import reply as loop_reply
 from tests.test_hostile import (  # noqa: F401  (fixtures)
     ARRIVAL,
     DANA,
@@ -29,6 +33,7 @@ from tests.test_hostile import (  # noqa: F401  (fixtures)
     reply,
     sent_home,
 )
+from tests.test_hostile_values import Home1
 
 
 @pytest.fixture
@@ -197,3 +202,37 @@ def test_exchange_marking_it_internal_proves_it_on_an_exchange_mailbox_only() ->
     for extra in (INTERNAL.replace(b"Internal", b"Anonymous"), INTERNAL + INTERNAL,
                   b"X-MS-Exchange-Organization-AuthAs: Internal\r\n"):
         assert seller_unproven(_parts("exchange"), _received(extra), UNPROVEN) is not None  # type: ignore[arg-type]
+
+
+def _declines(sender_confirms: bool, sender_decides: bool) -> policy.Decision:
+    return policy.decide(policy.Facts(
+        sender=KIM, sender_is_seller=False, sender_confirms=sender_confirms, sender_decides=sender_decides,
+        plan_state="open", replied_version=1, current_version=1, intent="decline", changes=(), unresolved=()))
+
+
+def test_only_a_confirming_contact_or_the_decision_maker_can_decline() -> None:
+    for confirms, decides in ((True, False), (False, True), (True, True)):
+        decision = _declines(confirms, decides)
+        assert (decision.disposition, decision.decline) == (policy.DECLINED, True), (confirms, decides)
+    other = _declines(False, False)
+    assert (other.disposition, other.decline, other.notify_seller) == (policy.NOTED, False, True)
+
+
+@pytest.mark.parametrize("role", ["decision-maker", "economic-buyer"])
+def test_a_decision_maker_who_does_not_confirm_declines_the_plan(tmp_path: Path, role: str) -> None:
+    # Kim decides but is only in Cc (the plan waits on Dana and Raj to confirm): Kim may decline all the same.
+    plan = example_plan()
+    contacts = tuple(replace(c, role=role) if c.email == KIM else replace(c, role="champion")
+                     for c in plan.prospect.contacts)
+    seller = Home1(tmp_path / "home", changes="review")
+    seller.add(replace(plan, prospect=replace(plan.prospect, contacts=contacts)))
+    assert seller.poll().sent == [V1]
+    seller.clock.advance(hours=2)
+    seller.mail.deliver(loop_reply(KIM, "We have decided not to proceed.", message_id="<k1@acme.example>",
+                                   when=seller.clock()))
+    report = seller.poll()
+    assert [(d, r) for _, d, r in report.handled] == [(policy.DECLINED, "the prospect withdrew from the plan")]
+    assert len(report.sent) == 1 and ".notice." in report.sent[0]  # the seller is told
+    assert len(seller.mail.messages("Processed")) == 1
+    with Service.open(seller.home, seller.clock) as watcher:
+        assert watcher.store.plan_state(PLAN_ID) == "declined"

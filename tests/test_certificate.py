@@ -17,9 +17,12 @@ from click.testing import CliRunner
 from pipeline.archive import verify
 from pipeline.cli import main
 from pipeline.home import Home, init_home
+from pipeline.loop.certificate import authentication_lines
 from pipeline.loop.service import Service, queue_plan
 from pipeline.mailbox.maildir import MaildirMailbox
+from pipeline.render.certificate import NO_AUTHENTICATION
 from pipeline.replies import dkim as ours
+from pipeline.store import AuthRecord
 from tests.loop_support import (
     DANA,
     PLAN_ID,
@@ -282,3 +285,13 @@ def test_the_agreed_emails_certificate_is_kept_once_so_a_retry_attaches_the_same
         kept = store.evidence(PLAN_ID, "certificate")
     assert again == attached
     assert [(e.version, e.sha256) for e in kept] == [(1, hashlib.sha256(attached).hexdigest())]
+
+
+@pytest.mark.parametrize(("signer", "vouched"), [("acme.example", True), ("mail.acme.example", True),
+                                                  ("lists.example", False), ("notacme.example", False)])
+def test_our_dkim_pass_vouches_only_for_a_signature_of_the_senders_domain(signer: str, vouched: bool) -> None:
+    auth = AuthRecord(message_id="m", raw_sha256="0" * 64, dkim="pass", dkim_domain=signer, dkim_selector="s1",
+                      dkim_key=None, dkim_reason=None, checked="2027-01-13T01:12:00Z")
+    lines = authentication_lines(auth, "dana.whitfield@acme.example")
+    assert (NO_AUTHENTICATION not in lines) is vouched
+    assert any(f"our own DKIM check: pass (d={signer} s=s1)" in line for line in lines)

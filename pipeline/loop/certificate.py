@@ -17,6 +17,7 @@ from pipeline.evidence import evidence_manifest
 from pipeline.loop.service import ANNOUNCING, agreed_version
 from pipeline.render.certificate import NO_AUTHENTICATION, Facts, Link, Signer, certificate_pdf
 from pipeline.render.format import parse_created
+from pipeline.replies.auth import aligned
 from pipeline.store import AuthRecord, Confirmation, Store
 
 if TYPE_CHECKING:
@@ -65,12 +66,13 @@ def _signer(store: Store, archive: Archive, plan: Plan, confirmation: Confirmati
     return Signer(
         name=name, email=confirmation.email, at=confirmation.at, message_id=confirmation.message_id,
         date=_date(raw), received=record.received if record else None,
-        email_sha256=record.raw_sha256 if record else None, authentication=authentication_lines(auth),
+        email_sha256=record.raw_sha256 if record else None,
+        authentication=authentication_lines(auth, confirmation.email),
         dkim_key=auth.dkim_key if auth is not None else None, words=_words(raw),
     )
 
 
-def authentication_lines(auth: AuthRecord | None) -> tuple[str, ...]:
+def authentication_lines(auth: AuthRecord | None, sender: str) -> tuple[str, ...]:
     """How the sender was authenticated, one verdict a line; "no authentication" when nothing vouches for it."""
     if auth is None:
         return (NO_AUTHENTICATION, "(no check was kept for this message)")
@@ -80,7 +82,13 @@ def authentication_lines(auth: AuthRecord | None) -> tuple[str, ...]:
     ours = f"our own DKIM check: {auth.dkim}" + (f" ({where})" if where else "")
     if auth.dkim_reason and auth.dkim != "pass":
         ours += f": {auth.dkim_reason}"
-    vouched = auth.dkim == "pass" or any(r["result"] == "pass" for r in auth.results)
+    # A signature of another domain (a mailing list's, a bulk sender's) proves who signed, not who wrote: it
+    # vouches for the sender only when its domain is the sender's, as acting on mail requires (replies/auth.py).
+    own_domain = sender.rpartition("@")[2].lower()
+    ours_aligned = auth.dkim == "pass" and aligned((auth.dkim_domain or "").lower().rstrip("."), own_domain)
+    if auth.dkim == "pass" and not ours_aligned:
+        ours += f", but signed by another domain than the sender's ({own_domain})"
+    vouched = ours_aligned or any(r["result"] == "pass" for r in auth.results)
     return tuple([*lines, ours] if vouched else [NO_AUTHENTICATION, *lines, ours])
 
 

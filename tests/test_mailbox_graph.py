@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import pytest
 
 from pipeline.errors import ConfigError, MailboxError
-from pipeline.mailbox.base import HELD, MemoryCursors
+from pipeline.mailbox.base import HELD, MemoryCursors, share_apps_over
 from pipeline.mailbox.graph import GraphMailbox, GraphSettings, sign_in
 from pipeline.mailbox.graph.payload import attachments, custom_headers, message_json, recipients
 from tests.graph_server import ALL_MAILBOXES, GraphServer, Tls, make_client_certificate, make_tls
@@ -795,6 +795,35 @@ def test_the_apps_requests_in_flight_are_bounded_over_all_its_mailboxes(server, 
     # Each mailbox alone would take 4; the two together never pass the app's 3, and they did reach it.
     assert server.max_in_flight[ALL_MAILBOXES] == 3
     assert max(server.max_in_flight[SELLER], server.max_in_flight[OTHER]) <= 3
+
+
+@pytest.mark.parametrize(("workers", "most"), [(2, 2), (3, 1), (8, 1)])
+def test_an_apps_limit_is_divided_over_the_teams_live_workers(server, workers, most):
+    # A team's worker sets the share from the workers it sees beating; each keeps its part of the app's 4 (at least
+    # one request), so N processes together keep to about 4.
+    client_id = f"team-app-{workers}"
+    server.register_app(client_id, secret=SECRET, mailboxes={SELLER, OTHER})
+    for n in range(8):
+        server.deliver(SELLER, inbound(f"M{n}", f"<s{n}@buyer.example>"))
+        server.deliver(OTHER, inbound(f"M{n}", f"<o{n}@buyer.example>"))
+    server.delay = 0.05
+    boxes = [GraphMailbox(settings(server, client_id=client_id, mailbox=who, app_max_concurrency=4),
+                          MemoryCursors()) for who in (SELLER, OTHER)]
+    results: dict[int, int] = {}
+    share_apps_over(workers)
+    try:
+        threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, len(list(boxes[n].fetch()))))
+                   for n in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        share_apps_over(1)
+        for mailbox in boxes:
+            mailbox.close()
+    assert results == {0: 8, 1: 8}
+    assert server.max_in_flight[ALL_MAILBOXES] == most
 
 
 def test_mailboxes_of_one_app_share_its_token(server):

@@ -19,10 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from pipeline.mailbox.base import app_share, share_apps_over
 from pipeline.team.parts import seller_service
 from pipeline.team.settings import Team, add_seller, load_team
 from pipeline.team.store import TeamStore
-from pipeline.team.worker import defer_poll, open_sync, recover_stalled_now
+from pipeline.team.worker import HEARTBEAT, Runtime, defer_poll, open_sync, prepare, recover_stalled_now
 from tests.loop_support import DANA, RAJ, reply
 from tests.servers import free_ports
 from tests.test_team_isolation import deliver, example, make_team
@@ -235,6 +236,30 @@ def test_workers_starting_at_once_on_a_new_database_make_the_queue_once(url: str
     make_team(tmp_path, url, {"jo": "jo@northwind.example"})
     results = finish(workers(tmp_path, 3))
     assert [code for code, _ in results] == [0, 0, 0], results
+
+
+def test_the_apps_share_follows_the_workers_that_beat(url: str, tmp_path: Path) -> None:
+    team = make_team(tmp_path, url, {"jo": "jo@northwind.example"})
+    team_store = TeamStore(team.store_url)
+    try:
+        assert team_store.live_workers(30) == 0  # no queue yet: no worker has ever run
+        prepare(team)
+        with team_store.engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now()), (now()), "
+                                 "(now() - interval '5 minutes')")  # two beating, one gone
+        assert team_store.live_workers(30) == 2
+        runtime = Runtime(team_path=tmp_path / "team" / "team.toml", work_dir=tmp_path)
+        runtime.share_apps(team_store, now=1000.0)
+        assert app_share() == 2
+        with team_store.engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now())")
+        runtime.share_apps(team_store, now=1001.0)
+        assert app_share() == 2  # counted once a heartbeat, not at every job
+        runtime.share_apps(team_store, now=1000.0 + HEARTBEAT)
+        assert app_share() == 3
+    finally:
+        share_apps_over(1)
+        team_store.close()
 
 
 def test_a_render_holds_no_mailbox_and_a_send_waits_for_the_poll(url: str, tmp_path: Path) -> None:

@@ -146,3 +146,19 @@ def _wrong_type(key: str, value: Any, kinds: set[str]) -> str | None:
     if "str" in kinds:
         return None if isinstance(value, str) else "text in quotes"
     return None
+
+
+# The live worker processes of a team over which an app registration's limit on requests in flight is divided
+# (Graph's `app_max_concurrency`), so the team as a whole keeps about to it; 1 outside a team's workers.
+_app_share = 1
+
+
+def share_apps_over(processes: int) -> None:
+    """Divide every app's requests in flight over `processes` worker processes (a team's workers set it)."""
+    global _app_share
+    _app_share = max(1, processes)
+
+
+def app_share() -> int:
+    """The worker processes an app's limit is divided over now."""
+    return _app_share

@@ -136,6 +136,15 @@ class TeamStore:
         nxt = self.health(seller).next_poll
         return nxt is None or nxt <= utc_iso(now)
 
+    def live_workers(self, within: float) -> int:
+        """Worker processes whose heartbeat (procrastinate's) is at most `within` seconds old; 0 before any ran."""
+        with self._conn() as conn:
+            if conn.execute(text("SELECT to_regclass('procrastinate_workers')")).scalar() is None:
+                return 0
+            return int(conn.execute(text(
+                "SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - make_interval(secs => :s)"),
+                {"s": within}).scalar() or 0)
+
     # --- the archive's bytes --------------------------------------------------------------------------------
 
     def put_blob(self, data: bytes) -> str:

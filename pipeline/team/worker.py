@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import procrastinate
 from sqlalchemy.engine import make_url
 
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.mailbox.base import share_apps_over
 from pipeline.team.parts import seller_service
 from pipeline.team.settings import Team, load_team
 from pipeline.team.store import TeamStore
@@ -56,6 +58,7 @@ class Runtime:
     _team: tuple[tuple[int, int], Team] | None = field(default=None, repr=False)
     _store: TeamStore | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _counted: float = field(default=float("-inf"), repr=False)  # when the live workers were last counted
 
     def team(self) -> Team:
         """The team settings, read again only when the file changed: a thousand sellers take ~75 ms to read, which
@@ -66,6 +69,14 @@ class Runtime:
             if self._team is None or self._team[0] != key:
                 self._team = (key, load_team(self.team_path))
             return self._team[1]
+
+    def share_apps(self, team_store: TeamStore, now: float) -> None:
+        """Divide each Graph app's requests in flight over the team's live workers, counted again each heartbeat."""
+        with self._lock:
+            if now - self._counted < HEARTBEAT:
+                return
+            self._counted = now
+        share_apps_over(team_store.live_workers(STALLED_AFTER))
 
     def team_store(self, team: Team) -> TeamStore:
         """The team's shared tables over one connection pool for the whole process (a job opens none of its own)."""
@@ -101,6 +112,7 @@ def poll(seller: str) -> dict[str, Any]:
     if not record.active:
         return {"seller": seller, "skipped": "removed"}
     team_store = runtime.team_store(team)
+    runtime.share_apps(team_store, time.monotonic())
     error: str | None = None
     try:
         with seller_service(team_store, record, runtime.work_dir) as service:
@@ -147,7 +159,9 @@ def deliver(seller: str) -> dict[str, Any]:
     """Send (or draft) what a seller's queue holds, from their mailbox, under its lock."""
     runtime = _current()
     team = runtime.team()
-    with seller_service(runtime.team_store(team), team.seller(seller), runtime.work_dir) as service:
+    team_store = runtime.team_store(team)
+    runtime.share_apps(team_store, time.monotonic())
+    with seller_service(team_store, team.seller(seller), runtime.work_dir) as service:
         report = service.flush(drafts=False)
     return {"seller": seller, **report.to_dict()}
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from pipeline.errors import MailboxError
+from pipeline.mailbox.base import app_share
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +38,24 @@ class GraphError(MailboxError):
 
 
 class Gate:
-    """What all clients of one mailbox share: a limit on requests in flight and a pause after throttling."""
+    """What all clients of one mailbox share: a limit on requests in flight and a pause after throttling.
 
-    def __init__(self, limit: int) -> None:
-        self.slots = threading.BoundedSemaphore(limit)
+    An app's gate (`shared`) divides its limit over the team's live worker processes (`share_apps_over` in
+    mailbox/base.py), so the app as a whole keeps about to its limit however many workers run."""
+
+    def __init__(self, limit: int, *, shared: bool = False) -> None:
+        self.limit = limit
+        self.shared = shared
         self._lock = threading.Lock()
+        self._free = threading.Condition(self._lock)
         self._resume_at = 0.0
         # Counters for people and tests: how busy the mailbox got.
         self.in_flight = 0
         self.max_in_flight = 0
+
+    def allowed(self) -> int:
+        """Requests this process may have in flight now."""
+        return max(1, self.limit // app_share()) if self.shared else self.limit
 
     def pause(self, seconds: float) -> None:
         """Hold every request to this mailbox for `seconds` (Graph's Retry-After is per mailbox)."""
@@ -61,33 +71,35 @@ class Gate:
             time.sleep(remaining)
 
     def enter(self) -> None:
-        self.slots.acquire()
-        with self._lock:
+        with self._free:
+            # A timeout, not only a notify: a share that grows (a worker gone) frees slots no leave() announces.
+            while self.in_flight >= self.allowed():
+                self._free.wait(0.5)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def leave(self) -> None:
-        with self._lock:
+        with self._free:
             self.in_flight -= 1
-        self.slots.release()
+            self._free.notify()
 
 
 _gates: dict[tuple[str, str], Gate] = {}
 _gates_lock = threading.Lock()
 
 
-def gate_for(service: str, mailbox: str, limit: int) -> Gate:
+def gate_for(service: str, mailbox: str, limit: int, *, shared: bool = False) -> Gate:
     """The one Gate of a mailbox in this process, however many adapters talk to it."""
     key = (service.rstrip("/").lower(), mailbox.lower())
     with _gates_lock:
         if key not in _gates:
-            _gates[key] = Gate(limit)
+            _gates[key] = Gate(limit, shared=shared)
         return _gates[key]
 
 
 def app_gate_for(service: str, client_id: str, limit: int) -> Gate:
-    """The one Gate of an app registration in this process: its requests in flight over all its mailboxes."""
-    return gate_for(service, f"app:{client_id}", limit)
+    """The one Gate of an app registration in this process: its share of the app's requests in flight."""
+    return gate_for(service, f"app:{client_id}", limit, shared=True)
 
 
 class GraphHttp:

@@ -17,7 +17,7 @@ from pipeline.evidence import evidence_manifest
 from pipeline.loop.service import ANNOUNCING, agreed_version
 from pipeline.render.certificate import NO_AUTHENTICATION, Facts, Link, Signer, certificate_pdf
 from pipeline.render.format import parse_created
-from pipeline.replies.auth import aligned
+from pipeline.replies.auth import aligned, domain_of
 from pipeline.store import AuthRecord, Confirmation, Store
 
 if TYPE_CHECKING:
@@ -84,8 +84,8 @@ def authentication_lines(auth: AuthRecord | None, sender: str) -> tuple[str, ...
         ours += f": {auth.dkim_reason}"
     # A signature of another domain (a mailing list's, a bulk sender's) proves who signed, not who wrote: it
     # vouches for the sender only when its domain is the sender's, as acting on mail requires (replies/auth.py).
-    own_domain = sender.rpartition("@")[2].lower()
-    ours_aligned = auth.dkim == "pass" and aligned((auth.dkim_domain or "").lower().rstrip("."), own_domain)
+    own_domain = domain_of(sender)
+    ours_aligned = auth.dkim == "pass" and aligned(domain_of(auth.dkim_domain), own_domain)
     if auth.dkim == "pass" and not ours_aligned:
         ours += f", but signed by another domain than the sender's ({own_domain})"
     vouched = ours_aligned or any(r["result"] == "pass" for r in auth.results)

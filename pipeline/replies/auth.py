@@ -148,7 +148,7 @@ def results(raw_headers: Iterable[tuple[str, str]], trusted_authserv_ids: Iterab
     return found
 
 
-def _domain(value: str | None) -> str:
+def domain_of(value: str | None) -> str:
     """The domain of an address or a bare domain, lower-case."""
     text = (value or "").strip().strip("<>").lower()
     return text.rpartition("@")[2].rstrip(".")
@@ -169,13 +169,13 @@ def _passes(result: Result, sender_domain: str) -> bool:
     if result.result != "pass":
         return False
     if result.method == "dmarc":
-        said = _domain(result.props.get("header.from"))
+        said = domain_of(result.props.get("header.from"))
         return not said or said == sender_domain
     if result.method == "spf":
-        return aligned(_domain(result.props.get("smtp.mailfrom")), sender_domain)
+        return aligned(domain_of(result.props.get("smtp.mailfrom")), sender_domain)
     if result.method == "dkim":
-        signer = result.props.get("header.d") or _domain(result.props.get("header.i"))
-        return aligned(_domain(signer), sender_domain)
+        signer = result.props.get("header.d") or domain_of(result.props.get("header.i"))
+        return aligned(domain_of(signer), sender_domain)
     return False
 
 
@@ -198,11 +198,11 @@ def verdict(
     found = results(raw_headers, trusted)
     for result in found:
         if result.method == "dmarc" and result.result == "fail":
-            said = _domain(result.props.get("header.from")) or _domain(sender) or "the sender's domain"
+            said = domain_of(result.props.get("header.from")) or domain_of(sender) or "the sender's domain"
             return f"{result.authserv_id} reports dmarc=fail for {said}: the From address may be forged"
     if not changes:
         return None
-    sender_domain = _domain(sender)
+    sender_domain = domain_of(sender)
     if sender_domain and any(_passes(r, sender_domain) for r in found if r.index == 0):
         return None
     hosts = ", ".join(sorted({t.lower() for t in trusted}))
